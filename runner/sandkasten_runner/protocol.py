@@ -1,0 +1,116 @@
+"""Wire framing of the runner's control protocol (see runner/PROTOCOL.md).
+
+Both sides import this module, the runner inside the sandbox and the engine's
+runner client on the host, so the framing cannot drift between them.
+
+A frame is an 8-byte header, then a JSON object, then an optional binary
+payload::
+
+    uint32 big-endian  length of the JSON object in bytes
+    uint32 big-endian  length of the binary payload in bytes
+    <JSON, UTF-8>      the message
+    <payload>          raw bytes (file contents, stdin data), may be empty
+
+Standard library only: this runs on the sandbox image's own python3 (>= 3.9).
+"""
+
+import json
+import socket
+import struct
+from typing import Any, Dict, Optional, Tuple
+
+PROTOCOL_VERSION = 1
+
+HEADER = struct.Struct(">II")
+# The JSON part carries commands and metadata, never bulk data: keep it small so
+# a hostile or broken peer cannot make the other side buffer much.
+MAX_JSON_BYTES = 1 << 20
+# Bulk data travels in the payload; larger files go in several frames.
+MAX_PAYLOAD_BYTES = 64 << 20
+
+Message = Dict[str, Any]
+
+
+class ProtocolError(Exception):
+    """A frame that cannot be decoded.
+
+    ``fatal`` means the byte stream can no longer be trusted (the lengths were
+    bad), so the connection must be closed after replying.
+    """
+
+    def __init__(self, code: str, message: str, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.fatal = fatal
+
+
+def encode_frame(message: Message, payload: bytes = b"") -> bytes:
+    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(body) > MAX_JSON_BYTES:
+        raise ProtocolError("frame_too_large", "JSON part is %d bytes, limit %d" % (len(body), MAX_JSON_BYTES))
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError("frame_too_large", "payload is %d bytes, limit %d" % (len(payload), MAX_PAYLOAD_BYTES))
+    return HEADER.pack(len(body), len(payload)) + body + payload
+
+
+def decode_header(header: bytes) -> Tuple[int, int]:
+    """Return (json_length, payload_length), refusing lengths over the limits."""
+    json_len, payload_len = HEADER.unpack(header)
+    if json_len == 0:
+        raise ProtocolError("bad_frame", "empty JSON part", fatal=True)
+    if json_len > MAX_JSON_BYTES:
+        raise ProtocolError(
+            "frame_too_large", "JSON part of %d bytes exceeds %d" % (json_len, MAX_JSON_BYTES), fatal=True
+        )
+    if payload_len > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(
+            "frame_too_large", "payload of %d bytes exceeds %d" % (payload_len, MAX_PAYLOAD_BYTES), fatal=True
+        )
+    return json_len, payload_len
+
+
+def decode_message(body: bytes) -> Message:
+    try:
+        message = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError("bad_frame", "JSON part is not valid UTF-8 JSON: %s" % exc) from None
+    if not isinstance(message, dict):
+        raise ProtocolError("bad_frame", "JSON part must be an object, got %s" % type(message).__name__)
+    return message
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> Optional[bytes]:
+    """Read n bytes; None on a clean EOF before the first byte."""
+    if n == 0:
+        return b""
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        count = sock.recv_into(view[got:], n - got)
+        if count == 0:
+            if got == 0:
+                return None
+            raise ProtocolError("bad_frame", "connection closed in the middle of a frame", fatal=True)
+        got += count
+    return bytes(buf)
+
+
+def read_frame(sock: socket.socket) -> Optional[Tuple[Message, bytes]]:
+    """Blocking read of one frame; None when the peer closed between frames."""
+    header = _recv_exactly(sock, HEADER.size)
+    if header is None:
+        return None
+    json_len, payload_len = decode_header(header)
+    body = _recv_exactly(sock, json_len)
+    payload = _recv_exactly(sock, payload_len)
+    if body is None or payload is None:
+        raise ProtocolError("bad_frame", "connection closed in the middle of a frame", fatal=True)
+    return decode_message(body), payload
+
+
+def error_message(request_id: Any, code: str, message: str, **details: Any) -> Message:
+    error: Message = {"code": code, "message": message}
+    error.update(details)
+    return {"id": request_id, "type": "error", "error": error}

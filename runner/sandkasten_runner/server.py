@@ -1,0 +1,313 @@
+"""The control server: accepts connections on control.sock and dispatches ops.
+
+One thread per connection; requests on a connection are answered in order.
+Every failure becomes an error reply: a bad frame never ends the runner, and
+only a frame whose lengths cannot be trusted ends its connection.
+"""
+
+import codecs
+import contextlib
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from . import __version__, errors
+from .errors import RunnerError
+from .files import Workspace
+from .health import sandbox_usage
+from .kernel import Kernel
+from .processes import ChildRegistry
+from .protocol import (
+    MAX_PAYLOAD_BYTES,
+    PROTOCOL_VERSION,
+    Message,
+    ProtocolError,
+    encode_frame,
+    error_message,
+    read_frame,
+)
+from .shell import ExecCancelled, Shell, valid_env_name
+
+DEFAULT_TIMEOUT_MS = 60_000
+DEFAULT_MAX_OUTPUT = 1 << 20
+# Decoding may triple invalid bytes (U+FFFD); the result must fit one payload.
+MAX_OUTPUT_LIMIT = 16 << 20
+
+Send = Callable[[Message, bytes], None]
+Reply = Tuple[Dict[str, Any], bytes]
+
+
+class Request:
+    """One request: its id, arguments, payload, and the way back to the client."""
+
+    def __init__(self, message: Message, payload: bytes, send: Send, conn: socket.socket) -> None:
+        self.id = message.get("id")
+        self.op = message.get("op")
+        args = message.get("args", {})
+        if not isinstance(args, dict):
+            raise RunnerError(errors.BAD_REQUEST, "args must be an object")
+        self.args: Dict[str, Any] = args
+        self.payload = payload
+        self.send = send
+        self.conn = conn
+
+    def arg(self, name: str, kind: Any, default: Any = None, required: bool = False) -> Any:
+        """Fetch and type-check one argument."""
+        if self.args.get(name) is None:
+            if required:
+                raise RunnerError(errors.BAD_REQUEST, "missing argument %r" % name)
+            return default
+        value = self.args[name]
+        # bool is an int in Python; never accept one for the other.
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise RunnerError(errors.BAD_REQUEST, "argument %r must be of type %s" % (name, kind.__name__))
+        return value
+
+    def count(self, name: str, default: Optional[int]) -> Optional[int]:
+        """A non-negative integer argument."""
+        value = self.arg(name, int, default)
+        if value is not None and value < 0:
+            raise RunnerError(errors.BAD_REQUEST, "argument %r must not be negative" % name)
+        return value
+
+
+class Runner:
+    """PID 1's state: the shell, the kernel, the workspace, and the control socket."""
+
+    def __init__(self, run_dir: str, workspace: str, scratch_dir: str, registry: ChildRegistry) -> None:
+        self.run_dir = run_dir
+        self.socket_path = os.path.join(run_dir, "control.sock")
+        self.started_at = time.time()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SANDKASTEN_RUNNER_")}
+        self.workspace = Workspace(workspace)
+        self.shell = Shell(registry, self.workspace.root, os.path.join(scratch_dir, "shell"), env)
+        self.kernel = Kernel(registry, run_dir, self.workspace.root, os.path.join(scratch_dir, "kernel"), env)
+        self._exec_lock = threading.Lock()
+        self._listener: Optional[socket.socket] = None
+        self._ops: Dict[str, Callable[[Request], Reply]] = {
+            "hello": self._hello,
+            "health": self._health,
+            "exec": self._exec,
+            "write": self._write,
+            "read": self._read,
+            "list": lambda r: (self.workspace.list(r.arg("path", str, ".")), b""),
+            "stat": lambda r: (self.workspace.stat(r.arg("path", str, required=True)), b""),
+            "remove": lambda r: (
+                self.workspace.remove(r.arg("path", str, required=True), r.arg("recursive", bool, False)),
+                b"",
+            ),
+            "mkdir": lambda r: (
+                self.workspace.mkdir(r.arg("path", str, required=True), r.arg("mode", int, 0o755)),
+                b"",
+            ),
+            "kernel_start": lambda r: (
+                self.kernel.start(r.arg("connection", dict, required=True), r.arg("wait_ready", bool, True)),
+                b"",
+            ),
+            "kernel_interrupt": lambda r: (self.kernel.interrupt(), b""),
+            "kernel_restart": lambda r: (self.kernel.restart(r.arg("wait_ready", bool, True)), b""),
+            "kernel_shutdown": lambda r: (self.kernel.shutdown(), b""),
+            "kernel_status": lambda r: (self.kernel.status(), b""),
+        }
+
+    # -- socket ---------------------------------------------------------------
+
+    def listen(self) -> None:
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.socket_path)
+        os.chmod(self.socket_path, 0o600)
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept_loop, name="accept", daemon=True).start()
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with contextlib.suppress(OSError):
+            os.unlink(self.socket_path)
+        self.kernel.shutdown()
+        with self._exec_lock:
+            self.shell.close()
+
+    def _accept_loop(self) -> None:
+        while self._listener is not None:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), name="conn", daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        send_lock = threading.Lock()
+
+        def send(message: Message, payload: bytes = b"") -> None:
+            data = encode_frame(message, payload)
+            with send_lock:
+                conn.sendall(data)
+
+        with conn:
+            while True:
+                try:
+                    frame = read_frame(conn)
+                except ProtocolError as exc:
+                    try:
+                        send(error_message(None, exc.code, exc.message))
+                    except OSError:
+                        return
+                    if exc.fatal:
+                        return
+                    continue
+                except OSError:
+                    return
+                if frame is None:
+                    return
+                try:
+                    self._dispatch(frame[0], frame[1], send, conn)
+                except OSError:
+                    return  # the client went away mid-reply
+
+    def _dispatch(self, message: Message, payload: bytes, send: Send, conn: socket.socket) -> None:
+        request_id = message.get("id")
+        try:
+            request = Request(message, payload, send, conn)
+            handler = self._ops.get(request.op) if isinstance(request.op, str) else None
+            if handler is None:
+                raise RunnerError(
+                    errors.UNKNOWN_OP, "unknown op %r; known ops: %s" % (request.op, ", ".join(sorted(self._ops)))
+                )
+            result, data = handler(request)
+            send({"id": request_id, "type": "result", "result": result}, data)
+        except RunnerError as exc:
+            send(error_message(request_id, exc.code, exc.message, **exc.details))
+        except (OSError, ExecCancelled):
+            raise
+        except Exception as exc:  # a bug must cost one reply, not the runner
+            traceback.print_exc(file=sys.stderr)
+            send(error_message(request_id, errors.INTERNAL, "%s: %s" % (type(exc).__name__, exc)))
+
+    # -- ops ------------------------------------------------------------------
+
+    def _hello(self, request: Request) -> Reply:
+        version = request.arg("version", int, PROTOCOL_VERSION)
+        if version != PROTOCOL_VERSION:
+            raise RunnerError(
+                errors.UNSUPPORTED_VERSION,
+                "client speaks protocol %d, this runner speaks %d" % (version, PROTOCOL_VERSION),
+                supported=[PROTOCOL_VERSION],
+            )
+        return {"protocol": PROTOCOL_VERSION, "runner": __version__, "ops": sorted(self._ops)}, b""
+
+    def _health(self, request: Request) -> Reply:
+        result: Dict[str, Any] = dict(sandbox_usage())
+        result["uptime_s"] = round(time.time() - self.started_at, 3)
+        result["shell"] = {
+            "alive": self.shell.alive(),
+            "pid": self.shell.pid,
+            "busy": self._exec_lock.locked(),
+            "restarts": self.shell.restarts,
+            "last_exit": self.shell.last_exit,
+        }
+        result["kernel"] = self.kernel.status()
+        return result, b""
+
+    def _exec(self, request: Request) -> Reply:
+        command = request.arg("command", str, required=True)
+        timeout_ms = request.count("timeout_ms", DEFAULT_TIMEOUT_MS)
+        cwd = request.arg("cwd", str)
+        env = request.arg("env", dict, {})
+        max_output = request.count("max_output", DEFAULT_MAX_OUTPUT) or 0
+        stream = request.arg("stream", bool, False)
+        stdin = request.payload if request.arg("stdin", bool, False) else None
+        if max_output > MAX_OUTPUT_LIMIT:
+            raise RunnerError(errors.BAD_REQUEST, "max_output may be at most %d bytes" % MAX_OUTPUT_LIMIT)
+        for name, value in env.items():
+            if not (isinstance(value, str) and valid_env_name(name)):
+                raise RunnerError(errors.BAD_REQUEST, "env must map variable names to strings; bad entry %r" % name)
+        if cwd is not None:
+            cwd = self.workspace.resolve(cwd) if not os.path.isabs(cwd) else cwd
+            if not os.path.isdir(cwd):
+                code = errors.NOT_A_DIRECTORY if os.path.exists(cwd) else errors.NOT_FOUND
+                raise RunnerError(code, "cwd %s is not a directory" % request.args["cwd"])
+
+        if not self._exec_lock.acquire(blocking=False):
+            raise RunnerError(errors.SHELL_BUSY, "another exec is running in this shell")
+        try:
+            collected = _OutputCollector(max_output, request.send if stream else None, request.id)
+            started = time.monotonic()
+            outcome = self.shell.exec(
+                command,
+                collected.feed,
+                timeout=(timeout_ms / 1000.0) or None,
+                cwd=cwd,
+                env=env,
+                stdin=stdin,
+                client=request.conn,
+            )
+            duration_ms = round((time.monotonic() - started) * 1000, 3)
+        finally:
+            self._exec_lock.release()
+        summary, output = collected.finish()
+        result = dict(outcome)
+        result.update(summary)
+        result["duration_ms"] = duration_ms
+        return result, output
+
+    def _write(self, request: Request) -> Reply:
+        path = request.arg("path", str, required=True)
+        mode = request.arg("mode", int, 0o644)
+        if not 0 <= mode <= 0o7777:
+            raise RunnerError(errors.BAD_REQUEST, "mode must be a permission number from 0 to 0o7777")
+        return self.workspace.write(path, request.payload, mode=mode, append=request.arg("append", bool, False)), b""
+
+    def _read(self, request: Request) -> Reply:
+        return self.workspace.read(
+            request.arg("path", str, required=True),
+            offset=request.count("offset", 0) or 0,
+            length=request.count("length", None),
+            limit=MAX_PAYLOAD_BYTES,
+        )
+
+
+class _OutputCollector:
+    """Caps an exec's output, decodes it as UTF-8, and streams it when asked."""
+
+    def __init__(self, cap: int, send: Optional[Send], request_id: Any) -> None:
+        self._cap = cap
+        self._send = send
+        self._request_id = request_id
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._kept: List[str] = []
+        self._total = 0
+
+    def feed(self, data: bytes) -> None:
+        room = self._cap - min(self._total, self._cap)
+        self._total += len(data)
+        if room <= 0:
+            return
+        text = self._decoder.decode(data[:room], final=self._total >= self._cap)
+        if not text:
+            return
+        if self._send is None:
+            self._kept.append(text)
+            return
+        try:
+            self._send({"id": self._request_id, "type": "output"}, text.encode("utf-8"))
+        except OSError as exc:
+            raise ExecCancelled("the client went away") from exc
+
+    def finish(self) -> Tuple[Dict[str, Any], bytes]:
+        """The result fields, and the output (UTF-8) unless it was streamed."""
+        tail = self._decoder.decode(b"", final=True)
+        if tail and self._send is not None:
+            self._send({"id": self._request_id, "type": "output"}, tail.encode("utf-8"))
+        summary: Dict[str, Any] = {"truncated": self._total > self._cap, "output_bytes": self._total}
+        if self._send is not None:
+            return summary, b""
+        return summary, ("".join(self._kept) + tail).encode("utf-8")

@@ -1,0 +1,268 @@
+"""Building the sandbox images without a registry.
+
+``sandkasten/runtime:base`` starts from ``debian:bookworm-slim`` when the engine
+has it or can pull it; otherwise from ``sandkasten/bootstrap:bookworm``, made
+here with ``debootstrap --variant=minbase`` and ``docker import``. ``:python``
+and ``:node`` build on ``:base``.
+
+Every image carries a label with the hash of its sources (Dockerfile, files it
+copies, and the id of the image it starts from). A build skips an image whose
+label already matches, so a re-run costs seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import sandkasten_runner
+
+from .errors import ImageError
+
+HASH_LABEL = "sandkasten.source-hash"
+REGISTRY_BASE = "debian:bookworm-slim"
+BOOTSTRAP_TAG = "sandkasten/bootstrap:bookworm"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    parent: str | None  # another spec's name, or None for the Debian root image
+    copies_runner: bool = False
+
+    @property
+    def tag(self) -> str:
+        return "sandkasten/runtime:%s" % self.name
+
+
+IMAGES: dict[str, ImageSpec] = {
+    spec.name: spec
+    for spec in (
+        ImageSpec("base", None, copies_runner=True),
+        ImageSpec("python", "base"),
+        ImageSpec("node", "base"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    name: str
+    tag: str
+    built: bool
+    seconds: float
+
+
+def sources_dir() -> Path:
+    """The Dockerfiles: inside the installed package, or images/ in a checkout."""
+    packaged = Path(__file__).with_name("image_sources")
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parents[2] / "images"
+    if checkout.is_dir():
+        return checkout
+    raise ImageError("the image sources are missing: neither %s nor %s exists" % (packaged, checkout))
+
+
+def _runner_files() -> Iterator[tuple[Path, str]]:
+    root = Path(sandkasten_runner.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        yield path, "sandkasten_runner/%s" % path.relative_to(root).as_posix()
+
+
+def _context_files(spec: ImageSpec) -> list[tuple[Path, str]]:
+    files = [(sources_dir() / spec.name / "Dockerfile", "Dockerfile")]
+    if spec.copies_runner:
+        files.extend(_runner_files())
+    return files
+
+
+def _hash(files: Iterable[tuple[Path, str]], *extra: str) -> str:
+    digest = hashlib.sha256()
+    for path, name in files:
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for item in extra:
+        digest.update(item.encode() + b"\0")
+    return digest.hexdigest()[:32]
+
+
+class ImageBuilder:
+    def __init__(self, client: docker.DockerClient, progress: Progress = print, mirror: str = DEFAULT_MIRROR) -> None:
+        self._client = client
+        self._progress = progress
+        self._mirror = mirror
+
+    # -- queries ----------------------------------------------------------------
+
+    def _image(self, ref: str) -> Any | None:
+        try:
+            return self._client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            return None
+
+    def _label(self, ref: str) -> str | None:
+        image = self._image(ref)
+        return (image.labels or {}).get(HASH_LABEL) if image is not None else None
+
+    def status(self) -> list[dict[str, Any]]:
+        """Which images exist and whether each matches its sources."""
+        rows = []
+        for spec in self._ordered(IMAGES):
+            parent_ref = IMAGES[spec.parent].tag if spec.parent else self._root_ref(allow_build=False)
+            parent = self._image(parent_ref) if parent_ref else None
+            wanted = _hash(_context_files(spec), parent.id) if parent is not None else None
+            label = self._label(spec.tag)
+            rows.append({"name": spec.name, "tag": spec.tag, "present": label is not None, "current": label == wanted})
+        return rows
+
+    # -- building ----------------------------------------------------------------
+
+    @staticmethod
+    def _ordered(names: Iterable[str]) -> list[ImageSpec]:
+        """The requested images and their parents, parents first."""
+        wanted: list[ImageSpec] = []
+        for name in names:
+            if name not in IMAGES:
+                raise ImageError("unknown image %r; known: %s" % (name, ", ".join(IMAGES)))
+            chain = []
+            spec: ImageSpec | None = IMAGES[name]
+            while spec is not None:
+                chain.append(spec)
+                spec = IMAGES[spec.parent] if spec.parent else None
+            for item in reversed(chain):
+                if item not in wanted:
+                    wanted.append(item)
+        return wanted
+
+    def build(self, names: Iterable[str] | None = None, force: bool = False) -> list[BuildOutcome]:
+        outcomes = []
+        for spec in self._ordered(names or IMAGES):
+            started = time.monotonic()
+            parent_ref = IMAGES[spec.parent].tag if spec.parent else self._root_ref(allow_build=True)
+            assert parent_ref is not None
+            parent = self._image(parent_ref)
+            if parent is None:
+                raise ImageError("%s needs %s, which is missing" % (spec.tag, parent_ref))
+            files = _context_files(spec)
+            source_hash = _hash(files, parent.id)
+            if not force and self._label(spec.tag) == source_hash:
+                self._progress("%s is current (sources %s), skipped" % (spec.tag, source_hash[:12]))
+                outcomes.append(BuildOutcome(spec.name, spec.tag, False, time.monotonic() - started))
+                continue
+            self._progress("building %s from %s" % (spec.tag, parent_ref))
+            self._docker_build(spec, files, parent_ref, source_hash)
+            seconds = time.monotonic() - started
+            self._progress("built %s in %.1f s" % (spec.tag, seconds))
+            outcomes.append(BuildOutcome(spec.name, spec.tag, True, seconds))
+        return outcomes
+
+    def _docker_build(self, spec: ImageSpec, files: list[tuple[Path, str]], parent_ref: str, source_hash: str) -> None:
+        with tempfile.TemporaryDirectory(prefix="sandkasten-build-") as context:
+            for path, name in files:
+                target = Path(context, name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+            recent: list[str] = []
+            try:
+                stream = self._client.api.build(
+                    path=context,
+                    tag=spec.tag,
+                    buildargs={"BASE": parent_ref},
+                    labels={HASH_LABEL: source_hash},
+                    rm=True,
+                    forcerm=True,
+                    pull=False,
+                    decode=True,
+                )
+                for event in stream:
+                    if "error" in event:
+                        detail = "".join(recent[-15:])
+                        raise ImageError("building %s failed: %s\n%s" % (spec.tag, event["error"].strip(), detail))
+                    line = event.get("stream", "")
+                    if line.strip():
+                        recent.append(line)
+                        self._progress("[%s] %s" % (spec.name, line.rstrip()))
+            except docker.errors.APIError as exc:
+                raise ImageError("building %s failed: %s" % (spec.tag, exc.explanation or exc)) from None
+
+    # -- the Debian root image ------------------------------------------------------
+
+    def _root_ref(self, allow_build: bool) -> str | None:
+        """The image ``:base`` starts from, pulling or bootstrapping it if allowed."""
+        if self._image(REGISTRY_BASE) is not None:
+            return REGISTRY_BASE
+        bootstrap_hash = _hash([], "debootstrap", "minbase", "bookworm", self._mirror)
+        if self._label(BOOTSTRAP_TAG) == bootstrap_hash:
+            return BOOTSTRAP_TAG
+        if not allow_build:
+            return None
+        try:
+            self._progress("pulling %s" % REGISTRY_BASE)
+            self._client.images.pull(REGISTRY_BASE)
+            return REGISTRY_BASE
+        except docker.errors.APIError as exc:
+            self._progress("cannot pull %s (%s); building it with debootstrap" % (REGISTRY_BASE, exc.explanation))
+        self._bootstrap(bootstrap_hash)
+        return BOOTSTRAP_TAG
+
+    def _bootstrap(self, bootstrap_hash: str) -> None:
+        debootstrap = shutil.which("debootstrap") or (
+            "/usr/sbin/debootstrap" if os.path.exists("/usr/sbin/debootstrap") else None
+        )
+        if debootstrap is None:
+            raise ImageError(
+                "%s cannot be pulled and debootstrap is not installed: apt-get install debootstrap" % REGISTRY_BASE
+            )
+        if os.geteuid() != 0:
+            raise ImageError("debootstrap must run as root to build %s" % BOOTSTRAP_TAG)
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="sandkasten-rootfs-") as work:
+            rootfs = os.path.join(work, "rootfs")
+            tarball = os.path.join(work, "rootfs.tar")
+            command = [debootstrap, "--variant=minbase", "bookworm", rootfs, self._mirror]
+            self._progress("running %s" % " ".join(command))
+            self._run_with_progress(command)
+            self._progress("packing the root filesystem")
+            subprocess.run(["tar", "-C", rootfs, "-cf", tarball, "."], check=True)
+            self._progress("importing it as %s" % BOOTSTRAP_TAG)
+            repository, tag = BOOTSTRAP_TAG.split(":")
+            try:
+                self._client.api.import_image_from_file(
+                    tarball,
+                    repository=repository,
+                    tag=tag,
+                    changes=['LABEL %s="%s"' % (HASH_LABEL, bootstrap_hash), 'CMD ["/bin/bash"]'],
+                )
+            except docker.errors.APIError as exc:
+                raise ImageError("docker import of the root filesystem failed: %s" % exc.explanation) from None
+        self._progress("made %s in %.1f s" % (BOOTSTRAP_TAG, time.monotonic() - started))
+
+    def _run_with_progress(self, command: list[str]) -> None:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        recent: list[str] = []
+        for line in process.stdout:
+            recent.append(line)
+            # debootstrap prints a line per package; show the steps, not every package.
+            if (
+                line.startswith("I: ")
+                and not line.startswith(
+                    ("I: Retrieving", "I: Validating", "I: Extracting", "I: Unpacking", "I: Configuring")
+                )
+            ) or line.startswith(("E: ", "W: ")):
+                self._progress("[debootstrap] %s" % line.rstrip())
+        if process.wait() != 0:
+            raise ImageError("debootstrap failed (exit %d):\n%s" % (process.returncode, "".join(recent[-20:])))

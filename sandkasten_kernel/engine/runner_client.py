@@ -1,0 +1,260 @@
+"""Asyncio client for a sandbox runner's control socket (runner/PROTOCOL.md).
+
+The framing comes from ``sandkasten_runner.protocol``, the module the runner
+itself uses. One client is one connection; its requests run one at a time, so
+open another client for concurrent work (an exec and a file read, say).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sandkasten_runner.protocol import (
+    HEADER,
+    PROTOCOL_VERSION,
+    Message,
+    ProtocolError,
+    decode_header,
+    decode_message,
+    encode_frame,
+)
+
+from .errors import RunnerRequestError, RunnerUnavailable
+
+# Frames carry up to 64 MiB of payload; the stream buffer must not cap them.
+_STREAM_LIMIT = 1 << 20
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    output: str
+    exit_code: int | None
+    timed_out: bool
+    truncated: bool
+    duration_ms: float
+    output_bytes: int
+    shell_restarted: bool = False
+    shell_exit: str | None = None
+
+    @classmethod
+    def from_reply(cls, result: Mapping[str, Any], output: str) -> ExecResult:
+        return cls(
+            output=output,
+            exit_code=result["exit_code"],
+            timed_out=result["timed_out"],
+            truncated=result["truncated"],
+            duration_ms=result["duration_ms"],
+            output_bytes=result["output_bytes"],
+            shell_restarted=result.get("shell_restarted", False),
+            shell_exit=result.get("shell_exit"),
+        )
+
+
+def _exec_args(
+    command: str,
+    timeout_ms: int | None,
+    cwd: str | None,
+    env: Mapping[str, str] | None,
+    stdin: bytes | None,
+    max_output: int | None,
+    stream: bool,
+) -> dict[str, Any]:
+    args: dict[str, Any] = {"command": command, "stream": stream, "stdin": stdin is not None}
+    for name, value in (("timeout_ms", timeout_ms), ("cwd", cwd), ("max_output", max_output)):
+        if value is not None:
+            args[name] = value
+    if env:
+        args["env"] = dict(env)
+    return args
+
+
+class RunnerClient:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._lock = asyncio.Lock()
+        self._ids = itertools.count(1)
+        self.path = path
+        self.runner_version: str | None = None
+
+    @classmethod
+    async def connect(cls, path: str, timeout: float = 10.0) -> RunnerClient:
+        """Connect to ``path`` and exchange ``hello``; retries until ``timeout``
+        so a caller can connect to a sandbox that is still starting."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                reader, writer = await asyncio.open_unix_connection(path, limit=_STREAM_LIMIT)
+                break
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                if loop.time() >= deadline:
+                    raise RunnerUnavailable("no runner answers at %s: %s" % (path, exc)) from None
+                await asyncio.sleep(0.01)
+            except OSError as exc:
+                raise RunnerUnavailable("cannot connect to %s: %s" % (path, exc)) from None
+        client = cls(reader, writer, path)
+        hello, _ = await client.request("hello", {"version": PROTOCOL_VERSION})
+        client.runner_version = hello.get("runner")
+        return client
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
+
+    async def __aenter__(self) -> RunnerClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- framing --------------------------------------------------------------
+
+    async def _read_frame(self) -> tuple[Message, bytes]:
+        try:
+            header = await self._reader.readexactly(HEADER.size)
+            json_len, payload_len = decode_header(header)
+            body = await self._reader.readexactly(json_len)
+            payload = await self._reader.readexactly(payload_len) if payload_len else b""
+        except asyncio.IncompleteReadError:
+            raise RunnerUnavailable("the runner at %s closed the connection" % self.path) from None
+        except ProtocolError as exc:
+            raise RunnerUnavailable("bad frame from the runner: %s" % exc.message) from None
+        except OSError as exc:
+            raise RunnerUnavailable("connection to %s failed: %s" % (self.path, exc)) from None
+        return decode_message(body), payload
+
+    async def frames(
+        self, op: str, args: Mapping[str, Any], payload: bytes = b""
+    ) -> AsyncIterator[tuple[Message, bytes]]:
+        """Send one request and yield every reply frame, the final one last.
+
+        Error replies raise ``RunnerRequestError``.
+        """
+        async with self._lock:
+            if self._writer.is_closing():
+                raise RunnerUnavailable("the connection to %s is closed" % self.path)
+            request_id = next(self._ids)
+            try:
+                self._writer.write(encode_frame({"id": request_id, "op": op, "args": dict(args)}, payload))
+                await self._writer.drain()
+            except OSError as exc:
+                raise RunnerUnavailable("connection to %s failed: %s" % (self.path, exc)) from None
+            finished = False
+            try:
+                while True:
+                    message, data = await self._read_frame()
+                    kind = message.get("type")
+                    if kind == "error":
+                        finished = True
+                        error = dict(message.get("error") or {})
+                        code, text = error.pop("code", "internal"), error.pop("message", "")
+                        raise RunnerRequestError(code, text, error)
+                    if message.get("id") != request_id:
+                        raise RunnerUnavailable(
+                            "reply for request %r while waiting for %r" % (message.get("id"), request_id)
+                        )
+                    finished = kind == "result"
+                    yield message, data
+                    if finished:
+                        return
+            finally:
+                if not finished:
+                    # The caller stopped reading mid-reply (or the stream broke):
+                    # the rest of the reply would desynchronize the connection.
+                    # Closing it also tells the runner to stop a streaming exec.
+                    self._writer.close()
+
+    async def request(
+        self, op: str, args: Mapping[str, Any] | None = None, payload: bytes = b""
+    ) -> tuple[dict[str, Any], bytes]:
+        async for message, data in self.frames(op, args or {}, payload):
+            if message.get("type") == "result":
+                return message["result"], data
+        raise RunnerUnavailable("the runner sent no result for %s" % op)
+
+    # -- ops ------------------------------------------------------------------
+
+    async def exec(
+        self,
+        command: str,
+        *,
+        timeout_ms: int | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        max_output: int | None = None,
+    ) -> ExecResult:
+        args = _exec_args(command, timeout_ms, cwd, env, stdin, max_output, stream=False)
+        result, output = await self.request("exec", args, stdin or b"")
+        return ExecResult.from_reply(result, output.decode("utf-8"))
+
+    async def exec_stream(
+        self,
+        command: str,
+        *,
+        timeout_ms: int | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: bytes | None = None,
+        max_output: int | None = None,
+    ) -> AsyncIterator[str | ExecResult]:
+        """Yield output text as it comes, then the ``ExecResult`` (its output
+        holds everything that was streamed)."""
+        args = _exec_args(command, timeout_ms, cwd, env, stdin, max_output, stream=True)
+        chunks: list[str] = []
+        async for message, data in self.frames("exec", args, stdin or b""):
+            if message["type"] == "output":
+                text = data.decode("utf-8")
+                chunks.append(text)
+                yield text
+            elif message["type"] == "result":
+                yield ExecResult.from_reply(message["result"], "".join(chunks))
+
+    async def write(self, path: str, data: bytes, *, mode: int = 0o644, append: bool = False) -> dict[str, Any]:
+        result, _ = await self.request("write", {"path": path, "mode": mode, "append": append}, data)
+        return result
+
+    async def read(self, path: str, *, offset: int = 0, length: int | None = None) -> bytes:
+        args: dict[str, Any] = {"path": path, "offset": offset}
+        if length is not None:
+            args["length"] = length
+        _, data = await self.request("read", args)
+        return data
+
+    async def list(self, path: str = ".") -> list[dict[str, Any]]:
+        result, _ = await self.request("list", {"path": path})
+        return list(result["entries"])
+
+    async def stat(self, path: str) -> dict[str, Any]:
+        return (await self.request("stat", {"path": path}))[0]
+
+    async def remove(self, path: str, *, recursive: bool = False) -> None:
+        await self.request("remove", {"path": path, "recursive": recursive})
+
+    async def mkdir(self, path: str) -> None:
+        await self.request("mkdir", {"path": path})
+
+    async def health(self) -> dict[str, Any]:
+        return (await self.request("health"))[0]
+
+    async def kernel_start(self, connection: Mapping[str, Any], *, wait_ready: bool = True) -> dict[str, Any]:
+        return (await self.request("kernel_start", {"connection": dict(connection), "wait_ready": wait_ready}))[0]
+
+    async def kernel_interrupt(self) -> dict[str, Any]:
+        return (await self.request("kernel_interrupt"))[0]
+
+    async def kernel_restart(self, *, wait_ready: bool = True) -> dict[str, Any]:
+        return (await self.request("kernel_restart", {"wait_ready": wait_ready}))[0]
+
+    async def kernel_shutdown(self) -> dict[str, Any]:
+        return (await self.request("kernel_shutdown"))[0]
+
+    async def kernel_status(self) -> dict[str, Any]:
+        return (await self.request("kernel_status"))[0]

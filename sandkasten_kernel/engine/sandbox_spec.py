@@ -1,0 +1,112 @@
+"""What a sandbox container is: the hardening of DESIGN.md decision 1 as docker-py options.
+
+A sandbox is a container plus a host run directory. The container gets a
+read-only root, no capabilities, no-new-privileges, a non-root user, pids,
+memory and CPU limits, tmpfs for /tmp and $HOME, no network unless asked for,
+and a writable /workspace. The run directory, bind-mounted at /run/sandkasten,
+is the only host path it sees; the runner's and the kernel's sockets live there.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker.types
+
+from .errors import EngineError
+
+SANDBOX_UID = 1000
+RUN_DIR_IN_SANDBOX = "/run/sandkasten"
+WORKSPACE_IN_SANDBOX = "/workspace"
+HOME_IN_SANDBOX = "/home/sandbox"
+LABEL_SANDBOX = "sandkasten.sandbox"
+# sockaddr_un.sun_path: 108 bytes with the NUL. The longest socket in the run
+# directory is a kernel socket, "kernel-<port>" with a five-digit port.
+MAX_SOCKET_PATH = 107
+LONGEST_SOCKET_NAME = "kernel-65535"
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    cpus: float = 1.0
+    memory_mb: int = 512
+    pids: int = 256
+    tmp_mb: int = 256
+    home_mb: int = 128
+    workspace_mb: int = 1024  # only for a workspace on tmpfs (no named volume)
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    image: str
+    run_dir: str  # host path, bind-mounted at /run/sandkasten
+    workspace_volume: str | None = None  # a named volume, or None for a tmpfs /workspace
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    network: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    name: str | None = None
+
+
+def check_run_dir(run_dir: str) -> None:
+    """Refuse a run directory whose socket paths would not fit a Unix socket address."""
+    longest = os.path.join(run_dir, LONGEST_SOCKET_NAME)
+    if len(longest.encode()) > MAX_SOCKET_PATH:
+        raise EngineError(
+            "the run directory %s is too long for Unix sockets (%d bytes in %s, at most %d): "
+            "use a shorter state_dir" % (run_dir, len(longest.encode()), longest, MAX_SOCKET_PATH)
+        )
+
+
+def prepare_run_dir(run_dir: str) -> None:
+    """Create the host run directory, owned by the sandbox user and private to it."""
+    check_run_dir(run_dir)
+    os.makedirs(run_dir, mode=0o700, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(run_dir, SANDBOX_UID, SANDBOX_UID)
+    os.chmod(run_dir, 0o700)
+
+
+def _tmpfs(size_mb: int, mode: str, owned: bool = False) -> str:
+    options = "rw,nosuid,nodev,size=%dm,mode=%s" % (size_mb, mode)
+    if owned:
+        options += ",uid=%d,gid=%d" % (SANDBOX_UID, SANDBOX_UID)
+    return options
+
+
+def container_options(spec: SandboxSpec) -> dict[str, Any]:
+    """Keyword arguments for ``client.containers.create``/``run``."""
+    limits = spec.limits
+    tmpfs = {
+        "/tmp": _tmpfs(limits.tmp_mb, "1777"),
+        HOME_IN_SANDBOX: _tmpfs(limits.home_mb, "0700", owned=True),
+    }
+    mounts = [docker.types.Mount(RUN_DIR_IN_SANDBOX, spec.run_dir, type="bind")]
+    if spec.workspace_volume:
+        mounts.append(docker.types.Mount(WORKSPACE_IN_SANDBOX, spec.workspace_volume, type="volume"))
+    else:
+        tmpfs[WORKSPACE_IN_SANDBOX] = _tmpfs(limits.workspace_mb, "0755", owned=True)
+    labels = {LABEL_SANDBOX: "1", **spec.labels}
+    options: dict[str, Any] = {
+        "image": spec.image,
+        "name": spec.name,
+        "detach": True,
+        "user": "%d:%d" % (SANDBOX_UID, SANDBOX_UID),
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "pids_limit": limits.pids,
+        "mem_limit": "%dm" % limits.memory_mb,
+        "memswap_limit": "%dm" % limits.memory_mb,  # no swap beyond the memory limit
+        "nano_cpus": int(limits.cpus * 1e9),
+        "tmpfs": tmpfs,
+        "mounts": mounts,
+        "network_mode": "bridge" if spec.network else "none",
+        "hostname": "sandbox",
+        "environment": dict(spec.env),
+        "labels": labels,
+        "ulimits": [docker.types.Ulimit(name="nofile", soft=4096, hard=4096)],
+    }
+    return options

@@ -1,0 +1,132 @@
+"""Shared fixtures: runners on the host and inside real hardened containers.
+
+A ``runner`` test runs once per target: "host" (the runner as a subprocess
+with a temp dir as /workspace) and every sandbox image (the runner as PID 1 of a
+container started with the hardening of DESIGN.md, reached only through the
+bind-mounted socket directory).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from sandkasten_kernel.engine.docker_backend import connect, remove_sandbox, start_sandbox
+from sandkasten_kernel.engine.errors import EngineError
+from sandkasten_kernel.engine.images import IMAGES
+from sandkasten_kernel.engine.runner_client import RunnerClient
+from sandkasten_kernel.engine.sandbox_spec import SandboxLimits, SandboxSpec
+
+IMAGE_NAMES = list(IMAGES)
+TARGETS = ["host", *IMAGE_NAMES]
+
+
+@dataclass
+class Target:
+    """A running runner and how to reach it."""
+
+    kind: str  # "host" or an image name
+    run_dir: str  # host path of the socket directory
+    workspace: str  # the workspace as the runner sees it
+    host_workspace: str | None  # the workspace on the host (host runner only)
+    container: Any = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> str:
+        return os.path.join(self.run_dir, "control.sock")
+
+    async def client(self) -> RunnerClient:
+        return await RunnerClient.connect(self.socket, timeout=30)
+
+
+def short_tempdir() -> str:
+    """Socket paths must stay under 108 bytes: pytest's tmp dirs are too deep."""
+    return tempfile.mkdtemp(prefix="sk-", dir="/tmp")
+
+
+def start_host_runner() -> Target:
+    base = short_tempdir()
+    run_dir, workspace = os.path.join(base, "run"), os.path.join(base, "ws")
+    os.makedirs(run_dir)
+    os.makedirs(workspace)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandkasten_runner", "--run-dir", run_dir, "--workspace", workspace],
+        stderr=open(os.path.join(base, "runner.log"), "wb"),
+    )
+    return Target("host", run_dir, os.path.realpath(workspace), os.path.realpath(workspace), process=process)
+
+
+def stop_host_runner(target: Target) -> None:
+    assert target.process is not None
+    if target.process.poll() is None:
+        target.process.send_signal(signal.SIGTERM)
+        try:
+            target.process.wait(10)
+        except subprocess.TimeoutExpired:
+            target.process.kill()
+    shutil.rmtree(os.path.dirname(target.run_dir), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    try:
+        return connect()
+    except EngineError as exc:
+        pytest.fail("these tests need a Docker engine (.ci/run starts one): %s" % exc)
+
+
+def start_container_runner(docker_client: Any, image: str, **spec_options: Any) -> Target:
+    run_dir = os.path.join(short_tempdir(), "run")
+    spec = SandboxSpec(
+        image=IMAGES[image].tag,
+        run_dir=run_dir,
+        limits=SandboxLimits(cpus=1.0, memory_mb=512, pids=256),
+        labels={"sandkasten.test": "1"},
+        **spec_options,
+    )
+    container = start_sandbox(docker_client, spec)
+    return Target(image, run_dir, "/workspace", None, container=container)
+
+
+def stop_container_runner(target: Target) -> None:
+    remove_sandbox(target.container)
+    shutil.rmtree(os.path.dirname(target.run_dir), ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def runner(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """A runner per target, shared by the tests of one module."""
+    if request.param == "host":
+        target = start_host_runner()
+        yield target
+        stop_host_runner(target)
+    else:
+        target = start_container_runner(request.getfixturevalue("docker_client"), request.param)
+        yield target
+        stop_container_runner(target)
+
+
+@pytest.fixture(scope="module", params=IMAGE_NAMES)
+def sandbox(request: pytest.FixtureRequest, docker_client: Any) -> Iterator[Target]:
+    """A hardened container per image (no host runner)."""
+    target = start_container_runner(docker_client, request.param)
+    yield target
+    stop_container_runner(target)
+
+
+@pytest.fixture
+def host_runner() -> Iterator[Target]:
+    """A fresh host runner for one test (for tests that end or break it)."""
+    target = start_host_runner()
+    yield target
+    stop_host_runner(target)
