@@ -2,17 +2,23 @@
 
 sandkasten images build [NAME ...] [--force] [--mirror URL]
 sandkasten images status
+sandkasten run [--image NAME] [--timeout S] [--network] COMMAND
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import shutil
 import sys
+import tempfile
 import time
 
-from .engine.docker_backend import connect
+from .engine.docker_backend import connect, remove_sandbox, start_sandbox
 from .engine.errors import EngineError
 from .engine.images import DEFAULT_MIRROR, IMAGES, ImageBuilder
+from .engine.runner_client import ExecResult, RunnerClient
+from .engine.sandbox_spec import SandboxSpec
 
 
 def _progress(message: str) -> None:
@@ -39,6 +45,39 @@ def _images_status(options: argparse.Namespace) -> int:
     return 0 if all(row["current"] for row in rows) else 1
 
 
+async def _stream(socket_path: str, command: str, timeout_s: float) -> ExecResult:
+    async with await RunnerClient.connect(socket_path, timeout=30) as client:
+        async for event in client.exec_stream(command, timeout_ms=int(timeout_s * 1000)):
+            if isinstance(event, ExecResult):
+                return event
+            sys.stdout.write(event)
+            sys.stdout.flush()
+    raise EngineError("the runner ended the exec without a result")
+
+
+def _run(options: argparse.Namespace) -> int:
+    """One command in a fresh hardened sandbox, removed afterwards."""
+    if options.image not in IMAGES:
+        raise EngineError("unknown image %r; known: %s" % (options.image, ", ".join(IMAGES)))
+    client = connect()
+    run_dir = tempfile.mkdtemp(prefix="sk-", dir="/tmp") + "/run"
+    spec = SandboxSpec(image=IMAGES[options.image].tag, run_dir=run_dir, network=options.network)
+    container = start_sandbox(client, spec)
+    try:
+        result = asyncio.run(_stream(run_dir + "/control.sock", " ".join(options.command), options.timeout))
+    finally:
+        remove_sandbox(container)
+        shutil.rmtree(run_dir.rsplit("/", 1)[0], ignore_errors=True)
+    if result.truncated:
+        print("[output truncated: %d bytes in all]" % result.output_bytes, file=sys.stderr)
+    if result.timed_out:
+        print("[timed out after %g s]" % options.timeout, file=sys.stderr)
+        return 124
+    if result.shell_exit:
+        print("[%s]" % result.shell_exit, file=sys.stderr)
+    return result.exit_code if result.exit_code is not None else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sandkasten", description="Sandkasten: Docker sandboxes for agents and notebooks"
@@ -58,6 +97,13 @@ def _parser() -> argparse.ArgumentParser:
     build.set_defaults(run=_images_build)
     status = image_commands.add_parser("status", help="show whether each image matches its sources (exit 1 if not)")
     status.set_defaults(run=_images_status)
+
+    run = commands.add_parser("run", help="run one shell command in a fresh hardened sandbox, then remove it")
+    run.add_argument("--image", default="base", help="%s (default: base)" % ", ".join(IMAGES))
+    run.add_argument("--timeout", type=float, default=60.0, help="seconds before the command is killed (default: 60)")
+    run.add_argument("--network", action="store_true", help="give the sandbox a network (default: none)")
+    run.add_argument("command", nargs="+", help="the command line, run by bash in /workspace")
+    run.set_defaults(run=_run)
     return parser
 
 

@@ -8,6 +8,7 @@ bind-mounted socket directory).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -49,6 +50,17 @@ class Target:
         return await RunnerClient.connect(self.socket, timeout=30)
 
 
+def wait_until_ready(target: Target) -> Target:
+    """Block until the runner answers hello (its shell is up by then)."""
+
+    async def hello() -> None:
+        client = await target.client()
+        await client.close()
+
+    asyncio.run(hello())
+    return target
+
+
 def short_tempdir() -> str:
     """Socket paths must stay under 108 bytes: pytest's tmp dirs are too deep."""
     return tempfile.mkdtemp(prefix="sk-", dir="/tmp")
@@ -59,11 +71,12 @@ def start_host_runner() -> Target:
     run_dir, workspace = os.path.join(base, "run"), os.path.join(base, "ws")
     os.makedirs(run_dir)
     os.makedirs(workspace)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sandkasten_runner", "--run-dir", run_dir, "--workspace", workspace],
-        stderr=open(os.path.join(base, "runner.log"), "wb"),
-    )
-    return Target("host", run_dir, os.path.realpath(workspace), os.path.realpath(workspace), process=process)
+    with open(os.path.join(base, "runner.log"), "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sandkasten_runner", "--run-dir", run_dir, "--workspace", workspace], stderr=log
+        )
+    target = Target("host", run_dir, os.path.realpath(workspace), os.path.realpath(workspace), process=process)
+    return wait_until_ready(target)
 
 
 def stop_host_runner(target: Target) -> None:
@@ -95,7 +108,7 @@ def start_container_runner(docker_client: Any, image: str, **spec_options: Any) 
         **spec_options,
     )
     container = start_sandbox(docker_client, spec)
-    return Target(image, run_dir, "/workspace", None, container=container)
+    return wait_until_ready(Target(image, run_dir, "/workspace", None, container=container))
 
 
 def stop_container_runner(target: Target) -> None:

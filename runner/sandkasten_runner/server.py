@@ -67,9 +67,16 @@ class Request:
             raise RunnerError(errors.BAD_REQUEST, "argument %r must be of type %s" % (name, kind.__name__))
         return value
 
+    def mode(self, default: int) -> int:
+        """The ``mode`` argument: permission bits."""
+        mode: int = self.arg("mode", int, default)
+        if not 0 <= mode <= 0o7777:
+            raise RunnerError(errors.BAD_REQUEST, "mode must be a permission number from 0 to 0o7777")
+        return mode
+
     def count(self, name: str, default: Optional[int]) -> Optional[int]:
         """A non-negative integer argument."""
-        value = self.arg(name, int, default)
+        value: Optional[int] = self.arg(name, int, default)
         if value is not None and value < 0:
             raise RunnerError(errors.BAD_REQUEST, "argument %r must not be negative" % name)
         return value
@@ -101,7 +108,7 @@ class Runner:
                 b"",
             ),
             "mkdir": lambda r: (
-                self.workspace.mkdir(r.arg("path", str, required=True), r.arg("mode", int, 0o755)),
+                self.workspace.mkdir(r.arg("path", str, required=True), r.mode(0o755)),
                 b"",
             ),
             "kernel_start": lambda r: (
@@ -158,7 +165,7 @@ class Runner:
                     frame = read_frame(conn)
                 except ProtocolError as exc:
                     try:
-                        send(error_message(None, exc.code, exc.message))
+                        send(error_message(None, exc.code, exc.message), b"")
                     except OSError:
                         return
                     if exc.fatal:
@@ -174,6 +181,7 @@ class Runner:
                     return  # the client went away mid-reply
 
     def _dispatch(self, message: Message, payload: bytes, send: Send, conn: socket.socket) -> None:
+        """Answer one request. Only a failure to send (the client left) escapes."""
         request_id = message.get("id")
         try:
             request = Request(message, payload, send, conn)
@@ -183,14 +191,19 @@ class Runner:
                     errors.UNKNOWN_OP, "unknown op %r; known ops: %s" % (request.op, ", ".join(sorted(self._ops)))
                 )
             result, data = handler(request)
-            send({"id": request_id, "type": "result", "result": result}, data)
         except RunnerError as exc:
-            send(error_message(request_id, exc.code, exc.message, **exc.details))
-        except (OSError, ExecCancelled):
-            raise
+            send(error_message(request_id, exc.code, exc.message, **exc.details), b"")
+            return
+        except ExecCancelled:
+            raise OSError("the client went away during exec") from None
+        except OSError as exc:
+            send(error_message(request_id, errors.IO_ERROR, "%s failed: %s" % (message.get("op"), exc)), b"")
+            return
         except Exception as exc:  # a bug must cost one reply, not the runner
             traceback.print_exc(file=sys.stderr)
-            send(error_message(request_id, errors.INTERNAL, "%s: %s" % (type(exc).__name__, exc)))
+            send(error_message(request_id, errors.INTERNAL, "%s: %s" % (type(exc).__name__, exc)), b"")
+            return
+        send({"id": request_id, "type": "result", "result": result}, data)
 
     # -- ops ------------------------------------------------------------------
 
@@ -244,7 +257,7 @@ class Runner:
             outcome = self.shell.exec(
                 command,
                 collected.feed,
-                timeout=(timeout_ms / 1000.0) or None,
+                timeout=(timeout_ms or 0) / 1000.0 or None,
                 cwd=cwd,
                 env=env,
                 stdin=stdin,
@@ -261,9 +274,7 @@ class Runner:
 
     def _write(self, request: Request) -> Reply:
         path = request.arg("path", str, required=True)
-        mode = request.arg("mode", int, 0o644)
-        if not 0 <= mode <= 0o7777:
-            raise RunnerError(errors.BAD_REQUEST, "mode must be a permission number from 0 to 0o7777")
+        mode = request.mode(0o644)
         return self.workspace.write(path, request.payload, mode=mode, append=request.arg("append", bool, False)), b""
 
     def _read(self, request: Request) -> Reply:

@@ -184,9 +184,9 @@ class Shell:
         except ShellExited:
             assert self._child is not None
             reason = "the shell %s" % self._child.describe_exit()
-            code = self._child.returncode
+            exit_code = self._child.returncode
             self.restart(reason)
-            return {"exit_code": code, "timed_out": False, "shell_restarted": True, "shell_exit": reason}
+            return {"exit_code": exit_code, "timed_out": False, "shell_restarted": True, "shell_exit": reason}
 
     @staticmethod
     def _sentinel_printf(token: str, status: str) -> str:

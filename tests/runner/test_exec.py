@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
 import pytest
 
@@ -146,7 +147,7 @@ async def test_closing_a_stream_stops_the_command(runner: Target) -> None:
     async for event in stream:
         assert event == "started\n"
         break
-    await stream.aclose()  # closes the connection: the runner stops the command
+    await stream.aclose()  # type: ignore[attr-defined]  # closes the connection: the runner stops the command
     with pytest.raises(RunnerUnavailable):
         await client.exec("true")
     async with await runner.client() as again:
@@ -188,7 +189,7 @@ async def test_exit_in_the_shell_restarts_it_and_says_why(runner: Target) -> Non
 
 async def test_bad_exec_arguments(runner: Target) -> None:
     async with await runner.client() as client:
-        cases = [
+        cases: list[dict[str, Any]] = [
             {"command": 42},
             {},
             {"command": "true", "timeout_ms": -1},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import Any
 
 import pytest
 
@@ -67,7 +68,13 @@ async def test_list_stat_mkdir_remove(runner: Target) -> None:
 
 async def test_paths_that_escape_the_workspace_are_refused(runner: Target) -> None:
     async with await runner.client() as client:
-        for path in ["../etc/passwd", "a/../../x", "/etc/passwd", "/tmp", "/workspace-other/x" if runner.kind != "host" else "/"]:
+        for path in [
+            "../etc/passwd",
+            "a/../../x",
+            "/etc/passwd",
+            "/tmp",
+            "/workspace-other/x" if runner.kind != "host" else "/",
+        ]:
             await expect_error(client.read(path), "path_outside_workspace")
             await expect_error(client.write(path, b"x"), "path_outside_workspace")
         await expect_error(client.list(".."), "path_outside_workspace")
@@ -117,14 +124,15 @@ async def test_a_read_larger_than_one_frame_is_refused_with_the_size(runner: Tar
 
 async def test_bad_file_arguments(runner: Target) -> None:
     async with await runner.client() as client:
-        for op, args in [
+        cases: list[tuple[str, dict[str, Any]]] = [
             ("read", {}),
             ("read", {"path": 5}),
             ("read", {"path": "x", "offset": -1}),
             ("write", {"path": "x", "mode": 99999}),
             ("write", {"path": "x", "append": "yes"}),
             ("remove", {"path": ["x"]}),
-        ]:
+        ]
+        for op, args in cases:
             with pytest.raises(RunnerRequestError) as error:
                 await client.request(op, args)
             assert error.value.code == "bad_request", (op, args)

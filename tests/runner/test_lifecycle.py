@@ -1,0 +1,75 @@
+"""PID 1 duties: reaping, SIGTERM, a clean exit; and start-up errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from tests.conftest import Target, short_tempdir, start_container_runner, stop_container_runner
+
+
+async def test_orphans_are_reaped(runner: Target) -> None:
+    async with await runner.client() as client:
+        # Each sh exits at once, orphaning its sleep; the sleeps then exit.
+        await client.exec("for i in 1 2 3 4 5; do sh -c 'sleep 0.2 &'; done")
+        time.sleep(1.0)
+        result = await client.exec("ps -eo stat= | grep -c '^Z' || true")
+    assert result.output.strip() == "0"
+
+
+def test_sigterm_stops_everything_and_exits_zero(host_runner: Target) -> None:
+    import asyncio
+
+    async def start_work() -> None:
+        async with await host_runner.client() as client:
+            await client.exec("sleep 300 &")
+
+    asyncio.run(start_work())
+    assert host_runner.process is not None
+    started = time.monotonic()
+    host_runner.process.send_signal(signal.SIGTERM)
+    assert host_runner.process.wait(10) == 0
+    assert time.monotonic() - started < 5
+    assert not os.path.exists(host_runner.socket)
+
+
+def test_docker_stop_is_a_clean_exit(docker_client: Any) -> None:
+    target = start_container_runner(docker_client, "base")
+    try:
+        started = time.monotonic()
+        target.container.stop(timeout=10)
+        target.container.reload()
+        assert target.container.attrs["State"]["ExitCode"] == 0
+        assert time.monotonic() - started < 8  # well before docker's SIGKILL
+        assert not os.path.exists(target.socket)
+    finally:
+        stop_container_runner(target)
+
+
+def test_a_socket_path_too_long_is_a_clear_error() -> None:
+    run_dir = os.path.join(short_tempdir(), "r" * 100)
+    os.makedirs(run_dir)
+    process = subprocess.run(
+        [sys.executable, "-m", "sandkasten_runner", "--run-dir", run_dir, "--workspace", "/tmp"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert process.returncode == 2
+    assert "Unix sockets allow 107" in process.stderr
+    assert "Traceback" not in process.stderr
+
+
+def test_a_missing_workspace_is_a_clear_error() -> None:
+    process = subprocess.run(
+        [sys.executable, "-m", "sandkasten_runner", "--run-dir", short_tempdir(), "--workspace", "/nonexistent/ws"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert process.returncode == 2
+    assert "workspace /nonexistent/ws does not exist" in process.stderr

@@ -1,0 +1,89 @@
+"""The image build: parents first, skip when current, and it works from a wheel."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sandkasten_kernel.engine.errors import ImageError
+from sandkasten_kernel.engine.images import IMAGES, ImageBuilder, _context_files, _hash
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sandkasten(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sandkasten_kernel.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_parents_build_first_and_unknown_names_are_refused() -> None:
+    assert [spec.name for spec in ImageBuilder._ordered(["node"])] == ["base", "node"]
+    assert [spec.name for spec in ImageBuilder._ordered(["python", "base", "node"])] == ["base", "python", "node"]
+    with pytest.raises(ImageError, match="unknown image 'ruby'"):
+        ImageBuilder._ordered(["ruby"])
+
+
+def test_the_hash_covers_dockerfile_runner_and_parent() -> None:
+    base_files = _context_files(IMAGES["base"])
+    names = [name for _, name in base_files]
+    assert "Dockerfile" in names and "sandkasten_runner/shell.py" in names
+    assert _hash(base_files, "parent-a") != _hash(base_files, "parent-b")
+    assert _hash(_context_files(IMAGES["python"]), "p") != _hash(_context_files(IMAGES["node"]), "p")
+
+
+def test_a_rebuild_of_current_images_skips_them(docker_client: Any) -> None:
+    build = sandkasten("images", "build")
+    assert build.returncode == 0, build.stderr
+    assert build.stdout.count("is current") == len(IMAGES)
+    assert "every image was current" in build.stdout
+    status = sandkasten("images", "status")
+    assert status.returncode == 0
+    assert status.stdout.split() == [item for spec in IMAGES.values() for item in (spec.tag, "current")]
+
+
+def test_bad_arguments_are_clear_errors() -> None:
+    result = sandkasten("images", "build", "ruby")
+    assert result.returncode == 1
+    assert "unknown image 'ruby'" in result.stderr and "Traceback" not in result.stderr
+    result = sandkasten("run", "--image", "ruby", "true")
+    assert result.returncode == 1 and "unknown image 'ruby'" in result.stderr
+
+
+def test_the_wheel_carries_the_image_sources(tmp_path: Path, docker_client: Any) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("sandkasten_kernel-*.whl")
+    unpacked = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        archive.extractall(unpacked)
+    assert "sandkasten_kernel/engine/image_sources/base/Dockerfile" in names
+    assert "sandkasten_runner/protocol.py" in names
+    # From the unpacked wheel alone, the sources hash to what the images carry.
+    probe = (
+        "import json; from sandkasten_kernel.engine import images; from sandkasten_kernel.engine.docker_backend"
+        " import connect; print(json.dumps([str(images.sources_dir()), images.ImageBuilder(connect()).status()]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(unpacked)},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    sources, rows = json.loads(result.stdout)
+    assert sources.startswith(str(unpacked))
+    assert all(row["current"] for row in rows), rows
