@@ -141,7 +141,8 @@ def image_builds(client: docker.DockerClient, cold: bool) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     builder = ImageBuilder(client, progress=lambda line: None)
     if cold:
-        for tag in [*(spec.tag for spec in reversed(IMAGES.values())), BOOTSTRAP_TAG]:
+        tags = [tag for spec in reversed(IMAGES.values()) for tag in (spec.tag, spec.layers_tag)]
+        for tag in [*tags, BOOTSTRAP_TAG]:
             with contextlib.suppress(docker.errors.ImageNotFound):
                 client.images.remove(tag, force=True)
         started = time.monotonic()

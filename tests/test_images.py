@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from sandkasten_kernel.engine.errors import ImageError
-from sandkasten_kernel.engine.images import IMAGES, ImageBuilder, _context_files, _hash
+from sandkasten_kernel.engine.images import IMAGES, ImageBuilder, _hash, layer_files, runner_files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,17 +32,17 @@ def test_parents_build_first_and_unknown_names_are_refused() -> None:
 
 
 def test_the_hash_covers_dockerfile_runner_and_parent() -> None:
-    base_files = _context_files(IMAGES["base"])
-    names = [name for _, name in base_files]
+    runner = runner_files()
+    names = [name for _, name in runner]
     assert "Dockerfile" in names and "sandkasten_runner/shell.py" in names
-    assert _hash(base_files, "parent-a") != _hash(base_files, "parent-b")
-    assert _hash(_context_files(IMAGES["python"]), "p") != _hash(_context_files(IMAGES["node"]), "p")
+    assert _hash(runner, "layers-a") != _hash(runner, "layers-b")
+    assert _hash(layer_files(IMAGES["python"]), "p") != _hash(layer_files(IMAGES["node"]), "p")
 
 
 def test_a_rebuild_of_current_images_skips_them(docker_client: Any) -> None:
     build = sandkasten("images", "build")
     assert build.returncode == 0, build.stderr
-    assert build.stdout.count("is current") == len(IMAGES)
+    assert build.stdout.count("is current") == 2 * len(IMAGES)  # the layers and the runner on top
     assert "every image was current" in build.stdout
     status = sandkasten("images", "status")
     assert status.returncode == 0
@@ -59,7 +59,18 @@ def test_bad_arguments_are_clear_errors() -> None:
 
 def test_the_wheel_carries_the_image_sources(tmp_path: Path, docker_client: Any) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         check=True,
         timeout=300,
     )

@@ -1,9 +1,14 @@
 """Building the sandbox images without a registry.
 
-``sandkasten/runtime:base`` starts from ``debian:bookworm-slim`` when the engine
-has it or can pull it; otherwise from ``sandkasten/bootstrap:bookworm``, made
-here with ``debootstrap --variant=minbase`` and ``docker import``. ``:python``
-and ``:node`` build on ``:base``.
+Each image is two builds. ``sandkasten/layers:<name>`` holds the packages
+(``images/<name>/Dockerfile``); ``sandkasten/runtime:<name>`` adds the runner on
+top (``images/runner/Dockerfile``), so a change to the runner rebuilds one small
+layer per image, never the packages.
+
+``layers:base`` starts from ``debian:bookworm-slim`` when the engine has it or
+can pull it; otherwise from ``sandkasten/bootstrap:bookworm``, made here with
+``debootstrap --variant=minbase`` and ``docker import``. ``layers:python`` and
+``layers:node`` build on ``layers:base``.
 
 Every image carries a label with the hash of its sources (Dockerfile, files it
 copies, and the id of the image it starts from). A build skips an image whose
@@ -25,6 +30,7 @@ from typing import Any
 
 import docker
 import docker.errors
+
 import sandkasten_runner
 
 from .errors import ImageError
@@ -35,26 +41,27 @@ BOOTSTRAP_TAG = "sandkasten/bootstrap:bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
 Progress = Callable[[str], None]
+Files = list[tuple[Path, str]]  # (source path, name in the build context)
 
 
 @dataclass(frozen=True)
 class ImageSpec:
     name: str
     parent: str | None  # another spec's name, or None for the Debian root image
-    copies_runner: bool = False
 
     @property
     def tag(self) -> str:
+        """The image sandboxes run: packages plus the runner."""
         return "sandkasten/runtime:%s" % self.name
+
+    @property
+    def layers_tag(self) -> str:
+        """The packages alone; children build on this, not on ``tag``."""
+        return "sandkasten/layers:%s" % self.name
 
 
 IMAGES: dict[str, ImageSpec] = {
-    spec.name: spec
-    for spec in (
-        ImageSpec("base", None, copies_runner=True),
-        ImageSpec("python", "base"),
-        ImageSpec("node", "base"),
-    )
+    spec.name: spec for spec in (ImageSpec("base", None), ImageSpec("python", "base"), ImageSpec("node", "base"))
 }
 
 
@@ -83,11 +90,12 @@ def _runner_files() -> Iterator[tuple[Path, str]]:
         yield path, "sandkasten_runner/%s" % path.relative_to(root).as_posix()
 
 
-def _context_files(spec: ImageSpec) -> list[tuple[Path, str]]:
-    files = [(sources_dir() / spec.name / "Dockerfile", "Dockerfile")]
-    if spec.copies_runner:
-        files.extend(_runner_files())
-    return files
+def layer_files(spec: ImageSpec) -> Files:
+    return [(sources_dir() / spec.name / "Dockerfile", "Dockerfile")]
+
+
+def runner_files() -> Files:
+    return [(sources_dir() / "runner" / "Dockerfile", "Dockerfile"), *_runner_files()]
 
 
 def _hash(files: Iterable[tuple[Path, str]], *extra: str) -> str:
@@ -118,15 +126,23 @@ class ImageBuilder:
         return (image.labels or {}).get(HASH_LABEL) if image is not None else None
 
     def status(self) -> list[dict[str, Any]]:
-        """Which images exist and whether each matches its sources."""
+        """Which runtime images exist and whether each matches its sources."""
         rows = []
         for spec in self._ordered(IMAGES):
-            parent_ref = IMAGES[spec.parent].tag if spec.parent else self._root_ref(allow_build=False)
-            parent = self._image(parent_ref) if parent_ref else None
-            wanted = _hash(_context_files(spec), parent.id) if parent is not None else None
-            label = self._label(spec.tag)
-            rows.append({"name": spec.name, "tag": spec.tag, "present": label is not None, "current": label == wanted})
+            current = True
+            for tag, files, parent_ref in self._steps(spec, self._root_ref(allow_build=False)):
+                parent = self._image(parent_ref) if parent_ref else None
+                wanted = _hash(files, parent.id) if parent is not None else None
+                current = current and wanted is not None and self._label(tag) == wanted
+            present = self._label(spec.tag) is not None
+            rows.append({"name": spec.name, "tag": spec.tag, "present": present, "current": current})
         return rows
+
+    @staticmethod
+    def _steps(spec: ImageSpec, root_ref: str | None) -> list[tuple[str, Files, str | None]]:
+        """(tag, context files, image it starts from) for each build of ``spec``."""
+        parent_ref = IMAGES[spec.parent].layers_tag if spec.parent else root_ref
+        return [(spec.layers_tag, layer_files(spec), parent_ref), (spec.tag, runner_files(), spec.layers_tag)]
 
     # -- building ----------------------------------------------------------------
 
@@ -148,38 +164,42 @@ class ImageBuilder:
         return wanted
 
     def build(self, names: Iterable[str] | None = None, force: bool = False) -> list[BuildOutcome]:
+        """Build the named images (default all) and their parents; one outcome per image built or skipped."""
         outcomes = []
-        for spec in self._ordered(names or IMAGES):
-            started = time.monotonic()
-            parent_ref = IMAGES[spec.parent].tag if spec.parent else self._root_ref(allow_build=True)
-            assert parent_ref is not None
-            parent = self._image(parent_ref)
-            if parent is None:
-                raise ImageError("%s needs %s, which is missing" % (spec.tag, parent_ref))
-            files = _context_files(spec)
-            source_hash = _hash(files, parent.id)
-            if not force and self._label(spec.tag) == source_hash:
-                self._progress("%s is current (sources %s), skipped" % (spec.tag, source_hash[:12]))
-                outcomes.append(BuildOutcome(spec.name, spec.tag, False, time.monotonic() - started))
-                continue
-            self._progress("building %s from %s" % (spec.tag, parent_ref))
-            self._docker_build(spec, files, parent_ref, source_hash)
-            seconds = time.monotonic() - started
-            self._progress("built %s in %.1f s" % (spec.tag, seconds))
-            outcomes.append(BuildOutcome(spec.name, spec.tag, True, seconds))
+        specs = self._ordered(names or IMAGES)
+        root_ref = self._root_ref(allow_build=True)
+        for spec in specs:
+            for tag, files, parent_ref in self._steps(spec, root_ref):
+                assert parent_ref is not None
+                outcomes.append(self._build_one(spec.name, tag, files, parent_ref, force))
         return outcomes
 
-    def _docker_build(self, spec: ImageSpec, files: list[tuple[Path, str]], parent_ref: str, source_hash: str) -> None:
+    def _build_one(self, name: str, tag: str, files: Files, parent_ref: str, force: bool) -> BuildOutcome:
+        started = time.monotonic()
+        parent = self._image(parent_ref)
+        if parent is None:
+            raise ImageError("%s needs %s, which is missing" % (tag, parent_ref))
+        source_hash = _hash(files, parent.id)
+        if not force and self._label(tag) == source_hash:
+            self._progress("%s is current (sources %s), skipped" % (tag, source_hash[:12]))
+            return BuildOutcome(name, tag, False, time.monotonic() - started)
+        self._progress("building %s from %s" % (tag, parent_ref))
+        self._docker_build(name, tag, files, parent_ref, source_hash)
+        seconds = time.monotonic() - started
+        self._progress("built %s in %.1f s" % (tag, seconds))
+        return BuildOutcome(name, tag, True, seconds)
+
+    def _docker_build(self, name: str, tag: str, files: Files, parent_ref: str, source_hash: str) -> None:
         with tempfile.TemporaryDirectory(prefix="sandkasten-build-") as context:
-            for path, name in files:
-                target = Path(context, name)
+            for source, context_name in files:
+                target = Path(context, context_name)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target)
+                shutil.copyfile(source, target)
             recent: list[str] = []
             try:
                 stream = self._client.api.build(
                     path=context,
-                    tag=spec.tag,
+                    tag=tag,
                     buildargs={"BASE": parent_ref},
                     labels={HASH_LABEL: source_hash},
                     rm=True,
@@ -190,13 +210,13 @@ class ImageBuilder:
                 for event in stream:
                     if "error" in event:
                         detail = "".join(recent[-15:])
-                        raise ImageError("building %s failed: %s\n%s" % (spec.tag, event["error"].strip(), detail))
+                        raise ImageError("building %s failed: %s\n%s" % (tag, event["error"].strip(), detail))
                     line = event.get("stream", "")
                     if line.strip():
                         recent.append(line)
-                        self._progress("[%s] %s" % (spec.name, line.rstrip()))
+                        self._progress("[%s] %s" % (name, line.rstrip()))
             except docker.errors.APIError as exc:
-                raise ImageError("building %s failed: %s" % (spec.tag, exc.explanation or exc)) from None
+                raise ImageError("building %s failed: %s" % (tag, exc.explanation or exc)) from None
 
     # -- the Debian root image ------------------------------------------------------
 

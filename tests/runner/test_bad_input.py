@@ -8,9 +8,9 @@ import struct
 from typing import Any
 
 import pytest
-from sandkasten_runner.protocol import MAX_JSON_BYTES, encode_frame, read_frame
 
 from sandkasten_kernel.engine.errors import RunnerRequestError
+from sandkasten_runner.protocol import MAX_JSON_BYTES, encode_frame, read_frame
 from tests.conftest import Target
 
 

@@ -17,7 +17,9 @@ async def test_orphans_are_reaped(runner: Target) -> None:
         # Each sh exits at once, orphaning its sleep; the sleeps then exit.
         await client.exec("for i in 1 2 3 4 5; do sh -c 'sleep 0.2 &'; done")
         time.sleep(1.0)
-        result = await client.exec("ps -eo stat= | grep -c '^Z' || true")
+        # Orphans are re-parented to the runner (PID 1, or a subreaper on the host).
+        runner_pid = runner.process.pid if runner.process else 1
+        result = await client.exec("ps -eo ppid=,stat= | awk '$1 == %d && $2 ~ /^Z/' | wc -l" % runner_pid)
     assert result.output.strip() == "0"
 
 
