@@ -12,7 +12,6 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 from typing import List, Optional
 
 from .errors import RunnerError
@@ -22,7 +21,7 @@ from .server import Runner
 # sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
 PR_SET_CHILD_SUBREAPER = 36
-STOP_GRACE_SECONDS = 2.0
+STOP_GRACE_SECONDS = 3.0
 
 
 def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -51,24 +50,6 @@ def _become_subreaper() -> None:
         return
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-
-def _end_everything_else() -> None:
-    """As PID 1, give every other process a grace period, then kill it."""
-    if os.getpid() != 1:
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.kill(-1, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            time.sleep(0.02)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -102,9 +83,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     _log("listening on %s (pid %d)" % (socket_path, os.getpid()))
     while not stop.wait(0.5):
         registry.reap()  # in case a SIGCHLD arrived while a spawn held the reaper off
-    _log("stopping")
-    runner.close()
-    _end_everything_else()
+    _log("stopping: SIGTERM to every process, SIGKILL after %g s" % STOP_GRACE_SECONDS)
+    runner.stop(STOP_GRACE_SECONDS)
     return 0
 
 

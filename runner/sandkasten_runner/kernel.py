@@ -44,6 +44,10 @@ class Kernel:
     def connection_file(self) -> str:
         return os.path.join(self._run_dir, "kernel.json")
 
+    @property
+    def pid(self) -> Optional[int]:
+        return self._child.pid if self._child else None
+
     def alive(self) -> bool:
         return self._child is not None and not self._child.exited.is_set()
 

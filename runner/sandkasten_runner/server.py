@@ -8,6 +8,7 @@ only a frame whose lengths cannot be trusted ends its connection.
 import codecs
 import contextlib
 import os
+import signal
 import socket
 import sys
 import threading
@@ -20,7 +21,7 @@ from .errors import RunnerError
 from .files import Workspace
 from .health import sandbox_usage
 from .kernel import Kernel
-from .processes import ChildRegistry
+from .processes import ChildRegistry, descendants, kill_session
 from .protocol import (
     MAX_PAYLOAD_BYTES,
     PROTOCOL_VERSION,
@@ -89,6 +90,7 @@ class Runner:
         self.run_dir = run_dir
         self.socket_path = os.path.join(run_dir, "control.sock")
         self.started_at = time.time()
+        self._registry = registry
         env = {k: v for k, v in os.environ.items() if not k.startswith("SANDKASTEN_RUNNER_")}
         self.workspace = Workspace(workspace)
         self.shell = Shell(registry, self.workspace.root, os.path.join(scratch_dir, "shell"), env)
@@ -133,15 +135,30 @@ class Runner:
         self._listener = listener
         threading.Thread(target=self._accept_loop, name="accept", daemon=True).start()
 
-    def close(self) -> None:
+    def stop(self, grace: float) -> None:
+        """Stop serving; SIGTERM every process of the sandbox, SIGKILL what is left after ``grace`` s."""
         if self._listener is not None:
             self._listener.close()
             self._listener = None
         with contextlib.suppress(OSError):
             os.unlink(self.socket_path)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            self._signal_everything(sig)
+            deadline = time.monotonic() + grace
+            while descendants(os.getpid()) and time.monotonic() < deadline:
+                self._registry.reap()
+                time.sleep(0.02)
         self.kernel.shutdown()
-        with self._exec_lock:
-            self.shell.close()
+        self.shell.close()
+
+    def _signal_everything(self, sig: int) -> None:
+        if os.getpid() == 1:  # every process in the container but us
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(-1, sig)
+            return
+        for leader in (self.shell.pid, self.kernel.pid):
+            if leader is not None:
+                kill_session(leader, sig)
 
     def _accept_loop(self) -> None:
         while self._listener is not None:

@@ -187,6 +187,10 @@ class Shell:
             exit_code = self._child.returncode
             self.restart(reason)
             return {"exit_code": exit_code, "timed_out": False, "shell_restarted": True, "shell_exit": reason}
+        finally:
+            if stdin is not None:  # stdin data can be large, and /tmp is the sandbox's memory
+                with contextlib.suppress(OSError):
+                    os.unlink(stdin_file)
 
     @staticmethod
     def _sentinel_printf(token: str, status: str) -> str:

@@ -28,15 +28,20 @@ def test_sigterm_stops_everything_and_exits_zero(host_runner: Target) -> None:
 
     async def start_work() -> None:
         async with await host_runner.client() as client:
-            await client.exec("sleep 300 &")
+            # A background job that records the SIGTERM it is sent, and one that ignores it.
+            await client.exec("bash -c 'trap \"echo got TERM > term.txt; exit 0\" TERM; sleep 300 & wait' &")
+            await client.exec("bash -c 'trap \"\" TERM; sleep 300' &")
+            await asyncio.sleep(0.3)
 
     asyncio.run(start_work())
-    assert host_runner.process is not None
+    assert host_runner.process is not None and host_runner.host_workspace is not None
     started = time.monotonic()
     host_runner.process.send_signal(signal.SIGTERM)
     assert host_runner.process.wait(10) == 0
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 6  # the stubborn job gets SIGKILL after the grace period
     assert not os.path.exists(host_runner.socket)
+    with open(os.path.join(host_runner.host_workspace, "term.txt")) as f:
+        assert f.read() == "got TERM\n"
 
 
 def test_docker_stop_is_a_clean_exit(docker_client: Any) -> None:
