@@ -108,7 +108,12 @@ def start_container_runner(docker_client: Any, image: str, **spec_options: Any) 
         **spec_options,
     )
     container = start_sandbox(docker_client, spec)
-    return wait_until_ready(Target(image, run_dir, "/workspace", None, container=container))
+    target = Target(image, run_dir, "/workspace", None, container=container)
+    try:
+        return wait_until_ready(target)
+    except BaseException:
+        stop_container_runner(target)
+        raise
 
 
 def stop_container_runner(target: Target) -> None:
@@ -135,6 +140,14 @@ def sandbox(request: pytest.FixtureRequest, docker_client: Any) -> Iterator[Targ
     target = start_container_runner(docker_client, request.param)
     yield target
     stop_container_runner(target)
+
+
+@pytest.fixture
+def short_dir() -> Iterator[str]:
+    """A short temp dir (for socket paths), removed afterwards."""
+    path = short_tempdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

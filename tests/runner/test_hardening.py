@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from sandkasten_kernel.engine.errors import EngineError
-from sandkasten_kernel.engine.sandbox_spec import SandboxSpec, check_run_dir
-from tests.conftest import Target, short_tempdir, start_container_runner, stop_container_runner
+from sandkasten_kernel.engine.sandbox_spec import check_run_dir
+from tests.conftest import Target, start_container_runner, stop_container_runner
 
 
 async def sh(target: Target, command: str) -> str:
@@ -81,16 +81,18 @@ async def test_image_contents(sandbox: Target) -> None:
 
 def test_a_named_workspace_volume_is_writable(docker_client: Any) -> None:
     volume = docker_client.volumes.create(labels={"sandkasten.test": "1"})
-    target = start_container_runner(docker_client, "base", workspace_volume=volume.name)
     try:
-        output = asyncio.run(sh(target, "echo kept > /workspace/f && cat /workspace/f && stat -c %u /workspace"))
-        assert output == "kept\n1000\n"
+        target = start_container_runner(docker_client, "base", workspace_volume=volume.name)
+        try:
+            output = asyncio.run(sh(target, "echo kept > /workspace/f && cat /workspace/f && stat -c %u /workspace"))
+            assert output == "kept\n1000\n"
+        finally:
+            stop_container_runner(target)
     finally:
-        stop_container_runner(target)
         volume.remove(force=True)
 
 
-def test_a_run_directory_too_long_for_sockets_is_refused() -> None:
+def test_a_run_directory_too_long_for_sockets_is_refused(short_dir: str) -> None:
     with pytest.raises(EngineError, match="too long for Unix sockets"):
         check_run_dir("/tmp/" + "d" * 100)
-    SandboxSpec(image="x", run_dir=short_tempdir())  # a short one is fine
+    check_run_dir(short_dir)  # a short one is fine

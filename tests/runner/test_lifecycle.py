@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from tests.conftest import Target, short_tempdir, start_container_runner, stop_container_runner
+from tests.conftest import Target, start_container_runner, stop_container_runner
 
 
 async def test_orphans_are_reaped(runner: Target) -> None:
@@ -57,8 +57,8 @@ def test_docker_stop_is_a_clean_exit(docker_client: Any) -> None:
         stop_container_runner(target)
 
 
-def test_a_socket_path_too_long_is_a_clear_error() -> None:
-    run_dir = os.path.join(short_tempdir(), "r" * 100)
+def test_a_socket_path_too_long_is_a_clear_error(short_dir: str) -> None:
+    run_dir = os.path.join(short_dir, "r" * 100)
     os.makedirs(run_dir)
     process = subprocess.run(
         [sys.executable, "-m", "sandkasten_runner", "--run-dir", run_dir, "--workspace", "/tmp"],
@@ -71,9 +71,9 @@ def test_a_socket_path_too_long_is_a_clear_error() -> None:
     assert "Traceback" not in process.stderr
 
 
-def test_a_missing_workspace_is_a_clear_error() -> None:
+def test_a_missing_workspace_is_a_clear_error(short_dir: str) -> None:
     process = subprocess.run(
-        [sys.executable, "-m", "sandkasten_runner", "--run-dir", short_tempdir(), "--workspace", "/nonexistent/ws"],
+        [sys.executable, "-m", "sandkasten_runner", "--run-dir", short_dir, "--workspace", "/nonexistent/ws"],
         capture_output=True,
         text=True,
         timeout=30,
