@@ -6,14 +6,22 @@ Docker's exceptions become the engine's own, with messages a user can act on.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import requests
 from docker.models.containers import Container
 
 from .errors import DockerUnavailable, EngineError, ImageError
 from .sandbox_spec import SandboxSpec, container_options, prepare_run_dir
+
+T = TypeVar("T")
 
 
 def connect(timeout: float = 60.0) -> docker.DockerClient:
@@ -51,3 +59,101 @@ def remove_sandbox(container: Container) -> None:
         pass
     except docker.errors.APIError as exc:
         raise EngineError("docker could not remove %s: %s" % (container.short_id, exc.explanation or exc)) from None
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    name: str
+    labels: dict[str, str]
+    running: bool
+
+
+def _info(container: Container) -> ContainerInfo:
+    return ContainerInfo(
+        container.id or "", container.name or "", dict(container.labels or {}), container.status == "running"
+    )
+
+
+class DockerBackend:
+    """Async face of the calls above: each blocking docker-py call runs in an executor."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+
+    async def _run(self, call: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(None, functools.partial(call, *args))
+        except requests.exceptions.ConnectionError as exc:
+            raise DockerUnavailable("the Docker engine stopped answering: %s" % exc) from None
+
+    async def start(self, spec: SandboxSpec) -> ContainerInfo:
+        return _info(await self._run(start_sandbox, self.client, spec))
+
+    async def remove(self, container_id: str) -> None:
+        def remove() -> None:
+            with contextlib.suppress(docker.errors.NotFound):
+                remove_sandbox(self.client.containers.get(container_id))
+
+        await self._run(remove)
+
+    async def containers(self, label: str) -> list[ContainerInfo]:
+        def listing() -> list[ContainerInfo]:
+            return [
+                _info(c) for c in self.client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
+            ]
+
+        return await self._run(listing)
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        def inspect() -> ContainerInfo | None:
+            try:
+                return _info(self.client.containers.get(container_id))
+            except docker.errors.NotFound:
+                return None
+
+        return await self._run(inspect)
+
+    async def stats(self, container_id: str) -> dict[str, Any]:
+        def stats() -> dict[str, Any]:
+            result = self.client.containers.get(container_id).stats(stream=False)
+            assert isinstance(result, dict)
+            return result
+
+        return await self._run(stats)
+
+    # -- volumes (workspaces) ---------------------------------------------------------
+
+    async def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        def ensure() -> None:
+            try:
+                self.client.volumes.get(name)
+            except docker.errors.NotFound:
+                self.client.volumes.create(name=name, labels=labels)
+
+        await self._run(ensure)
+
+    async def volumes(self, label: str) -> list[dict[str, Any]]:
+        """Volumes with ``label``, with their size where the engine reports it."""
+
+        def listing() -> list[dict[str, Any]]:
+            sizes = {v["Name"]: v.get("UsageData", {}).get("Size", -1) for v in self.client.df().get("Volumes") or []}
+            return [
+                {"name": v.name, "labels": v.attrs.get("Labels") or {}, "size": sizes.get(v.name, -1)}
+                for v in self.client.volumes.list(filters={"label": label})
+            ]
+
+        return await self._run(listing)
+
+    async def remove_volume(self, name: str) -> bool:
+        def remove() -> bool:
+            try:
+                self.client.volumes.get(name).remove()
+                return True
+            except docker.errors.NotFound:
+                return False
+            except docker.errors.APIError as exc:
+                raise EngineError("docker could not remove volume %s: %s" % (name, exc.explanation or exc)) from None
+
+        return await self._run(remove)

@@ -27,3 +27,27 @@ class DockerUnavailable(EngineError):
 
 class ImageError(EngineError):
     """An image is missing or could not be built."""
+
+
+class SessionNotFound(EngineError):
+    """No session has that id (it may have been destroyed or reaped)."""
+
+
+class SessionLost(EngineError):
+    """The session's container is gone (removed or crashed behind the engine's back)."""
+
+
+class LimitExceeded(EngineError):
+    """A session asked for more than the configured maxima allow."""
+
+
+class NotAllowed(EngineError):
+    """The configuration forbids what was asked (network, an image, workspaces)."""
+
+
+class WorkspaceInUse(EngineError):
+    """A workspace cannot be deleted while a session mounts it."""
+
+
+class WorkspaceNotFound(EngineError):
+    """No workspace has that name."""

@@ -1,0 +1,224 @@
+"""Configuration: ``sandkasten.yaml`` mapped onto traitlets classes.
+
+Each YAML section is one ``Configurable``, so every option also works as
+``c.<Class>.<option>`` in jupyter_server_config.py and on the command line::
+
+    listen, api_key, state_dir        -> Sandkasten
+    defaults:  image, cpus, ...       -> SandkastenDefaults
+    session:   ttl_s, idle_timeout_s  -> SandkastenSession
+    workspace: enabled                -> SandkastenWorkspace
+    pool:      enabled, images, ...   -> SandkastenPool
+    security:  allow_network, ...     -> SandkastenSecurity
+
+An unknown key, a wrong type or a bad value raises ``ConfigError`` naming the
+key and the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, validate
+from traitlets.config import Config, Configurable
+
+from .errors import EngineError
+
+
+class ConfigError(EngineError):
+    """A configuration file or value that cannot be used."""
+
+
+class Sandkasten(Configurable):
+    listen = Unicode("127.0.0.1:8888", help="host:port where `sandkasten serve` listens.").tag(config=True)
+    api_key = Unicode("", help="The API token (Jupyter Server's token); empty generates one at start.").tag(config=True)
+    state_dir = Unicode(
+        "/var/lib/sandkasten",
+        help="Where the SQLite store and the sandboxes' run directories live. Keep it short: "
+        "socket paths inside it must fit 107 bytes.",
+    ).tag(config=True)
+
+
+class SandkastenDefaults(Configurable):
+    image = Unicode("python", help="Image of a session that names none: base, python or node.").tag(config=True)
+    cpus = Float(1.0, help="CPUs per sandbox.").tag(config=True)
+    memory_mb = Int(512, help="Memory per sandbox, MiB (swap included).").tag(config=True)
+    pids = Int(256, help="Processes per sandbox.").tag(config=True)
+    tmp_mb = Int(256, help="Size of the /tmp tmpfs, MiB.").tag(config=True)
+    workspace_mb = Int(1024, help="Size of /workspace when it is not a named workspace (tmpfs), MiB.").tag(config=True)
+    network = Bool(False, help="Whether a session has network unless it says otherwise.").tag(config=True)
+    max_cpus = Float(2.0, help="Most CPUs a session may ask for.").tag(config=True)
+    max_memory_mb = Int(2048, help="Most memory a session may ask for, MiB.").tag(config=True)
+    max_pids = Int(1024, help="Most processes a session may ask for.").tag(config=True)
+
+    @validate("cpus", "max_cpus")
+    def _positive_float(self, proposal: dict[str, Any]) -> float:
+        value = float(proposal["value"])
+        if value <= 0:
+            raise TraitError("must be greater than 0")
+        return value
+
+    @validate("memory_mb", "pids", "tmp_mb", "workspace_mb", "max_memory_mb", "max_pids")
+    def _positive_int(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if value <= 0:
+            raise TraitError("must be greater than 0")
+        return value
+
+
+class SandkastenSession(Configurable):
+    ttl_s = Int(3600, help="A session is destroyed this many seconds after it was created (0: never).").tag(config=True)
+    idle_timeout_s = Int(900, help="A session unused for this many seconds is destroyed (0: never).").tag(config=True)
+    reap_interval_s = Float(5.0, help="How often expired sessions are looked for, seconds.").tag(config=True)
+
+    @validate("ttl_s", "idle_timeout_s")
+    def _not_negative(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if value < 0:
+            raise TraitError("must not be negative")
+        return value
+
+
+class SandkastenWorkspace(Configurable):
+    enabled = Bool(True, help="Whether sessions may mount named workspaces (Docker volumes) at /workspace.").tag(
+        config=True
+    )
+
+
+class SandkastenPool(Configurable):
+    enabled = Bool(True, help="Keep warm sandboxes ready, so creating a session needs no container start.").tag(
+        config=True
+    )
+    images = Dict(
+        {"python": 2},
+        help="Warm sandboxes to keep per image, e.g. {python: 2, node: 1}.",
+    ).tag(config=True)
+    with_kernel = Bool(True, help="Start the Jupyter kernel in warm sandboxes too.").tag(config=True)
+
+    @validate("images")
+    def _counts(self, proposal: dict[str, Any]) -> dict[str, int]:
+        counts = dict(proposal["value"])
+        for image, count in counts.items():
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise TraitError("the count for %r must be a whole number >= 0, not %r" % (image, count))
+        return counts
+
+
+class SandkastenSecurity(Configurable):
+    allow_network = Bool(False, help="Whether sessions may ask for network at all.").tag(config=True)
+    allowed_images = List(
+        Unicode(),
+        ["base", "python", "node"],
+        help="Images sessions may use: names of sandkasten images, or full image references.",
+    ).tag(config=True)
+
+
+SECTIONS: dict[str, type[Configurable]] = {
+    "defaults": SandkastenDefaults,
+    "session": SandkastenSession,
+    "workspace": SandkastenWorkspace,
+    "pool": SandkastenPool,
+    "security": SandkastenSecurity,
+}
+CONFIG_CLASSES: list[type[Configurable]] = [Sandkasten, *SECTIONS.values()]
+
+
+@dataclass
+class Settings:
+    """The validated configuration, one object per section."""
+
+    server: Sandkasten
+    defaults: SandkastenDefaults
+    session: SandkastenSession
+    workspace: SandkastenWorkspace
+    pool: SandkastenPool
+    security: SandkastenSecurity
+
+    def resolve_image(self, name: str | None) -> str:
+        """The image reference for ``name``, refused unless the security policy allows it."""
+        from .images import IMAGES
+
+        name = name or self.defaults.image
+        if name not in self.security.allowed_images:
+            raise ConfigError("image %r is not allowed; allowed: %s" % (name, ", ".join(self.security.allowed_images)))
+        return IMAGES[name].tag if name in IMAGES else name
+
+
+def _traits(cls: type[Configurable]) -> dict[str, Any]:
+    return cls.class_traits(config=True)
+
+
+def yaml_to_config(data: Any, source: str) -> Config:
+    """Map parsed YAML onto a traitlets ``Config``, refusing unknown keys."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("%s: the top level must be a mapping of keys, not %s" % (source, type(data).__name__))
+    config = Config()
+    for key, value in data.items():
+        if key in SECTIONS:
+            cls = SECTIONS[key]
+            if not isinstance(value, dict):
+                raise ConfigError("%s: '%s' must be a mapping, not %s" % (source, key, type(value).__name__))
+            for option, option_value in value.items():
+                if option not in _traits(cls):
+                    known = ", ".join(sorted(_traits(cls)))
+                    raise ConfigError("%s: unknown key '%s.%s' (known in %s: %s)" % (source, key, option, key, known))
+                config[cls.__name__][option] = option_value
+        elif key in _traits(Sandkasten):
+            config.Sandkasten[key] = value
+        else:
+            known = ", ".join(sorted([*_traits(Sandkasten), *SECTIONS]))
+            raise ConfigError("%s: unknown key '%s' (known: %s)" % (source, key, known))
+    return config
+
+
+def _reason(exc: TraitError) -> str:
+    """traitlets says "The 'x' trait of a Y instance expected an int, not ...": keep the end."""
+    text = str(exc)
+    return text.split(" instance ", 1)[1] if " instance " in text else text
+
+
+def settings_from(config: Config, source: str = "configuration") -> Settings:
+    """Build every section from ``config``; an unknown key or bad value is an error naming it."""
+    built: dict[str, Configurable] = {}
+    sections: list[tuple[str, type[Configurable]]] = [("server", Sandkasten), *SECTIONS.items()]
+    for section, cls in sections:
+        instance = cls()
+        traits = _traits(cls)
+        prefix = "" if cls is Sandkasten else section + "."
+        for option, value in config.get(cls.__name__, {}).items():
+            if option not in traits:
+                raise ConfigError(
+                    "%s: unknown key '%s%s' (known: %s)" % (source, prefix, option, ", ".join(sorted(traits)))
+                )
+            try:
+                setattr(instance, option, value)
+            except TraitError as exc:
+                raise ConfigError("%s: bad value for '%s%s': %s" % (source, prefix, option, _reason(exc))) from None
+        built[section] = instance
+    return Settings(**built)  # type: ignore[arg-type]
+
+
+def load_settings(path: str | None = None, extra: Config | None = None) -> Settings:
+    """Read ``path`` (if given), then apply ``extra`` (jupyter or command-line config) over it."""
+    config = Config()
+    source = "configuration"
+    if path is not None:
+        source = path
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = yaml.safe_load(f)
+        except FileNotFoundError:
+            raise ConfigError("%s: no such file" % path) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError("%s: not valid YAML: %s" % (path, exc)) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("%s: cannot be read: %s" % (path, exc)) from None
+        config = yaml_to_config(data, path)
+    if extra is not None:
+        config.merge(extra)
+        if path is not None:
+            source = "%s (with overrides)" % path
+    return settings_from(config, source)

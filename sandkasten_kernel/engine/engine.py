@@ -1,0 +1,340 @@
+"""The engine: sessions on top of sandboxes, the warm pool, the store and workspaces.
+
+A session is a claimed sandbox plus its record in the store. The handlers and
+the kernel provisioner call this class; it never imports tornado or Jupyter
+Server, and only ``docker_backend`` talks to Docker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shlex
+import shutil
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .config import Settings
+from .docker_backend import DockerBackend, connect
+from .errors import (
+    EngineError,
+    LimitExceeded,
+    NotAllowed,
+    RunnerUnavailable,
+    SessionLost,
+    SessionNotFound,
+    WorkspaceInUse,
+    WorkspaceNotFound,
+)
+from .pool import WarmPool
+from .runner_client import ExecResult, RunnerClient
+from .sandbox_spec import LABEL_SANDBOX, SandboxLimits
+from .sandboxes import LABEL_POOL, LABEL_WORKSPACE, Sandbox, SandboxFactory, workspace_volume
+from .store import Event, SessionRecord, Store
+
+log = logging.getLogger("sandkasten.engine")
+WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+LIMIT_NAMES = ("cpus", "memory_mb", "pids")
+
+
+class Engine:
+    def __init__(self, settings: Settings, backend: DockerBackend | None = None) -> None:
+        self.settings = settings
+        self.backend = backend or DockerBackend(connect())
+        state_dir = settings.server.state_dir
+        os.makedirs(state_dir, mode=0o755, exist_ok=True)
+        self.store = Store(os.path.join(state_dir, "sandkasten.db"))
+        self.factory = SandboxFactory(self.backend, state_dir)
+        self.pool = WarmPool(self.factory, self.default_limits(), settings.pool.with_kernel)
+        self._sandboxes: dict[str, Sandbox] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self, pool: bool = True, reaper: bool = True) -> dict[str, Any]:
+        """Reconcile the store with Docker, then start the pool and the reaper."""
+        report = await self.reconcile()
+        if pool and self.settings.pool.enabled:
+            targets = {self.settings.resolve_image(name): n for name, n in self.settings.pool.images.items()}
+            self.pool.start(targets)
+        if reaper:
+            self._reaper = asyncio.create_task(self._reap_loop(), name="sandkasten-reaper")
+        return report
+
+    async def close(self) -> None:
+        """Stop background work and the warm pool. Sessions keep running: a new engine re-adopts them."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        await self.pool.close()
+        self.store.close()
+
+    async def reconcile(self) -> dict[str, Any]:
+        """Make the store and Docker agree. Workspace volumes are never touched."""
+        containers = {c.labels.get("sandkasten.session"): c for c in await self.backend.containers(LABEL_SANDBOX)}
+        report: dict[str, list[str]] = {"adopted": [], "lost": [], "removed_containers": [], "removed_run_dirs": []}
+        for record in self.store.list_sessions():
+            container = containers.pop(record.id, None)
+            if container is not None and container.running:
+                self._sandboxes[record.id] = self._sandbox_of(record)
+                report["adopted"].append(record.id)
+            else:
+                if container is not None:
+                    await self.backend.remove(container.id)
+                self._forget(record, "lost: its container %s" % ("stopped" if container else "is gone"))
+                report["lost"].append(record.id)
+        for sandbox_id, container in containers.items():
+            # Warm sandboxes of an earlier engine, or starts that never finished.
+            await self.backend.remove(container.id)
+            report["removed_containers"].append(container.name)
+            shutil.rmtree(self.factory.run_dir(sandbox_id or "-"), ignore_errors=True)
+        for name in os.listdir(self.factory.sandboxes_dir):
+            if name not in self._sandboxes:
+                shutil.rmtree(self.factory.run_dir(name), ignore_errors=True)
+                report["removed_run_dirs"].append(name)
+        if any(report.values()):
+            self.store.add_event(None, "reconciled", **report)
+        return report
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def default_limits(self) -> SandboxLimits:
+        d = self.settings.defaults
+        return SandboxLimits(
+            cpus=d.cpus, memory_mb=d.memory_mb, pids=d.pids, tmp_mb=d.tmp_mb, workspace_mb=d.workspace_mb
+        )
+
+    def _limits(self, asked: dict[str, Any] | None) -> SandboxLimits:
+        defaults = self.default_limits()
+        if not asked:
+            return defaults
+        unknown = set(asked) - set(LIMIT_NAMES)
+        if unknown:
+            raise EngineError("unknown limit %s; limits are %s" % (", ".join(sorted(unknown)), ", ".join(LIMIT_NAMES)))
+        d = self.settings.defaults
+        maxima = {"cpus": d.max_cpus, "memory_mb": d.max_memory_mb, "pids": d.max_pids}
+        values: dict[str, Any] = {}
+        for name, value in asked.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise EngineError("limit %s must be a number greater than 0, not %r" % (name, value))
+            if value > maxima[name]:
+                raise LimitExceeded("limit %s=%s exceeds the configured maximum %s" % (name, value, maxima[name]))
+            values[name] = float(value) if name == "cpus" else int(value)
+        return SandboxLimits(
+            cpus=values.get("cpus", defaults.cpus),
+            memory_mb=values.get("memory_mb", defaults.memory_mb),
+            pids=values.get("pids", defaults.pids),
+            tmp_mb=defaults.tmp_mb,
+            workspace_mb=defaults.workspace_mb,
+        )
+
+    async def create_session(
+        self,
+        image: str | None = None,
+        workspace: str | None = None,
+        env: dict[str, str] | None = None,
+        limits: dict[str, Any] | None = None,
+        network: bool | None = None,
+        ttl_s: int | None = None,
+        owner: str | None = None,
+    ) -> SessionRecord:
+        """Claim a warm sandbox, or start one cold when none fits or the pool is empty."""
+        image_ref = self.settings.resolve_image(image)
+        sandbox_limits = self._limits(limits)
+        network = self.settings.defaults.network if network is None else network
+        if network and not self.settings.security.allow_network:
+            raise NotAllowed("network is not allowed by the configuration (security.allow_network)")
+        if workspace is not None:
+            if not self.settings.workspace.enabled:
+                raise NotAllowed("named workspaces are disabled by the configuration (workspace.enabled)")
+            if not WORKSPACE_NAME.match(workspace):
+                raise EngineError("workspace names are 1-63 letters, digits, '.', '_' or '-', not %r" % workspace)
+        if ttl_s is not None and (ttl_s < 0 or (self.settings.session.ttl_s and ttl_s > self.settings.session.ttl_s)):
+            raise LimitExceeded("ttl_s must be between 0 and %d" % self.settings.session.ttl_s)
+        env = dict(env or {})
+
+        sandbox = None
+        if workspace is None and not network and sandbox_limits == self.pool.limits:
+            sandbox = await self.pool.claim(image_ref)
+        warm = sandbox is not None
+        if sandbox is None:
+            if workspace is not None:
+                await self.backend.ensure_volume(workspace_volume(workspace), {LABEL_WORKSPACE: workspace})
+            sandbox = await self.factory.create(image_ref, sandbox_limits, network, workspace, env)
+        elif env:
+            await self._export(sandbox, env)
+
+        now = time.time()
+        record = SessionRecord(
+            id=sandbox.id,
+            container_id=sandbox.container_id,
+            image=image_ref,
+            workspace=workspace,
+            run_dir=sandbox.run_dir,
+            status="running",
+            created_at=now,
+            last_active=now,
+            ttl_s=self.settings.session.ttl_s if ttl_s is None else ttl_s,
+            idle_timeout_s=self.settings.session.idle_timeout_s,
+            limits={name: getattr(sandbox_limits, name) for name in LIMIT_NAMES},
+            network=network,
+            env=env,
+            owner=owner,
+            warm=warm,
+        )
+        try:
+            self.store.add_session(record)
+        except EngineError:
+            await self.factory.destroy(sandbox)
+            raise
+        if workspace is not None:
+            self.store.add_event(record.id, "workspace_used", workspace=workspace)
+        self._sandboxes[record.id] = sandbox
+        return record
+
+    @staticmethod
+    async def _export(sandbox: Sandbox, env: dict[str, str]) -> None:
+        """Session env for a warm sandbox: exported in its shell (the kernel started earlier)."""
+        command = "export " + " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in env.items())
+        async with await sandbox.connect() as runner:
+            result = await runner.exec(command, env=None)
+        if result.exit_code != 0:
+            raise EngineError("could not set the session's environment: %s" % result.output.strip())
+
+    def get_session(self, session_id: str) -> SessionRecord:
+        record = self.store.get_session(session_id)
+        if record is None:
+            raise SessionNotFound("no session %r" % session_id)
+        return record
+
+    def list_sessions(self) -> list[SessionRecord]:
+        return self.store.list_sessions()
+
+    async def destroy_session(self, session_id: str, reason: str = "requested") -> None:
+        record = self.get_session(session_id)
+        sandbox = self._sandboxes.pop(session_id, None) or self._sandbox_of(record)
+        await self.factory.destroy(sandbox)
+        self.store.remove_session(session_id, reason)
+
+    def _sandbox_of(self, record: SessionRecord) -> Sandbox:
+        limits = SandboxLimits(**{name: record.limits[name] for name in LIMIT_NAMES})
+        return Sandbox(
+            record.id, record.container_id, record.image, record.run_dir, limits, record.network, record.workspace
+        )
+
+    def _forget(self, record: SessionRecord, reason: str) -> None:
+        self._sandboxes.pop(record.id, None)
+        shutil.rmtree(record.run_dir, ignore_errors=True)
+        self.store.remove_session(record.id, reason)
+
+    async def runner(self, session_id: str) -> RunnerClient:
+        """A connection to the session's runner; refreshes last_active.
+
+        A container removed behind the engine's back is detected here: the
+        session is dropped, with an event saying why, and ``SessionLost`` raised.
+        """
+        record = self.get_session(session_id)
+        sandbox = self._sandboxes.get(session_id) or self._sandbox_of(record)
+        try:
+            client = await sandbox.connect()
+        except RunnerUnavailable as exc:
+            container = await self.backend.inspect(record.container_id)
+            if container is not None and container.running:
+                raise
+            await self.backend.remove(record.container_id)
+            reason = "lost: its container %s" % ("stopped" if container else "was removed")
+            self._forget(record, reason)
+            raise SessionLost("session %s is gone (%s)" % (session_id, reason)) from exc
+        self.store.touch(session_id)
+        return client
+
+    async def exec(self, session_id: str, command: str, **options: Any) -> ExecResult:
+        async with await self.runner(session_id) as runner:
+            result = await runner.exec(command, **options)
+        self.store.touch(session_id, exec_count=1)
+        return result
+
+    async def exec_stream(self, session_id: str, command: str, **options: Any) -> AsyncIterator[str | ExecResult]:
+        async with await self.runner(session_id) as runner:
+            async for event in runner.exec_stream(command, **options):
+                yield event
+        self.store.touch(session_id, exec_count=1)
+
+    # -- reaping -----------------------------------------------------------------------
+
+    def expired(self, now: float | None = None) -> list[tuple[str, str]]:
+        """(session id, reason) for sessions past their ttl or idle timeout."""
+        now = now or time.time()
+        due = []
+        for record in self.store.list_sessions():
+            if record.ttl_s and now - record.created_at > record.ttl_s:
+                due.append((record.id, "ttl of %d s reached" % record.ttl_s))
+            elif record.idle_timeout_s and now - record.last_active > record.idle_timeout_s:
+                due.append((record.id, "idle for %d s" % record.idle_timeout_s))
+        return due
+
+    async def reap_once(self) -> list[str]:
+        reaped = []
+        for session_id, reason in self.expired():
+            try:
+                await self.destroy_session(session_id, reason)
+                reaped.append(session_id)
+            except SessionNotFound:
+                continue
+        return reaped
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.session.reap_interval_s)
+            try:
+                await self.reap_once()
+            except EngineError as exc:
+                log.error("reaper: %s", exc)
+
+    # -- workspaces --------------------------------------------------------------------
+
+    async def list_workspaces(self) -> list[dict[str, Any]]:
+        in_use: dict[str, list[str]] = {}
+        for record in self.store.list_sessions():
+            if record.workspace:
+                in_use.setdefault(record.workspace, []).append(record.id)
+        last_used = self.store.workspace_last_used()
+        rows = []
+        for volume in await self.backend.volumes(LABEL_WORKSPACE):
+            name = volume["labels"].get(LABEL_WORKSPACE, volume["name"])
+            rows.append(
+                {
+                    "name": name,
+                    "size_bytes": volume["size"],
+                    "in_use_by": in_use.get(name, []),
+                    "last_used": last_used.get(name),
+                }
+            )
+        return sorted(rows, key=lambda row: row["name"])
+
+    async def delete_workspace(self, name: str) -> None:
+        users = [r.id for r in self.store.list_sessions() if r.workspace == name]
+        if users:
+            raise WorkspaceInUse("workspace %r is in use by session %s" % (name, ", ".join(users)))
+        if not await self.backend.remove_volume(workspace_volume(name)):
+            raise WorkspaceNotFound("no workspace %r" % name)
+        self.store.add_event(None, "workspace_deleted", workspace=name)
+
+    # -- pool and events ---------------------------------------------------------------
+
+    def pool_status(self) -> dict[str, Any]:
+        return {"enabled": self.settings.pool.enabled, "images": self.pool.status()}
+
+    async def resize_pool(self, image: str, target: int) -> None:
+        await self.pool.resize(self.settings.resolve_image(image), target)
+
+    def events(self, limit: int = 100) -> list[Event]:
+        return self.store.events(limit)
+
+
+__all__ = ["LABEL_POOL", "Engine"]

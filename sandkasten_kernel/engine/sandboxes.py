@@ -1,0 +1,111 @@
+"""Making and removing sandboxes: a hardened container, its run directory, a ready runner.
+
+A sandbox is ready when its runner answers ``hello`` (its shell is up by then)
+and, when asked for, its kernel's sockets exist. The pool and cold session
+starts both come through here.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+from .docker_backend import DockerBackend
+from .errors import EngineError
+from .kernel_connection import kernel_connection_info
+from .runner_client import RunnerClient
+from .sandbox_spec import SandboxLimits, SandboxSpec, check_run_dir
+
+LABEL_SESSION = "sandkasten.session"
+LABEL_POOL = "sandkasten.pool"
+LABEL_WORKSPACE = "sandkasten.workspace"
+READY_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Sandbox:
+    id: str
+    container_id: str
+    image: str
+    run_dir: str
+    limits: SandboxLimits
+    network: bool
+    workspace: str | None = None  # the workspace name, not the volume
+    kernel: dict[str, Any] | None = field(default=None, repr=False)  # host-side connection info
+
+    @property
+    def socket(self) -> str:
+        return os.path.join(self.run_dir, "control.sock")
+
+    async def connect(self, timeout: float = 5.0) -> RunnerClient:
+        return await RunnerClient.connect(self.socket, timeout=timeout)
+
+
+def new_sandbox_id() -> str:
+    # Short: it names the run directory, whose socket paths must fit 107 bytes.
+    return secrets.token_hex(6)
+
+
+def workspace_volume(name: str) -> str:
+    return "sandkasten-ws-%s" % name
+
+
+class SandboxFactory:
+    def __init__(self, backend: DockerBackend, state_dir: str) -> None:
+        self.backend = backend
+        self.sandboxes_dir = os.path.join(state_dir, "sandboxes")
+        os.makedirs(self.sandboxes_dir, mode=0o755, exist_ok=True)
+        check_run_dir(os.path.join(self.sandboxes_dir, new_sandbox_id()))
+
+    def run_dir(self, sandbox_id: str) -> str:
+        return os.path.join(self.sandboxes_dir, sandbox_id)
+
+    async def create(
+        self,
+        image: str,
+        limits: SandboxLimits,
+        network: bool = False,
+        workspace: str | None = None,
+        env: dict[str, str] | None = None,
+        with_kernel: bool = False,
+        pool: bool = False,
+    ) -> Sandbox:
+        """Start a sandbox and wait until its runner (and kernel, if asked) is ready."""
+        sandbox_id = new_sandbox_id()
+        labels = {LABEL_SESSION: sandbox_id}
+        if pool:
+            labels[LABEL_POOL] = image
+        if workspace:
+            labels[LABEL_WORKSPACE] = workspace
+        spec = SandboxSpec(
+            image=image,
+            run_dir=self.run_dir(sandbox_id),
+            workspace_volume=workspace_volume(workspace) if workspace else None,
+            limits=limits,
+            network=network,
+            env=dict(env or {}),
+            labels=labels,
+            name="sandkasten-%s" % sandbox_id,
+        )
+        info = await self.backend.start(spec)
+        sandbox = Sandbox(sandbox_id, info.id, image, spec.run_dir, limits, network, workspace)
+        try:
+            async with await sandbox.connect(timeout=READY_TIMEOUT_S) as runner:
+                if with_kernel:
+                    await self.start_kernel(sandbox, runner)
+        except (EngineError, OSError) as exc:
+            await self.destroy(sandbox)
+            raise EngineError("sandbox %s from %s did not become ready: %s" % (sandbox_id, image, exc)) from None
+        return sandbox
+
+    async def start_kernel(self, sandbox: Sandbox, runner: RunnerClient) -> None:
+        info = kernel_connection_info(sandbox.run_dir)
+        await runner.kernel_start(info)
+        sandbox.kernel = info
+
+    async def destroy(self, sandbox: Sandbox) -> None:
+        await self.backend.remove(sandbox.container_id)
+        shutil.rmtree(sandbox.run_dir, ignore_errors=True)

@@ -1,0 +1,221 @@
+"""The session store: SQLite in WAL mode at ``<state_dir>/sandkasten.db``.
+
+It holds sessions and their events. Docker labels hold the rest of the truth
+(which containers exist); the engine reconciles the two on start.
+
+Calls are short and local, and serialized by a lock; they run on the caller's
+thread. A database that is locked or corrupt raises ``StoreError``: it is never
+reset behind the user's back.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import EngineError
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    container_id TEXT NOT NULL,
+    image TEXT NOT NULL,
+    workspace TEXT,
+    run_dir TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    last_active REAL NOT NULL,
+    ttl_s INTEGER NOT NULL,
+    idle_timeout_s INTEGER NOT NULL,
+    limits TEXT NOT NULL,
+    network INTEGER NOT NULL,
+    env TEXT NOT NULL,
+    kernel_id TEXT,
+    owner TEXT,
+    warm INTEGER NOT NULL,
+    exec_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    session_id TEXT,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_session ON events (session_id);
+"""
+
+
+class StoreError(EngineError):
+    """The database cannot be used (locked, corrupt, disk full): nothing was reset."""
+
+
+@dataclass
+class SessionRecord:
+    id: str
+    container_id: str
+    image: str
+    workspace: str | None
+    run_dir: str
+    status: str  # running | lost
+    created_at: float
+    last_active: float
+    ttl_s: int
+    idle_timeout_s: int
+    limits: dict[str, Any]
+    network: bool
+    env: dict[str, str] = field(default_factory=dict)
+    kernel_id: str | None = None
+    owner: str | None = None
+    warm: bool = False
+    exec_count: int = 0
+
+    def public(self) -> dict[str, Any]:
+        """The record as the API shows it (no host paths, no env values)."""
+        data = asdict(self)
+        data.pop("run_dir")
+        data["env"] = sorted(self.env)
+        return data
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    at: float
+    session_id: str | None
+    kind: str
+    detail: dict[str, Any]
+
+
+_JSON_FIELDS = ("limits", "env")
+_BOOL_FIELDS = ("network", "warm")
+
+
+def _row_to_record(row: sqlite3.Row) -> SessionRecord:
+    data = dict(row)
+    for name in _JSON_FIELDS:
+        data[name] = json.loads(data[name])
+    for name in _BOOL_FIELDS:
+        data[name] = bool(data[name])
+    return SessionRecord(**data)
+
+
+class Store:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, timeout=5.0, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    "%s has schema version %d; this Sandkasten knows up to %d" % (path, version, SCHEMA_VERSION)
+                )
+            self._db.executescript(SCHEMA)
+            self._db.execute("PRAGMA user_version=%d" % SCHEMA_VERSION)
+            self._db.execute("SELECT count(*) FROM sessions").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError("the session store %s cannot be used: %s (it was left as it is)" % (path, exc)) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                raise StoreError("the session store %s failed: %s" % (self.path, exc)) from None
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return list(self._db.execute(sql, args).fetchall())
+            except sqlite3.DatabaseError as exc:
+                raise StoreError("the session store %s failed: %s" % (self.path, exc)) from None
+
+    # -- sessions -----------------------------------------------------------------
+
+    def add_session(self, record: SessionRecord) -> None:
+        data = asdict(record)
+        for name in _JSON_FIELDS:
+            data[name] = json.dumps(data[name])
+        columns = ", ".join(data)
+        marks = ", ".join("?" for _ in data)
+        with self._transaction() as db:
+            db.execute("INSERT INTO sessions (%s) VALUES (%s)" % (columns, marks), tuple(data.values()))
+            self._event(db, record.id, "created", {"image": record.image, "warm": record.warm})
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        rows = self._query("SELECT * FROM sessions WHERE id = ?", (session_id,))
+        return _row_to_record(rows[0]) if rows else None
+
+    def list_sessions(self) -> list[SessionRecord]:
+        return [_row_to_record(row) for row in self._query("SELECT * FROM sessions ORDER BY created_at")]
+
+    def touch(self, session_id: str, exec_count: int = 0) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE sessions SET last_active = ?, exec_count = exec_count + ? WHERE id = ?",
+                (time.time(), exec_count, session_id),
+            )
+
+    def update(self, session_id: str, **values: Any) -> None:
+        sets = ", ".join("%s = ?" % name for name in values)
+        with self._transaction() as db:
+            db.execute("UPDATE sessions SET %s WHERE id = ?" % sets, (*values.values(), session_id))
+
+    def remove_session(self, session_id: str, reason: str) -> bool:
+        with self._transaction() as db:
+            gone = db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
+            if gone:
+                self._event(db, session_id, "destroyed", {"reason": reason})
+        return gone
+
+    def workspace_last_used(self) -> dict[str, float]:
+        """When each workspace was last used, from session events."""
+        rows = self._query(
+            "SELECT json_extract(detail, '$.workspace') AS name, max(at) AS at FROM events "
+            "WHERE kind = 'workspace_used' GROUP BY name"
+        )
+        return {row["name"]: row["at"] for row in rows}
+
+    # -- events ---------------------------------------------------------------------
+
+    @staticmethod
+    def _event(db: sqlite3.Connection, session_id: str | None, kind: str, detail: dict[str, Any]) -> None:
+        db.execute(
+            "INSERT INTO events (at, session_id, kind, detail) VALUES (?, ?, ?, ?)",
+            (time.time(), session_id, kind, json.dumps(detail)),
+        )
+
+    def add_event(self, session_id: str | None, kind: str, **detail: Any) -> None:
+        with self._transaction() as db:
+            self._event(db, session_id, kind, detail)
+
+    def events(self, limit: int = 100, session_id: str | None = None) -> list[Event]:
+        if session_id is None:
+            rows = self._query("SELECT * FROM events ORDER BY seq DESC LIMIT ?", (limit,))
+        else:
+            rows = self._query(
+                "SELECT * FROM events WHERE session_id = ? ORDER BY seq DESC LIMIT ?", (session_id, limit)
+            )
+        return [Event(r["seq"], r["at"], r["session_id"], r["kind"], json.loads(r["detail"])) for r in rows]
