@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 
+from .cli_state import add_commands
 from .engine.docker_backend import connect, remove_sandbox, start_sandbox
 from .engine.errors import EngineError
 from .engine.images import DEFAULT_MIRROR, IMAGES, ImageBuilder
@@ -104,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--network", action="store_true", help="give the sandbox a network (default: none)")
     run.add_argument("command", nargs="+", help="the command line, run by bash in /workspace")
     run.set_defaults(run=_run)
+
+    add_commands(commands)
     return parser
 
 

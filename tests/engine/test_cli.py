@@ -1,0 +1,68 @@
+"""`sandkasten sessions|pool|workspaces` against a real engine's state."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sandkasten_kernel.engine.engine import Engine
+from tests.engine.conftest import settings_for
+
+
+def sandkasten(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sandkasten_kernel.cli", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SANDKASTEN_CONFIG": ""},
+    )
+
+
+async def test_list_and_destroy_sessions_and_workspaces(state_dir: str, tmp_path: Path) -> None:
+    config = tmp_path / "sandkasten.yaml"
+    config.write_text("state_dir: %s\npool: {images: {base: 0}}\ndefaults: {image: base}\n" % state_dir)
+    engine = Engine(settings_for(state_dir, images={}))
+    workspace = "cli-%s" % uuid.uuid4().hex[:8]
+    record = await engine.create_session(workspace=workspace)
+    try:
+        listed = sandkasten(config, "sessions", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        (row,) = json.loads(listed.stdout)
+        assert row["id"] == record.id and row["workspace"] == workspace and "run_dir" not in row
+        table = sandkasten(config, "sessions", "list")
+        assert table.stdout.splitlines()[0].split()[:3] == ["ID", "IMAGE", "WORKSPACE"]
+        assert record.id in table.stdout
+
+        refused = sandkasten(config, "workspaces", "delete", workspace)
+        assert refused.returncode == 1 and "in use by session %s" % record.id in refused.stderr
+
+        destroyed = sandkasten(config, "sessions", "destroy", record.id)
+        assert destroyed.returncode == 0 and record.id in destroyed.stdout
+        assert json.loads(sandkasten(config, "sessions", "list", "--json").stdout) == []
+
+        workspaces = json.loads(sandkasten(config, "workspaces", "list", "--json").stdout)
+        assert [w["in_use_by"] for w in workspaces if w["name"] == workspace] == [[]]
+        assert sandkasten(config, "workspaces", "delete", workspace).returncode == 0
+    finally:
+        if engine.store.get_session(record.id):
+            await engine.destroy_session(record.id)
+        await engine.close()
+
+
+def test_pool_status_and_errors(state_dir: str, tmp_path: Path, docker_client: Any) -> None:
+    config = tmp_path / "sandkasten.yaml"
+    config.write_text("state_dir: %s\npool: {images: {node: 2}}\n" % state_dir)
+    status = sandkasten(config, "pool", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout) == [{"image": "sandkasten/runtime:node", "target": 2, "ready": 0}]
+    missing = sandkasten(config, "sessions", "destroy", "nope")
+    assert missing.returncode == 1 and "no session 'nope'" in missing.stderr
+    config.write_text("pool: {imgs: 1}\n")
+    bad = sandkasten(config, "sessions", "list")
+    assert bad.returncode == 1 and "unknown key 'pool.imgs'" in bad.stderr and "Traceback" not in bad.stderr
