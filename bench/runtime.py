@@ -1,6 +1,6 @@
 """Runtime benchmark: exec round trip, idle memory, image build time.
 
-    .venv/bin/python bench/runtime.py [--quick] [--cold-build]
+    .venv/bin/python -m bench.runtime [--quick] [--cold-build]
 
 Figures, each next to its baseline measured in the same run:
 - exec of ``true`` over the runner's control socket vs ``docker exec`` (docker-py)
