@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import json
 import os
 import shutil
 import sys
@@ -24,7 +23,7 @@ from typing import Any
 
 from traitlets.config import Config
 
-from bench.runtime import RESULTS, summary, time_sync
+from bench.report import print_rows, summary, time_sync, write_results
 from sandkasten_kernel.engine.config import load_settings
 from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.images import IMAGES
@@ -177,9 +176,7 @@ def main() -> int:
             ),
         ),
     ]
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print("%s  %s" % (name.ljust(width), value))
+    print_rows(rows)
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count()},
@@ -187,12 +184,7 @@ def main() -> int:
         "image": IMAGES[IMAGE].tag,
         **figures,
     }
-    out = options.out or RESULTS / (
-        "%s-engine%s.json" % (datetime.date.today().isoformat(), "-quick" if options.quick else "")
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print("wrote %s" % out)
+    write_results("engine", results, options.quick, options.out)
     return 0
 
 

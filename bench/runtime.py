@@ -20,55 +20,24 @@ import argparse
 import asyncio
 import contextlib
 import datetime
-import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import docker
 
+from bench.report import print_rows, summary, time_async, time_sync, write_results
 from sandkasten_kernel.engine.docker_backend import connect, remove_sandbox, start_sandbox
 from sandkasten_kernel.engine.images import BOOTSTRAP_TAG, IMAGES, ImageBuilder
 from sandkasten_kernel.engine.kernel_connection import kernel_connection_info
 from sandkasten_kernel.engine.runner_client import RunnerClient
 from sandkasten_kernel.engine.sandbox_spec import SandboxSpec
 
-RESULTS = Path(__file__).with_name("results")
 MB_COMMAND = "head -c 1000000 /dev/zero | tr '\\0' x"
-
-
-def summary(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    p99_index = min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))
-    return {
-        "median_ms": round(statistics.median(ordered), 3),
-        "p99_ms": round(ordered[p99_index], 3),
-        "n": len(ordered),
-    }
-
-
-async def time_async(call: Callable[[], Awaitable[Any]], n: int) -> list[float]:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        await call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
-
-
-def time_sync(call: Callable[[], Any], n: int) -> list[float]:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1000)
-    return samples
 
 
 def start(client: docker.DockerClient, image: str) -> tuple[Any, str]:
@@ -194,16 +163,8 @@ def main() -> int:
     ]
     if "from_nothing_s" in results["images"]:
         rows.append(("images build from nothing", "%s s" % results["images"]["from_nothing_s"]))
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print("%s  %s" % (name.ljust(width), value))
-
-    out = options.out or RESULTS / (
-        "%s-runtime%s.json" % (datetime.date.today().isoformat(), "-quick" if options.quick else "")
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print("wrote %s" % out)
+    print_rows(rows)
+    write_results("runtime", results, options.quick, options.out)
     return 0
 
 

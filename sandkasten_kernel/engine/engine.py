@@ -159,7 +159,8 @@ class Engine:
         env = dict(env or {})
 
         sandbox = None
-        if workspace is None and not network and sandbox_limits == self.pool.limits:
+        poolable = workspace is None and not network and sandbox_limits == self.pool.limits
+        if poolable and self.settings.pool.enabled:
             sandbox = await self.pool.claim(image_ref)
         warm = sandbox is not None
         if sandbox is None:

@@ -57,26 +57,24 @@ def test_docker_stop_is_a_clean_exit(docker_client: Any) -> None:
         stop_container_runner(target)
 
 
+def start_error(run_dir: str, workspace: str) -> str:
+    """Start a runner that must refuse to start; return what it said."""
+    process = subprocess.run(
+        [sys.executable, "-m", "sandkasten_runner", "--run-dir", run_dir, "--workspace", workspace],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert process.returncode == 2
+    assert "Traceback" not in process.stderr
+    return process.stderr
+
+
 def test_a_socket_path_too_long_is_a_clear_error(short_dir: str) -> None:
     run_dir = os.path.join(short_dir, "r" * 100)
     os.makedirs(run_dir)
-    process = subprocess.run(
-        [sys.executable, "-m", "sandkasten_runner", "--run-dir", run_dir, "--workspace", "/tmp"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert process.returncode == 2
-    assert "Unix sockets allow 107" in process.stderr
-    assert "Traceback" not in process.stderr
+    assert "Unix sockets allow 107" in start_error(run_dir, "/tmp")
 
 
 def test_a_missing_workspace_is_a_clear_error(short_dir: str) -> None:
-    process = subprocess.run(
-        [sys.executable, "-m", "sandkasten_runner", "--run-dir", short_dir, "--workspace", "/nonexistent/ws"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert process.returncode == 2
-    assert "workspace /nonexistent/ws does not exist" in process.stderr
+    assert "workspace /nonexistent/ws does not exist" in start_error(short_dir, "/nonexistent/ws")
