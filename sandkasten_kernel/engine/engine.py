@@ -33,7 +33,7 @@ from .errors import (
 from .pool import WarmPool
 from .runner_client import ExecResult, RunnerClient
 from .sandbox_spec import LABEL_SANDBOX, SandboxLimits
-from .sandboxes import LABEL_POOL, LABEL_WORKSPACE, Sandbox, SandboxFactory, workspace_volume
+from .sandboxes import LABEL_WORKSPACE, Sandbox, SandboxFactory, workspace_volume
 from .store import Event, SessionRecord, Store
 
 log = logging.getLogger("sandkasten.engine")
@@ -55,9 +55,14 @@ class Engine:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self, pool: bool = True, reaper: bool = True) -> dict[str, Any]:
-        """Reconcile the store with Docker, then start the pool and the reaper."""
-        report = await self.reconcile()
+    async def start(self, pool: bool = True, reaper: bool = True, reconcile: bool = True) -> dict[str, Any]:
+        """Reconcile the store with Docker, then start the pool and the reaper.
+
+        Only the engine that owns the state directory (the server's) reconciles:
+        another process's engine (a kernel provisioner in an agent script, say)
+        must not remove containers it does not know.
+        """
+        report = await self.reconcile() if reconcile else {}
         if pool and self.settings.pool.enabled:
             targets = {self.settings.resolve_image(name): n for name, n in self.settings.pool.images.items()}
             self.pool.start(targets)
@@ -266,6 +271,51 @@ class Engine:
                 yield event
         self.store.touch(session_id, exec_count=1)
 
+    # -- the session's Jupyter kernel ---------------------------------------------------
+
+    async def start_kernel(self, session_id: str, kernel_id: str | None = None) -> dict[str, Any]:
+        """Host-side connection info of the session's kernel, starting it if it is not running.
+
+        A warm sandbox's kernel is already up: claiming it costs one status call.
+        """
+        sandbox = self._sandbox(session_id)
+        async with await self.runner(session_id) as runner:
+            status = await runner.kernel_status()
+            if status["alive"] and sandbox.kernel is None:
+                sandbox.kernel = self.factory.kernel_info_on_disk(sandbox)
+            if not status["alive"]:
+                if status["started"]:
+                    await runner.kernel_restart()
+                else:
+                    await self.factory.start_kernel(sandbox, runner)
+        if kernel_id is not None:
+            self.store.update(session_id, kernel_id=kernel_id)
+        assert sandbox.kernel is not None
+        return dict(sandbox.kernel)
+
+    async def kernel_status(self, session_id: str) -> dict[str, Any]:
+        async with await self.runner(session_id) as runner:
+            return await runner.kernel_status()
+
+    async def interrupt_kernel(self, session_id: str) -> None:
+        async with await self.runner(session_id) as runner:
+            await runner.kernel_interrupt()
+
+    async def restart_kernel(self, session_id: str) -> dict[str, Any]:
+        async with await self.runner(session_id) as runner:
+            return await runner.kernel_restart()
+
+    async def stop_kernel(self, session_id: str) -> None:
+        async with await self.runner(session_id) as runner:
+            await runner.kernel_shutdown()
+
+    def _sandbox(self, session_id: str) -> Sandbox:
+        record = self.get_session(session_id)
+        sandbox = self._sandboxes.get(session_id)
+        if sandbox is None:
+            sandbox = self._sandboxes[session_id] = self._sandbox_of(record)
+        return sandbox
+
     # -- files (confined to /workspace by the runner) --------------------------------------
 
     async def write_file(self, session_id: str, path: str, data: bytes, mode: int = 0o644) -> dict[str, Any]:
@@ -362,6 +412,3 @@ class Engine:
 
     def events(self, limit: int = 100) -> list[Event]:
         return self.store.events(limit)
-
-
-__all__ = ["LABEL_POOL", "Engine"]

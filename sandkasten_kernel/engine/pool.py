@@ -65,10 +65,6 @@ class WarmPool:
             while queue:
                 await self._factory.destroy(queue.popleft())
 
-    def adopt(self, sandbox: Sandbox) -> None:
-        """Take back a warm sandbox found running at start-up."""
-        self._ready[sandbox.image].append(sandbox)
-
     # -- claims ----------------------------------------------------------------------
 
     async def claim(self, image: str) -> Sandbox | None:

@@ -7,6 +7,7 @@ starts both come through here.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -105,6 +106,18 @@ class SandboxFactory:
         info = kernel_connection_info(sandbox.run_dir)
         await runner.kernel_start(info)
         sandbox.kernel = info
+
+    @staticmethod
+    def kernel_info_on_disk(sandbox: Sandbox) -> dict[str, Any]:
+        """The running kernel's connection info, from the file the runner wrote (after a re-attach)."""
+        path = os.path.join(sandbox.run_dir, "kernel.json")
+        try:
+            with open(path, encoding="utf-8") as f:
+                info: dict[str, Any] = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise EngineError("cannot read the kernel's connection file %s: %s" % (path, exc)) from None
+        info["ip"] = os.path.join(sandbox.run_dir, "kernel")  # the host's view of the same sockets
+        return info
 
     async def destroy(self, sandbox: Sandbox) -> None:
         await self.backend.remove(sandbox.container_id)
