@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -129,8 +130,17 @@ def workspaces_delete(options: argparse.Namespace) -> int:
     return 0
 
 
+def kernelspec_install(options: argparse.Namespace) -> int:
+    from .kernelspecs import install
+
+    prefix = sys.prefix if options.sys_prefix else options.prefix
+    for path in install(settings(options), user=options.user, prefix=prefix):
+        print("installed %s" % path)
+    return 0
+
+
 def add_commands(commands: Any) -> None:
-    """Add the sessions, pool and workspaces subcommands to the ``sandkasten`` parser."""
+    """Add the sessions, pool, workspaces and kernelspec subcommands to the ``sandkasten`` parser."""
 
     def command(group: Any, name: str, handler: Any, help_text: str, json_output: bool = False) -> Any:
         parser = group.add_parser(name, help=help_text)
@@ -158,3 +168,14 @@ def add_commands(commands: Any) -> None:
     command(
         workspaces, "delete", workspaces_delete, "delete workspaces (refused while a session uses one)"
     ).add_argument("names", nargs="+", metavar="NAME")
+    kernelspec = commands.add_parser("kernelspec", help="Jupyter kernelspecs that run kernels in sandboxes")
+    install = command(
+        kernelspec.add_subparsers(dest="kernelspec_command", required=True),
+        "install",
+        kernelspec_install,
+        'install sandkasten-python ("Python 3 (Sandkasten)") and one kernelspec per allowed image',
+    )
+    where = install.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="into the user's Jupyter data directory")
+    where.add_argument("--sys-prefix", action="store_true", help="into this Python environment (sys.prefix)")
+    where.add_argument("--prefix", help="under PREFIX/share/jupyter/kernels")

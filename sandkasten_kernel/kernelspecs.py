@@ -1,0 +1,52 @@
+"""Kernelspecs that run every kernel in a Sandkasten sandbox.
+
+``sandkasten-python`` ("Python 3 (Sandkasten)") uses sandkasten/runtime:python;
+there is one more per image the configuration allows. Each names the
+``sandkasten-provisioner`` and carries the sandbox settings in
+``metadata.kernel_provisioner.config``; sandkasten.yaml caps all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpecManager
+
+from .engine.config import Settings
+from .engine.images import IMAGES
+
+PROVISIONER_NAME = "sandkasten-provisioner"
+
+
+def kernel_name(image: str) -> str:
+    return "sandkasten-%s" % image
+
+
+def kernelspec(image: str, **config: Any) -> dict[str, Any]:
+    display = "Python 3 (Sandkasten)" if image == "python" else "Python 3 (Sandkasten %s)" % image
+    return {
+        # Never run on the host: the provisioner asks the sandbox's runner to start the kernel.
+        "argv": ["python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": display,
+        "language": "python",
+        "interrupt_mode": "signal",  # the provisioner turns SIGINT into the runner's kernel_interrupt
+        "metadata": {
+            "debugger": False,
+            "kernel_provisioner": {"provisioner_name": PROVISIONER_NAME, "config": {"image": image, **config}},
+        },
+    }
+
+
+def install(settings: Settings, user: bool = False, prefix: str | None = None) -> list[str]:
+    """Install one kernelspec per allowed sandkasten image; return where each went."""
+    manager = KernelSpecManager()
+    installed = []
+    for image in [name for name in IMAGES if name in settings.security.allowed_images]:
+        with tempfile.TemporaryDirectory() as source:
+            with open(os.path.join(source, "kernel.json"), "w", encoding="utf-8") as f:
+                json.dump(kernelspec(image), f, indent=2)
+            installed.append(manager.install_kernel_spec(source, kernel_name(image), user=user, prefix=prefix))
+    return installed

@@ -1,0 +1,174 @@
+"""``SandkastenProvisioner``: every Jupyter kernel in its own sandbox.
+
+Registered as the ``sandkasten-provisioner`` kernel provisioner. A kernelspec
+selects it with ``metadata.kernel_provisioner``; its ``config`` sets the image,
+limits, network and workspace (the engine caps all of them by sandkasten.yaml).
+
+The kernel's sandbox is an ordinary engine session: it is claimed from the warm
+pool (its kernel already running), shows in the session list with its kernel
+id, and takes ``exec`` like any other. The kernel's sockets are ZMQ ``ipc``
+files in the sandbox's run directory; nothing listens on TCP.
+
+Which engine: the one registered with ``use_engine`` for the running event loop
+(the server extension registers its own, which owns the warm pool). Without
+one, a process (an agent script with ``AsyncKernelManager``, say) gets an
+engine of its own from sandkasten.yaml that neither reconciles nor keeps a
+pool, so its kernels start cold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
+from traitlets import Bool, Dict, Unicode
+
+from .cli_state import config_path
+from .engine.config import load_settings
+from .engine.engine import Engine
+from .engine.errors import EngineError, SessionLost, SessionNotFound
+
+_engines: dict[asyncio.AbstractEventLoop, Engine] = {}
+_engine_lock = asyncio.Lock()
+POLL_INTERVAL_S = 0.1
+
+
+def use_engine(engine: Engine) -> None:
+    """Make ``engine`` the one provisioners on the current event loop use."""
+    _engines[asyncio.get_running_loop()] = engine
+
+
+async def current_engine() -> Engine:
+    loop = asyncio.get_running_loop()
+    engine = _engines.get(loop)
+    if engine is None:
+        engine = Engine(load_settings(config_path(None)))
+        await engine.start(pool=False, reaper=False, reconcile=False)
+        _engines[loop] = engine
+    return engine
+
+
+def _as_kernel_manager_expects(info: dict[str, Any]) -> KernelConnectionInfo:
+    """The KernelManager compares keys as bytes."""
+    converted = dict(info)
+    if isinstance(converted.get("key"), str):
+        converted["key"] = converted["key"].encode()
+    return converted  # type: ignore[return-value]
+
+
+class SandkastenProvisioner(KernelProvisionerBase):
+    image = Unicode(None, allow_none=True, help="Image name (base, python, node) or reference.").tag(config=True)
+    limits = Dict(help="cpus, memory_mb, pids for this kernel's sandbox, within the configured maxima.").tag(
+        config=True
+    )
+    network = Bool(None, allow_none=True, help="Network for the sandbox, if the configuration allows it.").tag(
+        config=True
+    )
+    workspace = Unicode(None, allow_none=True, help="A named workspace to mount at /workspace.").tag(config=True)
+
+    session_id: str | None = None
+    _exit_code: int | None = None
+
+    @property
+    def has_process(self) -> bool:
+        return self.session_id is not None
+
+    # -- launch ------------------------------------------------------------------------
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        """Claim the sandbox (once: a restart keeps it, so its files stay)."""
+        engine = await current_engine()
+        if self.session_id is None:
+            record = await engine.create_session(
+                image=self.image,
+                workspace=self.workspace,
+                limits=dict(self.limits) or None,
+                network=self.network,
+                owner="kernel:%s" % self.kernel_id,
+            )
+            self.session_id = record.id
+        kwargs = await super().pre_launch(**kwargs)
+        kwargs.setdefault("cmd", [])  # the runner starts the kernel; the kernelspec's argv is not run here
+        return kwargs
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        engine = await current_engine()
+        assert self.session_id is not None
+        self._exit_code = None
+        self.connection_info = _as_kernel_manager_expects(
+            await engine.start_kernel(self.session_id, kernel_id=self.kernel_id)
+        )
+        return self.connection_info
+
+    # -- process-like control -----------------------------------------------------------
+
+    async def poll(self) -> int | None:
+        if self.session_id is None:
+            return self._exit_code
+        try:
+            status = await (await current_engine()).kernel_status(self.session_id)
+        except (SessionNotFound, SessionLost):
+            self._exit_code = self._exit_code if self._exit_code is not None else 1
+            return self._exit_code
+        if status["alive"]:
+            return None
+        return 0 if "exited with status 0" in str(status.get("exit", "")) else 1
+
+    async def wait(self) -> int | None:
+        while (code := await self.poll()) is None:
+            await asyncio.sleep(POLL_INTERVAL_S)
+        return code
+
+    async def send_signal(self, signum: int) -> None:
+        if self.session_id is None:
+            return
+        engine = await current_engine()
+        if signum == signal.SIGINT:
+            await engine.interrupt_kernel(self.session_id)
+        elif signum in (signal.SIGTERM, signal.SIGKILL):
+            await engine.stop_kernel(self.session_id)
+        # Other signals have no meaning for a kernel behind the runner.
+
+    async def kill(self, restart: bool = False) -> None:
+        if self.session_id is not None:
+            await (await current_engine()).stop_kernel(self.session_id)
+
+    async def terminate(self, restart: bool = False) -> None:
+        await self.kill(restart)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        """On shutdown the sandbox is released (its named workspace stays); a restart keeps it."""
+        if restart or self.session_id is None:
+            return
+        session_id, self.session_id = self.session_id, None
+        try:
+            await (await current_engine()).destroy_session(session_id, "kernel %s shut down" % self.kernel_id)
+        except SessionNotFound:
+            pass
+        except EngineError as exc:
+            self.log.error("could not release sandbox %s: %s", session_id, exc)
+
+    # -- persistence ---------------------------------------------------------------------
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = await super().get_provisioner_info()
+        info["session_id"] = self.session_id
+        return info
+
+    async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
+        """Re-attach (after a server restart) to the kernel running in that session's sandbox."""
+        await super().load_provisioner_info(provisioner_info)
+        self.session_id = provisioner_info.get("session_id")
+        if self.session_id is not None:
+            engine = await current_engine()
+            info = await engine.start_kernel(self.session_id, kernel_id=self.kernel_id)
+            self.connection_info = _as_kernel_manager_expects(info)
+
+    def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
+        return recommended
+
+    def get_stable_start_time(self, recommended: float = 10.0) -> float:
+        return recommended
