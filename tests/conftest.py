@@ -15,13 +15,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from traitlets.config import Config
 
+from sandkasten_kernel.engine.config import Settings, load_settings
 from sandkasten_kernel.engine.docker_backend import connect, remove_sandbox, start_sandbox
+from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.errors import EngineError
 from sandkasten_kernel.engine.images import IMAGES
 from sandkasten_kernel.engine.runner_client import RunnerClient
@@ -156,3 +159,41 @@ def host_runner() -> Iterator[Target]:
     target = start_host_runner()
     yield target
     stop_host_runner(target)
+
+
+# -- engines -----------------------------------------------------------------------------
+
+
+def settings_for(state_dir: str, **pool: Any) -> Settings:
+    config = Config()
+    config.Sandkasten.state_dir = state_dir
+    config.SandkastenPool.images = pool.get("images", {"base": 1})
+    config.SandkastenPool.with_kernel = pool.get("with_kernel", False)
+    config.SandkastenDefaults.image = "base"
+    return load_settings(None, config)
+
+
+@pytest.fixture
+def state_dir(docker_client: Any) -> Iterator[str]:
+    path = short_tempdir()
+    yield path
+    # Nothing a test started may outlive it: remove what is left, then say so.
+    leftovers = [
+        c
+        for c in docker_client.containers.list(all=True, filters={"label": "sandkasten.session"})
+        if c.attrs["Mounts"] and any(m.get("Source", "").startswith(path) for m in c.attrs["Mounts"])
+    ]
+    for container in leftovers:
+        container.remove(force=True)
+    shutil.rmtree(path, ignore_errors=True)
+    assert not leftovers, "containers left behind: %s" % [c.name for c in leftovers]
+
+
+@pytest.fixture
+async def engine(state_dir: str) -> AsyncIterator[Engine]:
+    engine = Engine(settings_for(state_dir))
+    await engine.start()
+    yield engine
+    for record in engine.list_sessions():
+        await engine.destroy_session(record.id)
+    await engine.close()

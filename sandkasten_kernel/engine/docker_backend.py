@@ -80,6 +80,7 @@ class DockerBackend:
 
     def __init__(self, client: docker.DockerClient) -> None:
         self.client = client
+        self._cleanups: set[asyncio.Future[None]] = set()
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -89,7 +90,19 @@ class DockerBackend:
             raise DockerUnavailable("the Docker engine stopped answering: %s" % exc) from None
 
     async def start(self, spec: SandboxSpec) -> ContainerInfo:
-        return _info(await self._run(start_sandbox, self.client, spec))
+        started = asyncio.ensure_future(self._run(start_sandbox, self.client, spec))
+        try:
+            return _info(await asyncio.shield(started))
+        except asyncio.CancelledError:
+            # The worker thread goes on and makes the container: remove it once it exists.
+            def remove_when_made(done: asyncio.Future[Container]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    cleanup = asyncio.ensure_future(self.remove(done.result().id or ""))
+                    self._cleanups.add(cleanup)
+                    cleanup.add_done_callback(self._cleanups.discard)
+
+            started.add_done_callback(remove_when_made)
+            raise
 
     async def remove(self, container_id: str) -> None:
         def remove() -> None:

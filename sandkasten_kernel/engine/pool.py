@@ -47,6 +47,7 @@ class WarmPool:
         self._starting: dict[str, int] = collections.defaultdict(int)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -55,11 +56,18 @@ class WarmPool:
         self._task = asyncio.create_task(self._refill_loop(), name="sandkasten-pool")
 
     async def close(self) -> None:
-        """Stop refilling and remove every warm sandbox."""
+        """Stop refilling and remove every warm sandbox.
+
+        A start under way is let finish (and then removed) rather than cancelled,
+        so no half-made container is left behind.
+        """
+        self._closing = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(self._task, timeout=120)
+            except asyncio.TimeoutError:
+                log.error("pool: a sandbox start did not finish in 120 s; giving up on it")
             self._task = None
         for queue in self._ready.values():
             while queue:
@@ -126,7 +134,7 @@ class WarmPool:
 
     async def _refill_loop(self) -> None:
         failures = 0
-        while True:
+        while not self._closing:
             image = self._short_of()
             if image is None:
                 for name in self._targets:
@@ -143,13 +151,14 @@ class WarmPool:
                 self._counters[image].failed += 1
                 self._counters[image].last_error = str(exc)
                 log.error("pool: could not start a %s sandbox: %s", image, exc)
-                await asyncio.sleep(min(30.0, 0.5 * 2**failures))  # back off; never spin on a broken image
+                with contextlib.suppress(asyncio.TimeoutError):  # back off; never spin on a broken image
+                    await asyncio.wait_for(self._wake.wait(), timeout=min(30.0, 0.5 * 2**failures))
                 continue
             finally:
                 self._starting[image] -= 1
             failures = 0
             self._counters[image].started += 1
-            if len(self._ready[image]) >= self._targets.get(image, 0):  # shrunk meanwhile
+            if self._closing or len(self._ready[image]) >= self._targets.get(image, 0):  # shrunk meanwhile
                 await self._factory.destroy(sandbox)
             else:
                 self._ready[image].append(sandbox)

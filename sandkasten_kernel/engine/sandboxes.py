@@ -7,6 +7,7 @@ starts both come through here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -100,6 +101,9 @@ class SandboxFactory:
         except (EngineError, OSError) as exc:
             await self.destroy(sandbox)
             raise EngineError("sandbox %s from %s did not become ready: %s" % (sandbox_id, image, exc)) from None
+        except BaseException:  # cancelled: never leave the container behind
+            await asyncio.shield(self.destroy(sandbox))
+            raise
         return sandbox
 
     async def start_kernel(self, sandbox: Sandbox, runner: RunnerClient) -> None:

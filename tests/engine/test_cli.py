@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sandkasten_kernel.engine.engine import Engine
-from tests.engine.conftest import settings_for
+from tests.conftest import settings_for
 
 
 def sandkasten(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

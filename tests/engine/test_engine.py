@@ -22,7 +22,7 @@ from sandkasten_kernel.engine.errors import (
     WorkspaceInUse,
 )
 from sandkasten_kernel.engine.store import StoreError
-from tests.engine.conftest import settings_for
+from tests.conftest import settings_for
 
 
 async def wait_ready(engine: Engine, image: str = "sandkasten/runtime:base", count: int = 1) -> None:
