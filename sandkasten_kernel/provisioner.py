@@ -113,6 +113,11 @@ class SandkastenProvisioner(KernelProvisionerBase):
         except (SessionNotFound, SessionLost):
             self._exit_code = self._exit_code if self._exit_code is not None else 1
             return self._exit_code
+        except EngineError as exc:  # the runner does not answer (a fork bomb holds every pid, say)
+            self.log.warning("kernel %s: cannot reach its sandbox's runner: %s", self.kernel_id, exc)
+            return None
+        if self._exit_code is not None:
+            return self._exit_code
         if status["alive"]:
             return None
         return 0 if "exited with status 0" in str(status.get("exit", "")) else 1
@@ -126,15 +131,27 @@ class SandkastenProvisioner(KernelProvisionerBase):
         if self.session_id is None:
             return
         engine = await current_engine()
-        if signum == signal.SIGINT:
-            await engine.interrupt_kernel(self.session_id)
-        elif signum in (signal.SIGTERM, signal.SIGKILL):
-            await engine.stop_kernel(self.session_id)
-        # Other signals have no meaning for a kernel behind the runner.
+        try:
+            if signum == signal.SIGINT:
+                await engine.interrupt_kernel(self.session_id)
+            elif signum in (signal.SIGTERM, signal.SIGKILL):
+                await engine.stop_kernel(self.session_id)
+            # Other signals have no meaning for a kernel behind the runner.
+        except EngineError as exc:  # a shutdown must still go on to kill() and cleanup()
+            self.log.warning("kernel %s: signal %d not delivered: %s", self.kernel_id, signum, exc)
 
     async def kill(self, restart: bool = False) -> None:
-        if self.session_id is not None:
-            await (await current_engine()).stop_kernel(self.session_id)
+        if self.session_id is None:
+            return
+        engine = await current_engine()
+        try:
+            await engine.stop_kernel(self.session_id)
+        except EngineError as exc:
+            if restart:
+                raise
+            # Unreachable runner: cleanup() removes the whole sandbox next, which ends the kernel.
+            self.log.warning("kernel %s: stop failed (%s); the sandbox will be removed", self.kernel_id, exc)
+            self._exit_code = -9
 
     async def terminate(self, restart: bool = False) -> None:
         await self.kill(restart)

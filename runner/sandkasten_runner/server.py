@@ -166,7 +166,11 @@ class Runner:
                 conn, _ = self._listener.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(conn,), name="conn", daemon=True).start()
+            try:
+                threading.Thread(target=self._serve, args=(conn,), name="conn", daemon=True).start()
+            except RuntimeError:  # no thread to be had (the pids limit is used up): refuse, keep accepting
+                conn.close()
+                time.sleep(0.05)
 
     def _serve(self, conn: socket.socket) -> None:
         send_lock = threading.Lock()

@@ -1,0 +1,77 @@
+"""Hostile code in a notebook kernel: it fails inside the sandbox, and the next kernel is fine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
+
+from sandkasten_kernel.engine.engine import Engine
+from sandkasten_kernel.kernelspecs import kernel_name
+from tests.provisioner.conftest import run
+
+Kernel = tuple[AsyncKernelManager, AsyncKernelClient]
+
+
+async def assert_a_new_kernel_works(engine: Engine) -> None:
+    manager = AsyncKernelManager(kernel_name=kernel_name("python"))
+    await manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        assert (await run(client, "print(2 + 2)"))["stdout"] == "4\n"
+    finally:
+        client.stop_channels()
+        await manager.shutdown_kernel()
+
+
+async def test_reboot_and_writing_to_root_fail(kernel: Kernel, kernel_engine: Engine) -> None:
+    _, client = kernel
+    outcome = await run(
+        client,
+        "import os\nprint(os.system('reboot 2>/dev/null') != 0)\n"
+        "try:\n    open('/etc/owned', 'w')\nexcept OSError as exc:\n    print(type(exc).__name__)\n"
+        "print(os.system('mount -t tmpfs none /mnt 2>/dev/null') != 0)",
+    )
+    assert outcome["stdout"] == "True\nOSError\nTrue\n"
+    await assert_a_new_kernel_works(kernel_engine)
+
+
+async def test_the_host_filesystem_is_not_visible(kernel: Kernel, host_secret: Path) -> None:
+    _, client = kernel
+    outcome = await run(
+        client,
+        "import os\nprint(os.path.exists(%r), open('/etc/hostname').read().strip())\n"
+        "print(sorted(os.listdir('/run/sandkasten')))" % str(host_secret),
+    )
+    lines = outcome["stdout"].splitlines()
+    assert lines[0] == "False sandbox"
+    assert "kernel.json" in lines[1] and "control.sock" in lines[1]
+
+
+async def test_a_fork_bomb_is_contained(kernel: Kernel, kernel_engine: Engine) -> None:
+    manager, client = kernel
+    outcome = await run(
+        client,
+        "import os, subprocess, time\n"
+        "subprocess.Popen(['bash', '-c', ':(){ :|:& };:'], stderr=subprocess.DEVNULL)\n"
+        "time.sleep(5)\n"
+        "print(sum(name.isdigit() for name in os.listdir('/proc')))",  # counting needs no fork
+    )
+    assert 200 < int(outcome["stdout"]) <= 256  # the bomb filled the sandbox up to its pids limit, no further
+    client.stop_channels()
+    await manager.shutdown_kernel(now=True)  # removing the sandbox ends the bomb
+    assert kernel_engine.list_sessions() == []
+    await assert_a_new_kernel_works(kernel_engine)
+
+
+async def test_a_memory_bomb_is_contained(kernel: Kernel, kernel_engine: Engine) -> None:
+    _, client = kernel
+    try:
+        outcome = await run(client, "hog = b'x' * (2 * 1024 ** 3)\nprint('allocated')")
+        assert outcome["error"] == "MemoryError" or "allocated" not in outcome["stdout"]
+    except TimeoutError:
+        pass  # the OOM killer took the kernel: no reply ever comes
+    await assert_a_new_kernel_works(kernel_engine)
