@@ -30,6 +30,8 @@ from sandkasten_kernel.engine.images import IMAGES
 from sandkasten_kernel.engine.runner_client import RunnerClient
 from sandkasten_kernel.engine.sandbox_spec import SandboxLimits, SandboxSpec
 
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
 IMAGE_NAMES = list(IMAGES)
 TARGETS = ["host", *IMAGE_NAMES]
 

@@ -177,3 +177,18 @@ def test_the_kernelspecs_install_where_jupyter_finds_them(tmp_path: Path) -> Non
     assert installed == ["sandkasten-base", "sandkasten-node", "sandkasten-python"]
     text = (tmp_path / "share/jupyter/kernels/sandkasten-python/kernel.json").read_text()
     assert '"display_name": "Python 3 (Sandkasten)"' in text and "sandkasten-provisioner" in text
+
+
+async def test_nbclient_runs_a_notebook_in_a_sandbox(kernel_engine: Engine) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+    notebook.cells = [
+        nbformat.v4.new_code_cell("import os\nprint(os.getuid(), os.uname().nodename)"),  # type: ignore[no-untyped-call]
+        nbformat.v4.new_code_cell("6 * 7"),  # type: ignore[no-untyped-call]
+    ]
+    await NotebookClient(notebook, kernel_name=kernel_name("python"), timeout=60).async_execute()
+    assert notebook.cells[0].outputs[0]["text"] == "1000 sandbox\n"
+    assert notebook.cells[1].outputs[0]["data"]["text/plain"] == "42"
+    assert kernel_engine.list_sessions() == []  # released when the notebook finished
