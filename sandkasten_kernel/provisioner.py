@@ -19,6 +19,8 @@ pool, so its kernels start cold.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import signal
 from typing import Any
 
@@ -32,13 +34,26 @@ from .engine.engine import Engine
 from .engine.errors import EngineError, SessionLost, SessionNotFound
 
 _engines: dict[asyncio.AbstractEventLoop, Engine] = {}
-_engine_lock = asyncio.Lock()
 POLL_INTERVAL_S = 0.1
 
 
 def use_engine(engine: Engine) -> None:
     """Make ``engine`` the one provisioners on the current event loop use."""
     _engines[asyncio.get_running_loop()] = engine
+
+
+# Sandboxes of kernels a process-own engine started: released when the process
+# exits, as a local kernel ends with the process that launched it (a client
+# such as `jupyter console` only asks the kernel to shut down, never the manager).
+_process_engines: set[Engine] = set()
+_process_kernels: dict[str, Engine] = {}
+
+
+def _release_process_kernels() -> None:
+    for session_id, engine in list(_process_kernels.items()):
+        with contextlib.suppress(EngineError):
+            engine.destroy_session_now(session_id, "the process that started its kernel exited")
+    _process_kernels.clear()
 
 
 async def current_engine() -> Engine:
@@ -48,6 +63,9 @@ async def current_engine() -> Engine:
         engine = Engine(load_settings(config_path(None)))
         await engine.start(pool=False, reaper=False, reconcile=False)
         _engines[loop] = engine
+        _process_engines.add(engine)
+        if len(_engines) == 1:
+            atexit.register(_release_process_kernels)
     return engine
 
 
@@ -90,6 +108,8 @@ class SandkastenProvisioner(KernelProvisionerBase):
                 owner="kernel:%s" % self.kernel_id,
             )
             self.session_id = record.id
+            if engine in _process_engines:
+                _process_kernels[record.id] = engine
         kwargs = await super().pre_launch(**kwargs)
         kwargs.setdefault("cmd", [])  # the runner starts the kernel; the kernelspec's argv is not run here
         return kwargs
@@ -161,6 +181,7 @@ class SandkastenProvisioner(KernelProvisionerBase):
         if restart or self.session_id is None:
             return
         session_id, self.session_id = self.session_id, None
+        _process_kernels.pop(session_id, None)
         try:
             await (await current_engine()).destroy_session(session_id, "kernel %s shut down" % self.kernel_id)
         except SessionNotFound:

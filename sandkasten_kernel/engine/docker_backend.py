@@ -61,6 +61,11 @@ def remove_sandbox(container: Container) -> None:
         raise EngineError("docker could not remove %s: %s" % (container.short_id, exc.explanation or exc)) from None
 
 
+def remove_sandbox_by_id(client: docker.DockerClient, container_id: str) -> None:
+    with contextlib.suppress(docker.errors.NotFound):
+        remove_sandbox(client.containers.get(container_id))
+
+
 @dataclass(frozen=True)
 class ContainerInfo:
     id: str
@@ -105,11 +110,7 @@ class DockerBackend:
             raise
 
     async def remove(self, container_id: str) -> None:
-        def remove() -> None:
-            with contextlib.suppress(docker.errors.NotFound):
-                remove_sandbox(self.client.containers.get(container_id))
-
-        await self._run(remove)
+        await self._run(remove_sandbox_by_id, self.client, container_id)
 
     async def containers(self, label: str) -> list[ContainerInfo]:
         def listing() -> list[ContainerInfo]:

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .config import Settings
-from .docker_backend import DockerBackend, connect
+from .docker_backend import DockerBackend, connect, remove_sandbox_by_id
 from .errors import (
     EngineError,
     LimitExceeded,
@@ -226,6 +226,14 @@ class Engine:
         sandbox = self._sandboxes.pop(session_id, None) or self._sandbox_of(record)
         await self.factory.destroy(sandbox)
         self.store.remove_session(session_id, reason)
+
+    def destroy_session_now(self, session_id: str, reason: str) -> None:
+        """``destroy_session`` without an event loop (at process exit)."""
+        record = self.store.get_session(session_id)
+        if record is None:
+            return
+        remove_sandbox_by_id(self.backend.client, record.container_id)
+        self._forget(record, reason)
 
     def _sandbox_of(self, record: SessionRecord) -> Sandbox:
         limits = SandboxLimits(**{name: record.limits[name] for name in LIMIT_NAMES})

@@ -192,3 +192,29 @@ async def test_nbclient_runs_a_notebook_in_a_sandbox(kernel_engine: Engine) -> N
     assert notebook.cells[0].outputs[0]["text"] == "1000 sandbox\n"
     assert notebook.cells[1].outputs[0]["data"]["text/plain"] == "42"
     assert kernel_engine.list_sessions() == []  # released when the notebook finished
+
+
+def test_a_kernel_of_an_exiting_process_is_released(state_dir: str, kernelspecs: Path, tmp_path: Path) -> None:
+    """Like `jupyter console`, which only asks the kernel to shut down: the sandbox goes with the process."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "sandkasten.yaml"
+    config.write_text("state_dir: %s\n" % state_dir)
+    script = (
+        "from jupyter_client.manager import KernelManager\n"
+        "km = KernelManager(kernel_name='sandkasten-python'); km.start_kernel()\n"
+        "client = km.client(); client.start_channels(); client.wait_for_ready(timeout=60)\n"
+        "print(client.execute_interactive('pass', timeout=30)['content']['status'])\n"
+        "client.shutdown()  # the kernel exits; the manager is never told\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SANDKASTEN_CONFIG": str(config)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+    assert os.listdir(os.path.join(state_dir, "sandboxes")) == []  # the state_dir fixture checks containers
