@@ -218,3 +218,25 @@ def test_a_kernel_of_an_exiting_process_is_released(state_dir: str, kernelspecs:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
     assert os.listdir(os.path.join(state_dir, "sandboxes")) == []  # the state_dir fixture checks containers
+
+
+def test_jupyter_console(state_dir: str, kernelspecs: Path, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    config = tmp_path / "sandkasten.yaml"
+    config.write_text("state_dir: %s\n" % state_dir)
+    console = shutil.which("jupyter-console", path=os.path.dirname(sys.executable))
+    assert console, "jupyter-console is a test dependency"
+    result = subprocess.run(
+        [console, "--kernel", kernel_name("python"), "--simple-prompt"],
+        input="import os\nprint('console in', os.uname().nodename)\nexit\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SANDKASTEN_CONFIG": str(config)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "console in sandbox" in result.stdout
+    assert os.listdir(os.path.join(state_dir, "sandboxes")) == []

@@ -51,16 +51,20 @@ async def execute_over_websocket(jp_ws_fetch: Any, kernel_id: str, code: str) ->
     request["channel"] = "shell"
     await socket.write_message(json.dumps(request, default=str))
     output = ""
-    while True:
+    replied = idle = False
+    while not (replied and idle):  # shell and IOPub interleave: the reply can beat the output
         message = json.loads(await socket.read_message())
         if message["parent_header"].get("msg_id") != request["header"]["msg_id"]:
             continue
         if message["msg_type"] == "stream":
             output += message["content"]["text"]
-        if message["msg_type"] == "execute_reply":
+        elif message["msg_type"] == "execute_reply":
             assert message["content"]["status"] == "ok", message["content"]
-            socket.close()
-            return output
+            replied = True
+        elif message["msg_type"] == "status":
+            idle = message["content"]["execution_state"] == "idle"
+    socket.close()
+    return output
 
 
 def test_a_notebook_kernel_through_the_server(
