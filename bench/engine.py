@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import os
 import shutil
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +33,23 @@ from sandkasten_kernel.engine.images import IMAGES
 IMAGE = "python"
 
 
-def engine_for(state_dir: str, pool: int) -> Engine:
+@contextlib.asynccontextmanager
+async def bench_engine(pool: dict[str, int], with_kernel: bool = True) -> AsyncIterator[Engine]:
+    """A started engine on a fresh state dir; every session and the state dir are removed after."""
+    state_dir = tempfile.mkdtemp(prefix="skb-", dir="/tmp")
     config = Config()
     config.Sandkasten.state_dir = state_dir
-    config.SandkastenPool.images = {IMAGE: pool}
-    config.SandkastenPool.with_kernel = True
-    return Engine(load_settings(None, config))
+    config.SandkastenPool.images = pool
+    config.SandkastenPool.with_kernel = with_kernel
+    engine = Engine(load_settings(None, config))
+    await engine.start()
+    try:
+        yield engine
+    finally:
+        for record in engine.list_sessions():
+            await engine.destroy_session(record.id)
+        await engine.close()
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 async def wait_ready(engine: Engine, count: int) -> None:
@@ -66,11 +79,8 @@ def cgroup_memory(container_id: str) -> int:
 
 
 async def run(n: int, held: int) -> dict[str, Any]:
-    state_dir = tempfile.mkdtemp(prefix="skb-", dir="/tmp")
-    engine = engine_for(state_dir, pool=1)
-    await engine.start()
     figures: dict[str, Any] = {}
-    try:
+    async with bench_engine({IMAGE: 1}) as engine:
         warm, destroy = [], []
         for _ in range(n):
             await wait_ready(engine, 1)
@@ -115,7 +125,7 @@ async def run(n: int, held: int) -> dict[str, Any]:
         leaked_containers = [
             c.name
             for c in engine.backend.client.containers.list(all=True, filters={"label": "sandkasten.session"})
-            if any(m.get("Source", "").startswith(state_dir) for m in c.attrs["Mounts"])
+            if any(m.get("Source", "").startswith(engine.settings.server.state_dir) for m in c.attrs["Mounts"])
         ]
         figures["held_sessions"] = {
             "count": held,
@@ -128,11 +138,6 @@ async def run(n: int, held: int) -> dict[str, Any]:
             "leaked_run_dirs": os.listdir(engine.factory.sandboxes_dir),
             "leaked_db_rows": len(engine.list_sessions()),
         }
-    finally:
-        for record in engine.list_sessions():
-            await engine.destroy_session(record.id)
-        await engine.close()
-        shutil.rmtree(state_dir, ignore_errors=True)
     return figures
 
 

@@ -19,7 +19,6 @@ import asyncio
 import datetime
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -27,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
-from traitlets.config import Config
 
+from bench.engine import bench_engine
 from bench.report import print_rows, summary, write_results
-from sandkasten_kernel.engine.config import load_settings
 from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.images import IMAGES
 from sandkasten_kernel.kernelspecs import kernel_name, kernelspec
@@ -79,15 +77,9 @@ async def wait_warm(engine: Engine) -> None:
 
 
 async def run(n: int, executes: int) -> dict[str, Any]:
-    state_dir = tempfile.mkdtemp(prefix="skk-", dir="/tmp")
-    config = Config()
-    config.Sandkasten.state_dir = state_dir
-    config.SandkastenPool.images = {"python": 1}
-    engine = Engine(load_settings(None, config))
-    await engine.start()
-    use_engine(engine)
     figures: dict[str, Any] = {}
-    try:
+    async with bench_engine({"python": 1}) as engine:
+        use_engine(engine)
         warm, cold, local = [], [], []
         for _ in range(n):
             await wait_warm(engine)
@@ -118,11 +110,6 @@ async def run(n: int, executes: int) -> dict[str, Any]:
         figures["execute_ratio"] = round(
             figures["execute_sandboxed"]["median_ms"] / figures["execute_local"]["median_ms"], 2
         )
-    finally:
-        for record in engine.list_sessions():
-            await engine.destroy_session(record.id)
-        await engine.close()
-        shutil.rmtree(state_dir, ignore_errors=True)
     return figures
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -57,17 +58,29 @@ async def kernel_engine(state_dir: str, kernelspecs: Path) -> AsyncIterator[Engi
     await engine.close()
 
 
-@pytest.fixture
-async def kernel(kernel_engine: Engine) -> AsyncIterator[tuple[AsyncKernelManager, AsyncKernelClient]]:
-    manager = AsyncKernelManager(kernel_name=kernel_name("python"))
+Kernel = tuple[AsyncKernelManager, AsyncKernelClient]
+
+
+@contextlib.asynccontextmanager
+async def started_kernel(name: str = kernel_name("python")) -> AsyncIterator[Kernel]:
+    """A kernel of kernelspec ``name`` with a ready client; shut down afterwards if still alive."""
+    manager = AsyncKernelManager(kernel_name=name)
     await manager.start_kernel()
     client = manager.client()
     client.start_channels()
-    await client.wait_for_ready(timeout=60)
-    yield manager, client
-    client.stop_channels()
-    if await manager.is_alive():
-        await manager.shutdown_kernel(now=True)
+    try:
+        await client.wait_for_ready(timeout=60)
+        yield manager, client
+    finally:
+        client.stop_channels()
+        if manager.has_kernel:
+            await manager.shutdown_kernel()
+
+
+@pytest.fixture
+async def kernel(kernel_engine: Engine) -> AsyncIterator[Kernel]:
+    async with started_kernel() as started:
+        yield started
 
 
 async def run(client: AsyncKernelClient, code: str, **options: Any) -> dict[str, Any]:

@@ -5,27 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from jupyter_client.asynchronous.client import AsyncKernelClient
-from jupyter_client.manager import AsyncKernelManager
-
 from sandkasten_kernel.engine.engine import Engine
-from sandkasten_kernel.kernelspecs import kernel_name
-from tests.provisioner.conftest import run
-
-Kernel = tuple[AsyncKernelManager, AsyncKernelClient]
+from tests.provisioner.conftest import Kernel, run, started_kernel
 
 
 async def assert_a_new_kernel_works(engine: Engine) -> None:
-    manager = AsyncKernelManager(kernel_name=kernel_name("python"))
-    await manager.start_kernel()
-    client = manager.client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
+    async with started_kernel() as (_, client):
         assert (await run(client, "print(2 + 2)"))["stdout"] == "4\n"
-    finally:
-        client.stop_channels()
-        await manager.shutdown_kernel()
 
 
 async def test_reboot_and_writing_to_root_fail(kernel: Kernel, kernel_engine: Engine) -> None:

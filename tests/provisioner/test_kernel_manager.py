@@ -7,15 +7,12 @@ import base64
 import os
 from pathlib import Path
 
-from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning.factory import KernelProvisionerFactory
 
 from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.kernelspecs import kernel_name
-from tests.provisioner.conftest import run, wait_warm
-
-Kernel = tuple[AsyncKernelManager, AsyncKernelClient]
+from tests.provisioner.conftest import Kernel, run, started_kernel, wait_warm
 
 
 def session_of(engine: Engine, manager: AsyncKernelManager) -> str:
@@ -87,18 +84,10 @@ async def test_shutdown_releases_the_sandbox(kernel: Kernel, kernel_engine: Engi
 
 
 async def test_a_named_workspace_outlives_the_kernel(kernel_engine: Engine) -> None:
-    manager = AsyncKernelManager(kernel_name="sandkasten-python-ws")
-    await manager.start_kernel()
-    client = manager.client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
+    async with started_kernel("sandkasten-python-ws") as (manager, client):
         record = kernel_engine.get_session(session_of(kernel_engine, manager))
         assert record.workspace and not record.warm  # named workspaces start cold
         await run(client, "open('/workspace/notes.txt', 'w').write('from the notebook')")
-    finally:
-        client.stop_channels()
-        await manager.shutdown_kernel()
     again = await kernel_engine.create_session(workspace=record.workspace)
     assert (await kernel_engine.exec(again.id, "cat /workspace/notes.txt")).output == "from the notebook"
     await kernel_engine.destroy_session(again.id)
@@ -107,17 +96,9 @@ async def test_a_named_workspace_outlives_the_kernel(kernel_engine: Engine) -> N
 
 async def test_an_empty_pool_starts_the_kernel_cold(kernel_engine: Engine) -> None:
     await kernel_engine.resize_pool("python", 0)
-    manager = AsyncKernelManager(kernel_name=kernel_name("python"))
-    await manager.start_kernel()
-    client = manager.client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
+    async with started_kernel() as (manager, client):
         assert not kernel_engine.get_session(session_of(kernel_engine, manager)).warm
         assert (await run(client, "print(1 + 1)"))["stdout"] == "2\n"
-    finally:
-        client.stop_channels()
-        await manager.shutdown_kernel()
 
 
 async def test_a_new_manager_reattaches_from_the_provisioner_info(kernel: Kernel, kernel_engine: Engine) -> None:

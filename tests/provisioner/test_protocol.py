@@ -6,11 +6,8 @@ import asyncio
 from typing import Any
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
-from jupyter_client.manager import AsyncKernelManager
 
-from tests.provisioner.conftest import run
-
-Kernel = tuple[AsyncKernelManager, AsyncKernelClient]
+from tests.provisioner.conftest import Kernel, run
 
 
 async def reply(client: AsyncKernelClient, msg_id: str) -> dict[str, Any]:
