@@ -9,32 +9,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from .engine.config import Settings, load_settings
+from .engine.config import CONFIG_ENV, Settings, find_config, load_settings
 from .engine.docker_backend import DockerBackend, connect
 from .engine.engine import Engine
 from .engine.sandboxes import LABEL_POOL
 
-CONFIG_ENV = "SANDKASTEN_CONFIG"
-CONFIG_PLACES = ("sandkasten.yaml", "/etc/sandkasten/sandkasten.yaml")
-
-
-def config_path(given: str | None) -> str | None:
-    """--config, else $SANDKASTEN_CONFIG, else ./sandkasten.yaml or /etc/sandkasten/sandkasten.yaml if present."""
-    if given:
-        return given
-    if os.environ.get(CONFIG_ENV):
-        return os.environ[CONFIG_ENV]
-    return next((place for place in CONFIG_PLACES if os.path.exists(place)), None)
-
 
 def settings(options: argparse.Namespace) -> Settings:
-    return load_settings(config_path(options.config))
+    return load_settings(find_config(options.config))
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool, empty: str) -> None:

@@ -28,8 +28,7 @@ from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, Dict, Unicode
 
-from .cli_state import config_path
-from .engine.config import load_settings
+from .engine.config import find_config, load_settings
 from .engine.engine import Engine
 from .engine.errors import EngineError, SessionLost, SessionNotFound
 
@@ -56,16 +55,17 @@ def _release_process_kernels() -> None:
     _process_kernels.clear()
 
 
+atexit.register(_release_process_kernels)
+
+
 async def current_engine() -> Engine:
     loop = asyncio.get_running_loop()
     engine = _engines.get(loop)
     if engine is None:
-        engine = Engine(load_settings(config_path(None)))
+        engine = Engine(load_settings(find_config()))
         await engine.start(pool=False, reaper=False, reconcile=False)
         _engines[loop] = engine
         _process_engines.add(engine)
-        if len(_engines) == 1:
-            atexit.register(_release_process_kernels)
     return engine
 
 

@@ -16,6 +16,7 @@ key and the file.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,6 +200,19 @@ def settings_from(config: Config, source: str = "configuration") -> Settings:
                 raise ConfigError("%s: bad value for '%s%s': %s" % (source, prefix, option, _reason(exc))) from None
         built[section] = instance
     return Settings(**built)  # type: ignore[arg-type]
+
+
+CONFIG_ENV = "SANDKASTEN_CONFIG"
+CONFIG_PLACES = ("sandkasten.yaml", "/etc/sandkasten/sandkasten.yaml")
+
+
+def find_config(given: str | None = None) -> str | None:
+    """``given``, else $SANDKASTEN_CONFIG, else ./sandkasten.yaml or /etc/sandkasten/sandkasten.yaml if present."""
+    if given:
+        return given
+    if os.environ.get(CONFIG_ENV):
+        return os.environ[CONFIG_ENV]
+    return next((place for place in CONFIG_PLACES if os.path.exists(place)), None)
 
 
 def load_settings(path: str | None = None, extra: Config | None = None) -> Settings:
