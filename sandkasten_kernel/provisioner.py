@@ -140,7 +140,8 @@ class SandkastenProvisioner(KernelProvisionerBase):
             return self._exit_code
         if status["alive"]:
             return None
-        return 0 if "exited with status 0" in str(status.get("exit", "")) else 1
+        code = status.get("exit_code")
+        return code if isinstance(code, int) else 1
 
     async def wait(self) -> int | None:
         while (code := await self.poll()) is None:

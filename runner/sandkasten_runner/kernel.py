@@ -189,5 +189,6 @@ class Kernel:
             status["started_at"] = self._started_at
             if child.exited.is_set():
                 status["exit"] = child.describe_exit()
+                status["exit_code"] = child.returncode
                 status["log"] = self._log_tail()
         return status

@@ -86,7 +86,7 @@ class Engine:
         for record in self.store.list_sessions():
             container = containers.pop(record.id, None)
             if container is not None and container.running:
-                self._sandboxes[record.id] = self._sandbox_of(record)
+                self._sandbox(record)
                 report["adopted"].append(record.id)
             else:
                 if container is not None:
@@ -223,9 +223,8 @@ class Engine:
 
     async def destroy_session(self, session_id: str, reason: str = "requested") -> None:
         record = self.get_session(session_id)
-        sandbox = self._sandboxes.pop(session_id, None) or self._sandbox_of(record)
-        await self.factory.destroy(sandbox)
-        self.store.remove_session(session_id, reason)
+        await self.backend.remove(record.container_id)
+        self._forget(record, reason)
 
     def destroy_session_now(self, session_id: str, reason: str) -> None:
         """``destroy_session`` without an event loop (at process exit)."""
@@ -246,16 +245,26 @@ class Engine:
         shutil.rmtree(record.run_dir, ignore_errors=True)
         self.store.remove_session(record.id, reason)
 
+    def _sandbox(self, record: SessionRecord) -> Sandbox:
+        """The session's sandbox, kept once built (it carries the kernel's connection info)."""
+        sandbox = self._sandboxes.get(record.id)
+        if sandbox is None:
+            sandbox = self._sandboxes[record.id] = self._sandbox_of(record)
+        return sandbox
+
     async def runner(self, session_id: str) -> RunnerClient:
-        """A connection to the session's runner; refreshes last_active.
+        """A connection to the session's runner; refreshes last_active."""
+        return await self._connect(self.get_session(session_id))
+
+    async def _connect(self, record: SessionRecord) -> RunnerClient:
+        """Connect to ``record``'s runner.
 
         A container removed behind the engine's back is detected here: the
         session is dropped, with an event saying why, and ``SessionLost`` raised.
         """
-        record = self.get_session(session_id)
-        sandbox = self._sandboxes.get(session_id) or self._sandbox_of(record)
+        session_id = record.id
         try:
-            client = await sandbox.connect()
+            client = await self._sandbox(record).connect()
         except RunnerUnavailable as exc:
             container = await self.backend.inspect(record.container_id)
             if container is not None and container.running:
@@ -286,8 +295,9 @@ class Engine:
 
         A warm sandbox's kernel is already up: claiming it costs one status call.
         """
-        sandbox = self._sandbox(session_id)
-        async with await self.runner(session_id) as runner:
+        record = self.get_session(session_id)
+        sandbox = self._sandbox(record)
+        async with await self._connect(record) as runner:
             status = await runner.kernel_status()
             if status["alive"] and sandbox.kernel is None:
                 sandbox.kernel = self.factory.kernel_info_on_disk(sandbox)
@@ -309,20 +319,9 @@ class Engine:
         async with await self.runner(session_id) as runner:
             await runner.kernel_interrupt()
 
-    async def restart_kernel(self, session_id: str) -> dict[str, Any]:
-        async with await self.runner(session_id) as runner:
-            return await runner.kernel_restart()
-
     async def stop_kernel(self, session_id: str) -> None:
         async with await self.runner(session_id) as runner:
             await runner.kernel_shutdown()
-
-    def _sandbox(self, session_id: str) -> Sandbox:
-        record = self.get_session(session_id)
-        sandbox = self._sandboxes.get(session_id)
-        if sandbox is None:
-            sandbox = self._sandboxes[session_id] = self._sandbox_of(record)
-        return sandbox
 
     # -- files (confined to /workspace by the runner) --------------------------------------
 

@@ -130,6 +130,7 @@ async def test_shutdown_then_interrupt_says_not_running(kernel: tuple[Target, Bl
     async with await runner.client() as control:
         status = await control.kernel_shutdown()
         assert not status["alive"] and status["exit"]
+        assert isinstance(status["exit_code"], int)
         with pytest.raises(RunnerRequestError) as error:
             await control.kernel_interrupt()
         assert error.value.code == "kernel_not_running"
