@@ -3,6 +3,7 @@
 sandkasten images build [NAME ...] [--force] [--mirror URL]
 sandkasten images status
 sandkasten run [--image NAME] [--timeout S] [--network] COMMAND
+sandkasten serve [--config sandkasten.yaml] [--no-build] [-- JUPYTER SERVER OPTIONS]
 """
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ def _run(options: argparse.Namespace) -> int:
     return result.exit_code if result.exit_code is not None else 1
 
 
+def _serve(options: argparse.Namespace) -> int:
+    # The server extension sits on top of the engine; only this command needs it.
+    from sandkasten_server.serve import serve
+
+    extra = [arg for arg in options.server_args if arg != "--"]
+    return serve(options.config, extra, build=not options.no_build)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sandkasten", description="Sandkasten: Docker sandboxes for agents and notebooks"
@@ -105,6 +114,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--network", action="store_true", help="give the sandbox a network (default: none)")
     run.add_argument("command", nargs="+", help="the command line, run by bash in /workspace")
     run.set_defaults(run=_run)
+
+    serve = commands.add_parser(
+        "serve", help="run Jupyter Server with the Sandkasten API (builds missing images first)"
+    )
+    serve.add_argument(
+        "--config",
+        help="sandkasten.yaml (default: $SANDKASTEN_CONFIG, ./sandkasten.yaml, /etc/sandkasten/, "
+        "else one made in ~/.local/share/sandkasten/)",
+    )
+    serve.add_argument("--no-build", action="store_true", help="do not build missing images first")
+    serve.add_argument("server_args", nargs=argparse.REMAINDER, help="options passed on to Jupyter Server, after --")
+    serve.set_defaults(run=_serve)
 
     add_commands(commands)
     return parser

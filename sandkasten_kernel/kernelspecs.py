@@ -40,13 +40,25 @@ def kernelspec(image: str, **config: Any) -> dict[str, Any]:
     }
 
 
+def allowed_images(settings: Settings) -> list[str]:
+    return [name for name in IMAGES if name in settings.security.allowed_images]
+
+
+def write_kernelspec(kernels_dir: str, image: str) -> str:
+    """Write the kernelspec for ``image`` into ``kernels_dir/<name>/``; return that folder."""
+    folder = os.path.join(kernels_dir, kernel_name(image))
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "kernel.json"), "w", encoding="utf-8") as f:
+        json.dump(kernelspec(image), f, indent=2)
+    return folder
+
+
 def install(settings: Settings, user: bool = False, prefix: str | None = None) -> list[str]:
     """Install one kernelspec per allowed sandkasten image; return where each went."""
     manager = KernelSpecManager()
     installed = []
-    for image in [name for name in IMAGES if name in settings.security.allowed_images]:
-        with tempfile.TemporaryDirectory() as source:
-            with open(os.path.join(source, "kernel.json"), "w", encoding="utf-8") as f:
-                json.dump(kernelspec(image), f, indent=2)
+    for image in allowed_images(settings):
+        with tempfile.TemporaryDirectory() as kernels_dir:
+            source = write_kernelspec(kernels_dir, image)
             installed.append(manager.install_kernel_spec(source, kernel_name(image), user=user, prefix=prefix))
     return installed

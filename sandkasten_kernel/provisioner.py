@@ -9,6 +9,12 @@ pool (its kernel already running), shows in the session list with its kernel
 id, and takes ``exec`` like any other. The kernel's sockets are ZMQ ``ipc``
 files in the sandbox's run directory; nothing listens on TCP.
 
+A kernel can also be bound to a session that exists already: the server
+extension starts a session's kernel through Jupyter Server's kernel manager
+with ``sandkasten_session_id=<id>``, so a person can open a console on the
+kernel an agent drives. A bound kernel's shutdown stops the kernel only; the
+session stays, with its shell and files.
+
 Which engine: the one registered with ``use_engine`` for the running event loop
 (the server extension registers its own, which owns the warm pool). Without
 one, a process (an agent script with ``AsyncKernelManager``, say) gets an
@@ -36,9 +42,12 @@ _engines: dict[asyncio.AbstractEventLoop, Engine] = {}
 POLL_INTERVAL_S = 0.1
 
 
-def use_engine(engine: Engine) -> None:
-    """Make ``engine`` the one provisioners on the current event loop use."""
-    _engines[asyncio.get_running_loop()] = engine
+def use_engine(engine: Engine | None) -> None:
+    """Make ``engine`` the one provisioners on the current event loop use (None: forget it)."""
+    if engine is None:
+        _engines.pop(asyncio.get_running_loop(), None)
+    else:
+        _engines[asyncio.get_running_loop()] = engine
 
 
 # Sandboxes of kernels a process-own engine started: released when the process
@@ -88,6 +97,7 @@ class SandkastenProvisioner(KernelProvisionerBase):
     workspace = Unicode(None, allow_none=True, help="A named workspace to mount at /workspace.").tag(config=True)
 
     session_id: str | None = None
+    bound = False  # the session existed before this kernel (see the module docstring)
     _exit_code: int | None = None
 
     @property
@@ -99,6 +109,10 @@ class SandkastenProvisioner(KernelProvisionerBase):
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         """Claim the sandbox (once: a restart keeps it, so its files stay)."""
         engine = await current_engine()
+        bind_to = kwargs.pop("sandkasten_session_id", None)
+        if self.session_id is None and bind_to is not None:
+            self.session_id = engine.get_session(bind_to).id
+            self.bound = True
         if self.session_id is None:
             record = await engine.create_session(
                 image=self.image,
@@ -178,12 +192,16 @@ class SandkastenProvisioner(KernelProvisionerBase):
         await self.kill(restart)
 
     async def cleanup(self, restart: bool = False) -> None:
-        """On shutdown the sandbox is released (its named workspace stays); a restart keeps it."""
+        """On shutdown the sandbox is released (its named workspace stays), unless the kernel was
+        bound to a session that outlives it; a restart keeps it."""
         if restart or self.session_id is None:
             return
         session_id, self.session_id = self.session_id, None
         _process_kernels.pop(session_id, None)
         try:
+            if self.bound:
+                (await current_engine()).release_kernel(session_id)
+                return
             await (await current_engine()).destroy_session(session_id, "kernel %s shut down" % self.kernel_id)
         except SessionNotFound:
             pass
@@ -195,12 +213,14 @@ class SandkastenProvisioner(KernelProvisionerBase):
     async def get_provisioner_info(self) -> dict[str, Any]:
         info: dict[str, Any] = await super().get_provisioner_info()
         info["session_id"] = self.session_id
+        info["bound"] = self.bound
         return info
 
     async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
         """Re-attach (after a server restart) to the kernel running in that session's sandbox."""
         await super().load_provisioner_info(provisioner_info)
         self.session_id = provisioner_info.get("session_id")
+        self.bound = bool(provisioner_info.get("bound", False))
         if self.session_id is not None:
             engine = await current_engine()
             info = await engine.start_kernel(self.session_id, kernel_id=self.kernel_id)

@@ -9,6 +9,7 @@ Each YAML section is one ``Configurable``, so every option also works as
     workspace: enabled                -> SandkastenWorkspace
     pool:      enabled, images, ...   -> SandkastenPool
     security:  allow_network, ...     -> SandkastenSecurity
+    quota:     max_sessions, ...      -> SandkastenQuota
 
 An unknown key, a wrong type or a bad value raises ``ConfigError`` naming the
 key and the file.
@@ -32,7 +33,7 @@ class ConfigError(EngineError):
 
 
 class Sandkasten(Configurable):
-    listen = Unicode("127.0.0.1:8888", help="host:port where `sandkasten serve` listens.").tag(config=True)
+    listen = Unicode("127.0.0.1:8080", help="host:port where `sandkasten serve` listens.").tag(config=True)
     api_key = Unicode("", help="The API token (Jupyter Server's token); empty generates one at start.").tag(config=True)
     state_dir = Unicode(
         "/var/lib/sandkasten",
@@ -113,6 +114,30 @@ class SandkastenSecurity(Configurable):
         ["base", "python", "node"],
         help="Images sessions may use: names of sandkasten images, or full image references.",
     ).tag(config=True)
+    admin_users = List(
+        Unicode(),
+        [],
+        help="Jupyter user names that may see and act on every session. With Jupyter Server's own token or "
+        "password login there is a single user, who is always an admin.",
+    ).tag(config=True)
+
+
+class SandkastenQuota(Configurable):
+    max_sessions = Int(100, help="Most sessions at once, in all (0: no limit); more get 429.").tag(config=True)
+    max_sessions_per_user = Int(
+        20, help="Most sessions one user holds at once (0: no limit); more get 429. The API token is one user."
+    ).tag(config=True)
+    max_cold_starts = Int(
+        4, help="Most sessions starting cold at once when the pool is empty; more get 503 with Retry-After."
+    ).tag(config=True)
+    max_body_mb = Int(512, help="Largest request body the API accepts, MiB; larger gets 413.").tag(config=True)
+
+    @validate("max_sessions", "max_sessions_per_user", "max_cold_starts", "max_body_mb")
+    def _not_negative(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if value < 0:
+            raise TraitError("must not be negative")
+        return value
 
 
 SECTIONS: dict[str, type[Configurable]] = {
@@ -121,6 +146,7 @@ SECTIONS: dict[str, type[Configurable]] = {
     "workspace": SandkastenWorkspace,
     "pool": SandkastenPool,
     "security": SandkastenSecurity,
+    "quota": SandkastenQuota,
 }
 CONFIG_CLASSES: list[type[Configurable]] = [Sandkasten, *SECTIONS.values()]
 
@@ -135,6 +161,7 @@ class Settings:
     workspace: SandkastenWorkspace
     pool: SandkastenPool
     security: SandkastenSecurity
+    quota: SandkastenQuota
 
     def resolve_image(self, name: str | None) -> str:
         """The image reference for ``name``, refused unless the security policy allows it."""

@@ -129,6 +129,16 @@ class DockerBackend:
 
         return await self._run(inspect)
 
+    async def version(self) -> dict[str, Any]:
+        """The engine's version report; raises ``DockerUnavailable`` when it does not answer."""
+
+        def version() -> dict[str, Any]:
+            result = self.client.version()
+            assert isinstance(result, dict)
+            return result
+
+        return await self._run(version)
+
     async def stats(self, container_id: str) -> dict[str, Any]:
         def stats() -> dict[str, Any]:
             result = self.client.containers.get(container_id).stats(stream=False)

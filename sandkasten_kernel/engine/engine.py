@@ -8,6 +8,7 @@ Server, and only ``docker_backend`` talks to Docker.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -15,7 +16,7 @@ import re
 import shlex
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from .config import Settings
@@ -24,6 +25,8 @@ from .errors import (
     EngineError,
     LimitExceeded,
     NotAllowed,
+    PoolExhausted,
+    QuotaExceeded,
     RunnerUnavailable,
     SessionLost,
     SessionNotFound,
@@ -52,6 +55,10 @@ class Engine:
         self.pool = WarmPool(self.factory, self.default_limits(), settings.pool.with_kernel)
         self._sandboxes: dict[str, Sandbox] = {}
         self._reaper: asyncio.Task[None] | None = None
+        # Sessions being created, per owner, and cold starts under way: counted
+        # against the quotas so that concurrent creates cannot overshoot them.
+        self._creating: collections.Counter[str] = collections.Counter()
+        self._cold_starts = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -162,18 +169,14 @@ class Engine:
         if ttl_s is not None and (ttl_s < 0 or (self.settings.session.ttl_s and ttl_s > self.settings.session.ttl_s)):
             raise LimitExceeded("ttl_s must be between 0 and %d" % self.settings.session.ttl_s)
         env = dict(env or {})
-
-        sandbox = None
-        poolable = workspace is None and not network and sandbox_limits == self.pool.limits
-        if poolable and self.settings.pool.enabled:
-            sandbox = await self.pool.claim(image_ref)
-        warm = sandbox is not None
-        if sandbox is None:
-            if workspace is not None:
-                await self.backend.ensure_volume(workspace_volume(workspace), {LABEL_WORKSPACE: workspace})
-            sandbox = await self.factory.create(image_ref, sandbox_limits, network, workspace, env)
-        elif env:
-            await self._export(sandbox, env)
+        owner_key = owner or ""
+        self._check_quota(owner_key)
+        self._creating[owner_key] += 1
+        try:
+            sandbox = await self._claim_or_start(image_ref, sandbox_limits, network, workspace, env)
+        finally:
+            self._creating[owner_key] -= 1
+        warm = sandbox.warm
 
         now = time.time()
         record = SessionRecord(
@@ -202,6 +205,44 @@ class Engine:
             self.store.add_event(record.id, "workspace_used", workspace=workspace)
         self._sandboxes[record.id] = sandbox
         return record
+
+    def _check_quota(self, owner: str) -> None:
+        quota = self.settings.quota
+        sessions = self.store.list_sessions()
+        total = len(sessions) + sum(self._creating.values())
+        if quota.max_sessions and total >= quota.max_sessions:
+            raise QuotaExceeded("the server holds %d sessions, its limit (quota.max_sessions)" % quota.max_sessions)
+        mine = sum(1 for record in sessions if (record.owner or "") == owner) + self._creating[owner]
+        if quota.max_sessions_per_user and mine >= quota.max_sessions_per_user:
+            raise QuotaExceeded(
+                "you hold %d sessions, the limit per user (quota.max_sessions_per_user); destroy one first"
+                % quota.max_sessions_per_user
+            )
+
+    async def _claim_or_start(
+        self, image: str, limits: SandboxLimits, network: bool, workspace: str | None, env: dict[str, str]
+    ) -> Sandbox:
+        """A warm sandbox if one fits, else a cold start, within the cold-start limit."""
+        poolable = workspace is None and not network and limits == self.pool.limits
+        if poolable and self.settings.pool.enabled:
+            sandbox = await self.pool.claim(image)
+            if sandbox is not None:
+                sandbox.warm = True
+                if env:
+                    await self._export(sandbox, env)
+                return sandbox
+        allowed = self.settings.quota.max_cold_starts
+        if allowed and self._cold_starts >= allowed:
+            raise PoolExhausted(
+                "no warm sandbox is ready and %d are starting (quota.max_cold_starts): retry shortly" % allowed
+            )
+        self._cold_starts += 1
+        try:
+            if workspace is not None:
+                await self.backend.ensure_volume(workspace_volume(workspace), {LABEL_WORKSPACE: workspace})
+            return await self.factory.create(image, limits, network, workspace, env)
+        finally:
+            self._cold_starts -= 1
 
     @staticmethod
     async def _export(sandbox: Sandbox, env: dict[str, str]) -> None:
@@ -252,6 +293,10 @@ class Engine:
             sandbox = self._sandboxes[record.id] = self._sandbox_of(record)
         return sandbox
 
+    def touch(self, session_id: str, calls: int = 1) -> None:
+        """Count work done on the session by other means (its kernel): it is not idle."""
+        self.store.touch(session_id, exec_count=calls)
+
     async def runner(self, session_id: str) -> RunnerClient:
         """A connection to the session's runner; refreshes last_active."""
         return await self._connect(self.get_session(session_id))
@@ -282,7 +327,9 @@ class Engine:
         self.store.touch(session_id, exec_count=1)
         return result
 
-    async def exec_stream(self, session_id: str, command: str, **options: Any) -> AsyncIterator[str | ExecResult]:
+    async def exec_stream(
+        self, session_id: str, command: str, **options: Any
+    ) -> AsyncGenerator[str | ExecResult, None]:
         async with await self.runner(session_id) as runner:
             async for event in runner.exec_stream(command, **options):
                 yield event
@@ -322,6 +369,11 @@ class Engine:
     async def stop_kernel(self, session_id: str) -> None:
         async with await self.runner(session_id) as runner:
             await runner.kernel_shutdown()
+
+    def release_kernel(self, session_id: str) -> None:
+        """Forget the session's Jupyter kernel id (its kernel manager let go of it)."""
+        if self.store.get_session(session_id) is not None:
+            self.store.update(session_id, kernel_id=None)
 
     # -- files (confined to /workspace by the runner) --------------------------------------
 
@@ -417,5 +469,5 @@ class Engine:
     async def resize_pool(self, image: str, target: int) -> None:
         await self.pool.resize(self.settings.resolve_image(image), target)
 
-    def events(self, limit: int = 100) -> list[Event]:
-        return self.store.events(limit)
+    def events(self, limit: int = 100, session_id: str | None = None) -> list[Event]:
+        return self.store.events(limit, session_id)

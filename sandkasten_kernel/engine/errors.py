@@ -51,3 +51,11 @@ class WorkspaceInUse(EngineError):
 
 class WorkspaceNotFound(EngineError):
     """No workspace has that name."""
+
+
+class QuotaExceeded(EngineError):
+    """A user, or the whole server, holds as many sessions as the configuration allows."""
+
+
+class PoolExhausted(EngineError):
+    """No warm sandbox is ready and as many cold starts as allowed are under way: retry shortly."""

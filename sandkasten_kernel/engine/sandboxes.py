@@ -37,6 +37,7 @@ class Sandbox:
     network: bool
     workspace: str | None = None  # the workspace name, not the volume
     kernel: dict[str, Any] | None = field(default=None, repr=False)  # host-side connection info
+    warm: bool = False  # claimed from the warm pool
 
     @property
     def socket(self) -> str:

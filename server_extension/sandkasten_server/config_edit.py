@@ -1,0 +1,143 @@
+"""``config``: show the effective sandkasten.yaml, and apply a validated change to it.
+
+A change is merged into the file's content, validated as a whole (the error
+names the key), written back atomically, and then applied to the running
+engine where that is possible. Keys that only take effect at start are listed
+as ``restart_required``. Comments in the file are not kept (PyYAML drops them).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from typing import Any
+
+import yaml
+from traitlets.config import Configurable
+
+from sandkasten_kernel.engine.config import SECTIONS, ConfigError, Settings, settings_from, yaml_to_config
+from sandkasten_kernel.engine.engine import Engine
+
+from .errors import ApiError
+
+REDACTED = "********"
+SECRET_KEYS = {"api_key"}
+# Keys whose new value reaches the running engine; everything else waits for a restart.
+# The defaults' sizes stay with the warm sandboxes already made, so they need one too.
+LIVE_KEYS = {
+    "defaults.image",
+    "defaults.network",
+    "defaults.max_cpus",
+    "defaults.max_memory_mb",
+    "defaults.max_pids",
+    "session.ttl_s",
+    "session.idle_timeout_s",
+    "session.reap_interval_s",
+    "workspace.enabled",
+    "pool.images",
+    "security.allow_network",
+    "security.allowed_images",
+    "security.admin_users",
+    "quota.max_sessions",
+    "quota.max_sessions_per_user",
+    "quota.max_cold_starts",
+    "quota.max_body_mb",
+}
+
+
+def _section_values(instance: Configurable) -> dict[str, Any]:
+    return {name: copy.deepcopy(getattr(instance, name)) for name in sorted(instance.class_traits(config=True))}
+
+
+def effective(settings: Settings) -> dict[str, Any]:
+    """The settings in the shape of sandkasten.yaml, secrets redacted."""
+    view = _section_values(settings.server)
+    for key in SECRET_KEYS:
+        if view.get(key):
+            view[key] = REDACTED
+    for section in SECTIONS:
+        view[section] = _section_values(getattr(settings, section))
+    return view
+
+
+def _flatten(change: dict[str, Any]) -> dict[str, Any]:
+    flat = {}
+    for key, value in change.items():
+        if key in SECTIONS and isinstance(value, dict):
+            flat.update({"%s.%s" % (key, option): v for option, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _merged(current: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(current)
+    for key, value in change.items():
+        if key in SECRET_KEYS and value == REDACTED:
+            continue  # the redacted value came back unchanged
+        if key in SECTIONS and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key].update(value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ApiError(409, "config_unreadable", "%s cannot be read: %s" % (path, exc)) from None
+    if not isinstance(data, (dict, type(None))):
+        raise ApiError(409, "config_unreadable", "%s does not hold a mapping" % path)
+    return data or {}
+
+
+def _write(path: str, data: dict[str, Any]) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(prefix=".sandkasten-", suffix=".yaml", dir=folder)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            yaml.safe_dump(data, f, sort_keys=False)
+        if os.path.exists(path):
+            os.chmod(temporary, os.stat(path).st_mode & 0o777)
+        os.replace(temporary, path)
+    except OSError as exc:
+        os.unlink(temporary)
+        raise ApiError(409, "config_unwritable", "%s cannot be written: %s" % (path, exc.strerror or exc)) from None
+
+
+async def change(path: str | None, settings: Settings, engine: Engine | None, body: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``body`` against the file, write it, apply what can be applied now."""
+    if path is None:
+        raise ApiError(409, "no_config_file", "the server runs without a sandkasten.yaml; there is nothing to write")
+    current = _read(path)
+    merged = _merged(current, body)
+    try:
+        validated = settings_from(yaml_to_config(merged, "the change"), "the change")
+    except ConfigError as exc:
+        raise ApiError(400, "bad_config", str(exc)) from None
+    _write(path, merged)
+
+    applied, restart = [], []
+    old_pool = dict(settings.pool.images)
+    for key in sorted(_flatten(body)):
+        if key in SECRET_KEYS and body.get(key) == REDACTED:
+            continue
+        section, _, option = key.rpartition(".")
+        target = getattr(settings, section) if section else settings.server
+        source = getattr(validated, section) if section else validated.server
+        if key not in LIVE_KEYS:
+            restart.append(key)
+            continue
+        setattr(target, option, getattr(source, option))
+        applied.append(key)
+    if engine is not None and "pool.images" in applied:
+        for image in old_pool.keys() - settings.pool.images.keys():
+            await engine.resize_pool(image, 0)
+        for image, target_count in settings.pool.images.items():
+            await engine.resize_pool(image, target_count)
+    return {"path": path, "config": effective(settings), "applied": applied, "restart_required": restart}

@@ -1,0 +1,106 @@
+"""API errors: every failure becomes JSON ``{error, message}`` with the right status.
+
+Handlers raise ``ApiError`` for what they check themselves and let engine
+errors through; ``api_error`` maps those, so the status table lives here once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tornado import web
+
+from sandkasten_kernel.engine.config import ConfigError
+from sandkasten_kernel.engine.errors import (
+    DockerUnavailable,
+    EngineError,
+    ImageError,
+    LimitExceeded,
+    NotAllowed,
+    PoolExhausted,
+    QuotaExceeded,
+    RunnerRequestError,
+    RunnerUnavailable,
+    SessionLost,
+    SessionNotFound,
+    WorkspaceInUse,
+    WorkspaceNotFound,
+)
+from sandkasten_kernel.engine.store import StoreError
+
+RETRY_AFTER_S = 1
+
+
+class ApiError(web.HTTPError):
+    """An error reply: ``status``, a stable ``code`` and a message for people."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, log_message=None, reason=None)
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message}
+
+
+# Engine error class -> (status, code). The first match wins: subclasses before bases.
+_ENGINE_ERRORS: list[tuple[type[EngineError], int, str]] = [
+    (SessionNotFound, 404, "not_found"),
+    (WorkspaceNotFound, 404, "not_found"),
+    (SessionLost, 404, "session_lost"),
+    (WorkspaceInUse, 409, "workspace_in_use"),
+    (NotAllowed, 403, "not_allowed"),
+    (LimitExceeded, 400, "limit_exceeded"),
+    (QuotaExceeded, 429, "quota_exceeded"),
+    (PoolExhausted, 503, "pool_exhausted"),
+    (DockerUnavailable, 503, "docker_unavailable"),
+    (RunnerUnavailable, 503, "sandbox_unavailable"),
+    (StoreError, 503, "store_unavailable"),
+    (ImageError, 503, "image_unavailable"),
+    (ConfigError, 400, "bad_config"),
+]
+
+# Runner error codes (runner/PROTOCOL.md) -> status.
+_RUNNER_CODES = {
+    "not_found": 404,
+    "bad_request": 400,
+    "invalid_path": 400,
+    "path_outside_workspace": 400,
+    "not_a_directory": 409,
+    "is_a_directory": 409,
+    "already_exists": 409,
+    "directory_not_empty": 409,
+    "shell_busy": 409,
+    "kernel_not_running": 409,
+    "kernel_already_running": 409,
+    "file_too_large": 413,
+    "frame_too_large": 413,
+    "permission_denied": 403,
+    "no_space": 507,
+    "kernel_start_failed": 503,
+    "shell_unavailable": 503,
+}
+
+
+def api_error(exc: EngineError) -> ApiError:
+    """The reply for an engine error."""
+    if isinstance(exc, RunnerRequestError):
+        return ApiError(_RUNNER_CODES.get(exc.code, 502), exc.code, exc.message)
+    for cls, status, code in _ENGINE_ERRORS:
+        if isinstance(exc, cls):
+            headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+            return ApiError(status, code, str(exc), headers)
+    return ApiError(400, "bad_request", str(exc))  # the engine's plain EngineError is refused input
+
+
+def http_error_code(status: int) -> str:
+    """A code for tornado's own errors (404 route, 405 method, ...)."""
+    return {
+        400: "bad_request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "too_large",
+    }.get(status, "internal" if status >= 500 else "error")

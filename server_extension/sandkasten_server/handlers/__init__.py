@@ -1,0 +1,40 @@
+"""The REST routes, relative to the server's base URL: ``default_handlers`` as jupyter_server's own modules have it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .admin import (
+    ConfigHandler,
+    EventsHandler,
+    HealthHandler,
+    NoRouteHandler,
+    OpenAPIHandler,
+    PoolHandler,
+    WorkspaceHandler,
+    WorkspacesHandler,
+)
+from .exec import ExecHandler, ExecSocketHandler
+from .files import ArchiveHandler, FilesHandler
+from .sessions import RunCodeHandler, SessionHandler, SessionsHandler
+
+API = "/sandkasten/api"
+SESSION = API + r"/sessions/(?P<session_id>[^/]+)"
+
+default_handlers: list[tuple[str, Any]] = [
+    (API + r"/sessions/?", SessionsHandler),
+    (SESSION + r"/?", SessionHandler),
+    (SESSION + r"/exec/?", ExecHandler),
+    (SESSION + r"/exec/ws", ExecSocketHandler),
+    (SESSION + r"/run_code/?", RunCodeHandler),
+    (SESSION + r"/files(?:/(?P<path>.*))?", FilesHandler),
+    (SESSION + r"/archive(?:/(?P<path>.*))?", ArchiveHandler),
+    (API + r"/workspaces/?", WorkspacesHandler),
+    (API + r"/workspaces/(?P<name>[^/]+)", WorkspaceHandler),
+    (API + r"/pool/?", PoolHandler),
+    (API + r"/config/?", ConfigHandler),
+    (API + r"/health/?", HealthHandler),
+    (API + r"/events/?", EventsHandler),
+    (API + r"/openapi.json", OpenAPIHandler),
+    (API + r"(?:/.*)?", NoRouteHandler),  # last: anything else under the API is a JSON 404
+]

@@ -1,0 +1,136 @@
+"""The base of every handler: JSON errors, body validation, the caller's identity.
+
+Handlers stay thin: they check input, find the session (refusing other users'
+sessions), call the engine, and write JSON. Engine errors are not caught one
+by one; ``write_error`` maps them through ``errors.api_error``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+
+from sandkasten_kernel.engine.engine import Engine
+from sandkasten_kernel.engine.errors import EngineError, SessionNotFound
+from sandkasten_kernel.engine.store import SessionRecord
+
+from ..errors import ApiError, api_error, http_error_code
+from ..schema import validate
+
+if TYPE_CHECKING:
+    from ..service import SandkastenService
+
+# With Jupyter Server's own login (one shared token or password) there is one
+# person behind every request, whatever random name the server gives it.
+SINGLE_USER_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)
+LOCAL_USER = "local"
+
+
+class SandkastenMixin:
+    """Identity and session access, for the REST handlers and the websocket alike."""
+
+    auth_resource = "sandkasten"
+    settings: dict[str, Any]
+    identity_provider: IdentityProvider
+    current_user: Any
+
+    @property
+    def service(self) -> SandkastenService:
+        service: SandkastenService = self.settings["sandkasten_service"]
+        return service
+
+    @property
+    def engine(self) -> Engine:
+        return self.service.engine_or_raise()
+
+    # -- identity ------------------------------------------------------------------------
+
+    @property
+    def owner(self) -> str:
+        """Who is asking, as sessions record it (quotas count per owner)."""
+        if type(self.identity_provider) in SINGLE_USER_PROVIDERS:
+            return LOCAL_USER
+        return str(self.current_user.username)
+
+    @property
+    def is_admin(self) -> bool:
+        owner = self.owner
+        return owner == LOCAL_USER or owner in self.service.settings.security.admin_users
+
+    def may_see(self, record: SessionRecord) -> bool:
+        return self.is_admin or record.owner == self.owner
+
+    def session_record(self, session_id: str) -> SessionRecord:
+        """The session, if it exists and the caller may use it (another user's is a 404, as if absent)."""
+        record = self.engine.get_session(session_id)
+        if not self.may_see(record):
+            raise SessionNotFound("no session %r" % session_id)
+        return record
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise ApiError(403, "forbidden", "only an admin (security.admin_users) may do this")
+
+
+class SandkastenHandler(SandkastenMixin, APIHandler):
+    # -- input -----------------------------------------------------------------------------
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        length = self.request.headers.get("Content-Length")
+        limit = self.service.settings.quota.max_body_mb << 20
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise ApiError(
+                413, "too_large", "the body is %s bytes; the limit is %d (quota.max_body_mb)" % (length, limit)
+            )
+
+    def json_body(self, schema: str, required: bool = True) -> dict[str, Any]:
+        """The request body, parsed and checked against ``schema`` of the OpenAPI document."""
+        raw = self.request.body
+        if not raw.strip():
+            if required:
+                raise ApiError(400, "bad_request", "the body must be a JSON object")
+            return validate(schema, {})
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "bad_request", "the body is not valid JSON: %s" % exc) from None
+        return validate(schema, data)
+
+    # -- output ----------------------------------------------------------------------------
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(data))
+
+    def get_login_url(self) -> str:
+        # @web.authenticated calls this when no valid token came: say so, as JSON.
+        raise ApiError(401, "unauthorized", "a valid token is required: send 'Authorization: token <api_key>'")
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, (ApiError, EngineError)):
+            self.log.info("%s %s: %s", self.request.method, self.request.path, value)
+        else:
+            super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, EngineError):
+            exc = api_error(exc)
+        if isinstance(exc, ApiError):
+            self.set_status(exc.status_code)
+            for name, value in exc.headers.items():
+                self.set_header(name, value)
+            body = exc.body()
+        elif isinstance(exc, web.HTTPError):
+            body = {"error": http_error_code(status_code), "message": exc.log_message or self._reason}
+        else:  # a bug: the log has the traceback, the client does not
+            body = {"error": "internal", "message": "internal error; the server log has the details"}
+        if self.get_status() == 401:
+            self.set_header("WWW-Authenticate", "token")
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))

@@ -1,0 +1,121 @@
+"""``POST sessions/{id}/exec`` (plain or streamed) and its websocket twin ``sessions/{id}/exec/ws``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
+from tornado import web
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from sandkasten_kernel.engine.errors import EngineError
+from sandkasten_kernel.engine.runner_client import ExecResult
+
+from ..errors import ApiError, api_error
+from ..schema import validate
+from ..streaming import EventStream
+from .base import SandkastenHandler, SandkastenMixin
+
+
+def exec_options(body: dict[str, Any]) -> dict[str, Any]:
+    """The runner's exec options from a validated ``ExecRequest``."""
+    options: dict[str, Any] = {name: body[name] for name in ("timeout_ms", "cwd", "env", "max_output") if name in body}
+    if "stdin" in body:
+        options["stdin"] = body["stdin"].encode("utf-8")
+    return options
+
+
+def result_json(result: ExecResult, with_output: bool = True) -> dict[str, Any]:
+    data = dataclasses.asdict(result)
+    if not with_output:
+        del data["output"]  # a stream has sent it already
+    return data
+
+
+def error_event(exc: Exception) -> dict[str, Any]:
+    error = api_error(exc) if isinstance(exc, EngineError) else exc
+    assert isinstance(error, ApiError)
+    return {"type": "error", **error.body()}
+
+
+class ExecHandler(SandkastenHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str) -> None:
+        record = self.session_record(session_id)
+        body = self.json_body("ExecRequest")
+        options = exec_options(body)
+        if not body.get("stream"):
+            result = await self.engine.exec(record.id, body["command"], **options)
+            self.reply(result_json(result))
+            return
+        stream = EventStream(self)
+        try:
+            async with contextlib.aclosing(self.engine.exec_stream(record.id, body["command"], **options)) as events:
+                async for event in events:
+                    if isinstance(event, str):
+                        await stream.send({"type": "output", "data": event})
+                    else:
+                        await stream.send({"type": "result", **result_json(event, with_output=False)})
+        except StreamClosedError:
+            return  # the client left; closing the stream stopped the command
+        except EngineError as exc:
+            if not stream.started:
+                raise
+            await stream.send(error_event(exc))
+        stream.finish()
+
+
+class ExecSocketHandler(SandkastenMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):
+    """One exec at a time: send an ``ExecRequest`` as JSON text, receive its events."""
+
+    session_id = ""
+    _running: asyncio.Task[None] | None = None
+
+    async def get(self, session_id: str) -> None:
+        # Websockets cannot redirect to a login page: check auth here, as Jupyter's kernel channels do.
+        user = self.current_user
+        if user is None:
+            raise web.HTTPError(401, "a valid token is required")
+        if not self.authorizer.is_authorized(self, user, "execute", self.auth_resource):
+            raise web.HTTPError(403, "not authorized to execute on %s" % self.auth_resource)
+        self.session_id = self.session_record(session_id).id
+        await super().get(session_id)
+
+    def on_message(self, message: str | bytes) -> None:
+        if self._running is not None and not self._running.done():
+            self._send({"type": "error", "error": "busy", "message": "an exec is running on this socket"})
+            return
+        self._running = asyncio.ensure_future(self._exec(message))
+
+    async def _exec(self, message: str | bytes) -> None:
+        try:
+            body = validate("ExecRequest", json.loads(message))
+            async with contextlib.aclosing(
+                self.engine.exec_stream(self.session_id, body["command"], **exec_options(body))
+            ) as events:
+                async for event in events:
+                    if isinstance(event, str):
+                        self._send({"type": "output", "data": event})
+                    else:
+                        self._send({"type": "result", **result_json(event, with_output=False)})
+        except ValueError as exc:
+            self._send({"type": "error", "error": "bad_request", "message": "not valid JSON: %s" % exc})
+        except (ApiError, EngineError) as exc:
+            self._send(error_event(exc))
+        except WebSocketClosedError:
+            pass
+
+    def _send(self, event: dict[str, Any]) -> None:
+        self.write_message(json.dumps(event))
+
+    def on_close(self) -> None:
+        if self._running is not None:
+            self._running.cancel()  # closes the runner connection, which stops the command

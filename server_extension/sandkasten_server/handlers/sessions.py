@@ -1,0 +1,100 @@
+"""``sessions``: create, list, get, destroy; and ``run_code`` on a session's kernel."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from sandkasten_kernel.engine.errors import EngineError, SessionNotFound
+from sandkasten_kernel.engine.store import SessionRecord
+
+from ..session_kernels import SessionKernels
+from ..streaming import EventStream
+from .base import SandkastenHandler
+from .exec import error_event
+
+DEFAULT_CODE_TIMEOUT_MS = 60_000
+
+
+def session_json(record: SessionRecord, kernels: SessionKernels) -> dict[str, Any]:
+    data = record.public()
+    data["kernel"] = kernels.model(record)
+    return data
+
+
+class SessionsHandler(SandkastenHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        kernels = self.service.kernels
+        sessions = [session_json(r, kernels) for r in self.engine.list_sessions() if self.may_see(r)]
+        self.reply({"sessions": sessions})
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_body("SessionCreate", required=False)
+        record = await self.engine.create_session(
+            image=body.get("image"),
+            workspace=body.get("workspace"),
+            env=body.get("env"),
+            limits=body.get("limits"),
+            network=body.get("network"),
+            ttl_s=body.get("ttl_s"),
+            owner=self.owner,
+        )
+        if body.get("with_kernel"):
+            try:
+                await self.service.kernels.ensure(record)
+            except BaseException:
+                await self.engine.destroy_session(record.id, "its kernel did not start")
+                raise
+            record = self.engine.get_session(record.id)
+        self.reply(session_json(record, self.service.kernels), 201)
+
+
+class SessionHandler(SandkastenHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, session_id: str) -> None:
+        self.reply(session_json(self.session_record(session_id), self.service.kernels))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, session_id: str) -> None:
+        record = self.session_record(session_id)
+        await self.service.kernels.stop(record)
+        with contextlib.suppress(SessionNotFound):  # its kernel owned it, and took it along
+            await self.engine.destroy_session(record.id, "destroyed through the API")
+        self.set_status(204)
+        self.finish()
+
+
+class RunCodeHandler(SandkastenHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str) -> None:
+        record = self.session_record(session_id)
+        body = self.json_body("CodeRequest")
+        timeout_s = body.get("timeout_ms", DEFAULT_CODE_TIMEOUT_MS) / 1000
+        kernels = self.service.kernels
+        self.engine.touch(record.id)
+        if not body.get("stream"):
+            result = await kernels.run(record, body["code"], timeout_s)
+            self.reply(result.as_json())
+            return
+        stream = EventStream(self)
+        try:
+            result = await kernels.run(record, body["code"], timeout_s, emit=stream.send)
+            await stream.send({"type": "done", **result.as_json()})
+        except StreamClosedError:
+            return
+        except EngineError as exc:
+            if not stream.started:
+                raise
+            await stream.send(error_event(exc))
+        stream.finish()

@@ -1,0 +1,190 @@
+"""Each session's Jupyter kernel, run by Jupyter Server's own kernel manager.
+
+The kernel is started with the sandkasten provisioner bound to the session's
+sandbox (``sandkasten_session_id``), so it is listed under ``/api/kernels``
+and a person can open a console on the kernel an agent drives: same
+variables, same /workspace. ``run`` executes code on it with the timeout
+contract of ``exec``: on timeout the kernel is interrupted and keeps its
+state; if the interrupt does not take, it is restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from queue import Empty
+from typing import Any
+
+from jupyter_client.kernelspec import NoSuchKernel
+
+from sandkasten_kernel.engine.images import IMAGES
+from sandkasten_kernel.engine.store import SessionRecord
+from sandkasten_kernel.kernelspecs import kernel_name
+
+from .errors import ApiError
+
+INTERRUPT_GRACE_S = 5.0  # how long an interrupted execution may take to stop before a restart
+POLL_S = 1.0  # how often a silent kernel is checked for being alive
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class CodeResult:
+    stdout: str = ""
+    stderr: str = ""
+    results: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    execution_count: int | None = None
+    timed_out: bool = False
+    kernel_restarted: bool = False
+    duration_ms: float = 0.0
+    kernel_id: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _event_of(message: dict[str, Any], result: CodeResult) -> dict[str, Any] | None:
+    """Fold one IOPub message into ``result``; return the event to stream, if any."""
+    kind, content = message["msg_type"], message["content"]
+    if kind == "stream":
+        name = "stderr" if content.get("name") == "stderr" else "stdout"
+        setattr(result, name, getattr(result, name) + content["text"])
+        return {"type": name, "text": content["text"]}
+    if kind in ("execute_result", "display_data"):
+        rich = {"kind": kind, "data": content.get("data", {}), "metadata": content.get("metadata", {})}
+        result.results.append(rich)
+        return {"type": "result", **rich}
+    if kind == "error":
+        result.error = {k: content.get(k, "") for k in ("ename", "evalue")}
+        result.error["traceback"] = list(content.get("traceback", []))
+        return {"type": "error", **result.error}
+    if kind == "execute_input":
+        result.execution_count = content.get("execution_count")
+    return None
+
+
+class SessionKernels:
+    def __init__(self, kernel_manager: Any) -> None:
+        self.kernel_manager = kernel_manager
+        self._clients: dict[str, Any] = {}
+        # One execution at a time per session: they share one IOPub reader.
+        self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+
+    def running(self, record: SessionRecord) -> str | None:
+        """The id of the session's kernel, if the kernel manager has it."""
+        if record.kernel_id and record.kernel_id in self.kernel_manager:
+            return record.kernel_id
+        return None
+
+    def model(self, record: SessionRecord) -> dict[str, Any] | None:
+        kernel_id = self.running(record)
+        if kernel_id is None:
+            return None
+        model: dict[str, Any] = self.kernel_manager.kernel_model(kernel_id)
+        return {key: model.get(key) for key in ("id", "execution_state", "connections", "last_activity")}
+
+    def _spec_name(self, record: SessionRecord) -> str:
+        """Any sandkasten kernelspec carries the provisioner; the image's own reads best in JupyterLab."""
+        names = [name for name, image in IMAGES.items() if image.tag == record.image] + list(IMAGES)
+        specs = self.kernel_manager.kernel_spec_manager.find_kernel_specs()
+        for name in names:
+            if kernel_name(name) in specs:
+                return kernel_name(name)
+        raise ApiError(
+            503, "no_kernelspec", "no sandkasten kernelspec is installed: run `sandkasten kernelspec install`"
+        )
+
+    async def ensure(self, record: SessionRecord) -> str:
+        """The session's kernel id, starting the kernel (bound to its sandbox) if none runs."""
+        kernel_id = self.running(record)
+        if kernel_id is not None:
+            return kernel_id
+        try:
+            started: str = await self.kernel_manager.start_kernel(
+                kernel_name=self._spec_name(record), sandkasten_session_id=record.id
+            )
+        except NoSuchKernel as exc:
+            raise ApiError(503, "no_kernelspec", str(exc)) from None
+        return started
+
+    async def _client(self, kernel_id: str) -> Any:
+        client = self._clients.get(kernel_id)
+        if client is None:
+            client = self.kernel_manager.get_kernel(kernel_id).client()
+            client.start_channels()
+            try:
+                await client.wait_for_ready(timeout=60)
+            except RuntimeError:
+                client.stop_channels()
+                raise
+            self._clients[kernel_id] = client
+        return client
+
+    def forget(self, kernel_id: str | None) -> None:
+        client = self._clients.pop(kernel_id or "", None)
+        if client is not None:
+            client.stop_channels()
+
+    async def run(self, record: SessionRecord, code: str, timeout_s: float, emit: Emit | None = None) -> CodeResult:
+        async with self._locks[record.id]:
+            kernel_id = await self.ensure(record)
+            started = time.monotonic()
+            result = CodeResult(kernel_id=kernel_id)
+            client = await self._client(kernel_id)
+            msg_id = client.execute(code, allow_stdin=False, stop_on_error=False)
+            if not await self._collect(client, msg_id, result, started + timeout_s, emit):
+                result.timed_out = True
+                await self.kernel_manager.interrupt_kernel(kernel_id)
+                if not await self._collect(client, msg_id, result, time.monotonic() + INTERRUPT_GRACE_S, emit):
+                    self.forget(kernel_id)
+                    await self.kernel_manager.restart_kernel(kernel_id)
+                    result.kernel_restarted = True
+            result.duration_ms = round((time.monotonic() - started) * 1000, 3)
+            return result
+
+    async def _collect(self, client: Any, msg_id: str, result: CodeResult, deadline: float, emit: Emit | None) -> bool:
+        """Read IOPub until the execution is idle (True) or ``deadline`` passes (False)."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                message = await client.get_iopub_msg(timeout=min(remaining, POLL_S))
+            except Empty:
+                if not await client.is_alive():
+                    # Jupyter Server's restarter brings a dead kernel back; its state is gone.
+                    result.error = {
+                        "ename": "KernelDied",
+                        "evalue": "the kernel died; it is restarted",
+                        "traceback": [],
+                    }
+                    result.kernel_restarted = True
+                    self.forget(next((k for k, c in self._clients.items() if c is client), None))
+                    return True
+                continue
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue  # someone else's execution on the same kernel (a person in JupyterLab)
+            if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                return True
+            event = _event_of(message, result)
+            if event is not None and emit is not None:
+                await emit(event)
+
+    async def stop(self, record: SessionRecord) -> None:
+        """Shut the session's kernel down (the session stays)."""
+        kernel_id = self.running(record)
+        self.forget(record.kernel_id)
+        if kernel_id is not None:
+            with contextlib.suppress(KeyError):
+                await self.kernel_manager.shutdown_kernel(kernel_id)
+
+    async def close(self) -> None:
+        for kernel_id in list(self._clients):
+            self.forget(kernel_id)
+        await self.kernel_manager.shutdown_all()
