@@ -86,7 +86,10 @@ class ExecSocketHandler(SandkastenMixin, WebSocketMixin, WebSocketHandler, Jupyt
             raise web.HTTPError(401, "a valid token is required")
         if not self.authorizer.is_authorized(self, user, "execute", self.auth_resource):
             raise web.HTTPError(403, "not authorized to execute on %s" % self.auth_resource)
-        self.session_id = self.session_record(session_id).id
+        try:
+            self.session_id = self.session_record(session_id).id
+        except EngineError as exc:
+            raise api_error(exc) from None
         await super().get(session_id)
 
     def on_message(self, message: str | bytes) -> None:

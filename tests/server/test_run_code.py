@@ -1,0 +1,117 @@
+"""run_code: the session's kernel under Jupyter Server's kernel manager, open to a person too."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Any
+
+import pytest
+
+from tests.provisioner.test_server import execute_over_websocket
+from tests.server.conftest import Api
+
+pytestmark = pytest.mark.docker
+
+# A 1x1 PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+
+
+def run_code(api: Api, session_id: str, code: str, **options: Any) -> dict[str, Any]:
+    reply = api.post("sessions/%s/run_code" % session_id, {"code": code, **options})
+    assert reply.status == 200, reply.body
+    result: dict[str, Any] = reply.json
+    return result
+
+
+def test_outputs_results_and_errors(api: Api) -> None:
+    api.wait_warm()
+    session_id = api.session()
+    result = run_code(api, session_id, "x = 41\nprint('out'); import sys; print('err', file=sys.stderr)\nx + 1")
+    assert (result["stdout"], result["stderr"]) == ("out\n", "err\n")
+    assert result["results"] == [{"kind": "execute_result", "data": {"text/plain": "42"}, "metadata": {}}]
+    assert result["error"] is None and not result["timed_out"] and result["execution_count"] == 1
+
+    png = "from IPython.display import Image, display; import base64\ndisplay(Image(data=base64.b64decode(%r)))"
+    shown = run_code(api, session_id, png % base64.b64encode(PNG).decode())
+    assert base64.b64decode(shown["results"][0]["data"]["image/png"]) == PNG
+
+    failed = run_code(api, session_id, "x / 0")
+    assert failed["error"]["ename"] == "ZeroDivisionError"
+    traceback = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(failed["error"]["traceback"]))  # no colours
+    assert "x / 0" in traceback and "division by zero" in traceback
+    assert run_code(api, session_id, "x")["results"][0]["data"]["text/plain"] == "41"
+
+
+def test_a_person_can_take_over_the_agents_kernel(api: Api, jp_fetch: Any, jp_ws_fetch: Any) -> None:
+    session_id = api.session()
+    api.exec(session_id, "echo shared-file > /workspace/note.txt")
+    result = run_code(api, session_id, "agent_variable = 'set by the agent'")
+    kernel_id = result["kernel_id"]
+
+    kernels = json.loads(api.run(jp_fetch("api", "kernels")).body)
+    assert [k["id"] for k in kernels] == [kernel_id]
+    assert api.get("sessions/%s" % session_id).json["kernel"]["id"] == kernel_id
+
+    code = "print(agent_variable, open('/workspace/note.txt').read().strip()); person_variable = 7"
+    output = api.run(execute_over_websocket(jp_ws_fetch, kernel_id, code))
+    assert output == "set by the agent shared-file\n"
+    assert run_code(api, session_id, "person_variable * 6")["results"][0]["data"]["text/plain"] == "42"
+
+    # The person shuts the kernel down: the session stays, and the next run_code starts a new kernel.
+    api.run(jp_fetch("api", "kernels", kernel_id, method="DELETE"))
+    assert api.get("sessions/%s" % session_id).json["kernel"] is None
+    again = run_code(api, session_id, "print(open('/workspace/note.txt').read())")
+    assert again["kernel_id"] != kernel_id and again["stdout"] == "shared-file\n\n"
+
+    assert api.delete("sessions/%s" % session_id).status == 204
+    assert json.loads(api.run(jp_fetch("api", "kernels")).body) == []
+
+
+def test_with_kernel_at_create(api: Api) -> None:
+    api.wait_warm()
+    created = api.post("sessions", {"with_kernel": True})
+    assert created.status == 201
+    kernel = created.json["kernel"]
+    assert kernel["id"] and kernel["execution_state"] in ("idle", "starting", "busy")
+    assert run_code(api, created.json["id"], "1")["kernel_id"] == kernel["id"]
+
+
+def test_timeout_interrupts_and_keeps_state(api: Api) -> None:
+    session_id = api.session()
+    run_code(api, session_id, "kept = 'still here'")
+    result = run_code(api, session_id, "import time\nprint('before', flush=True)\ntime.sleep(30)", timeout_ms=1500)
+    assert result["timed_out"] and not result["kernel_restarted"]
+    assert result["stdout"] == "before\n" and result["error"]["ename"] == "KeyboardInterrupt"
+    assert result["duration_ms"] < 10_000
+    assert run_code(api, session_id, "kept")["results"][0]["data"]["text/plain"] == "'still here'"
+
+
+def test_timeout_restarts_a_kernel_that_ignores_the_interrupt(api: Api) -> None:
+    session_id = api.session()
+    run_code(api, session_id, "lost = 1")
+    stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(60)"
+    result = run_code(api, session_id, stubborn, timeout_ms=1000)
+    assert result["timed_out"] and result["kernel_restarted"]
+    after = run_code(api, session_id, "'lost' in globals(), 6 * 7")
+    assert after["results"][0]["data"]["text/plain"] == "(False, 42)"
+
+
+def test_streamed_run_code(api: Api) -> None:
+    session_id = api.session()
+    code = "import time\nprint('a', flush=True)\ntime.sleep(1)\nprint('b')\n'done'"
+    reply = api.post("sessions/%s/run_code" % session_id, {"code": code, "stream": True})
+    assert reply.status == 200 and reply.headers["Content-Type"] == "application/x-ndjson"
+    events = [json.loads(line) for line in reply.body.splitlines()]
+    assert [e["type"] for e in events] == ["stdout", "stdout", "result", "done"]
+    assert events[-1]["stdout"] == "a\nb\n" and events[-1]["results"][0]["data"]["text/plain"] == "'done'"
+
+
+def test_bad_run_code_requests(api: Api) -> None:
+    session_id = api.session()
+    for body, field in [({}, "code"), ({"code": 1}, "code"), ({"code": "1", "timeout_ms": 0}, "timeout_ms")]:
+        reply = api.post("sessions/%s/run_code" % session_id, body)
+        assert reply.status == 400 and field in reply.json["message"], reply.body
