@@ -1,0 +1,116 @@
+"""Files and tar archives through the API, including the ways a path can try to leave /workspace."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+
+import pytest
+
+from tests.server.conftest import Api
+
+pytestmark = pytest.mark.docker
+
+
+def tar_of(files: dict[str, bytes], extra: list[tarfile.TarInfo] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        for info in extra or []:
+            archive.addfile(info)
+    return buffer.getvalue()
+
+
+def test_write_read_list_remove(api: Api) -> None:
+    session_id = api.session()
+    files = "sessions/%s/files/" % session_id
+    payload = os.urandom(3 << 20)  # binary, and more than one read chunk would be for small chunks
+    written = api.put(files + "deep/er/data.bin", payload, params={"mode": "600"})
+    assert written.status == 201 and written.json == {"path": "deep/er/data.bin", "size": len(payload)}
+    read = api.get(files + "deep/er/data.bin")
+    assert read.status == 200 and read.body == payload
+    assert read.headers["Content-Type"] == "application/octet-stream"
+
+    listing = api.get(files + "deep/er").json
+    assert listing["path"] == "deep/er"
+    assert [(e["name"], e["type"], e["size"], e["mode"]) for e in listing["entries"]] == [
+        ("data.bin", "file", len(payload), 0o600)
+    ]
+    assert [e["name"] for e in api.get(files.rstrip("/")).json["entries"]] == ["deep"]
+    assert api.exec(session_id, "sha256sum < /workspace/deep/er/data.bin")["output"].split()[0] == (
+        hashlib.sha256(payload).hexdigest()
+    )
+
+    assert api.put(files + "empty.txt", b"").json["size"] == 0
+    busy = api.delete(files + "deep")
+    assert busy.status == 409 and busy.json["error"] == "directory_not_empty"
+    assert api.delete(files + "deep", params={"recursive": "true"}).status == 204
+    missing = api.get(files + "deep/er/data.bin")
+    assert missing.status == 404 and missing.json["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../../etc/passwd", "/etc/passwd", "a/../../../etc/passwd", "x\0y", "n" * 5000],
+)
+def test_paths_stay_inside_the_workspace(api: Api, path: str) -> None:
+    session_id = api.session()
+    for method in ("GET", "PUT", "DELETE"):
+        reply = api.call(method, "sessions/%s/files/%s" % (session_id, path), b"x" if method == "PUT" else None)
+        assert reply.status in (400, 404), (method, path, reply.status, reply.body)
+        assert reply.json["error"] in ("path_outside_workspace", "invalid_path", "not_found", "bad_request")
+    assert api.exec(session_id, "cat /etc/passwd | wc -l")["exit_code"] == 0  # the host file is not what it read
+
+
+def test_symlinks_out_of_the_workspace_are_refused(api: Api) -> None:
+    session_id = api.session()
+    api.exec(session_id, "ln -s /etc /workspace/etc-link && ln -s / /workspace/root")
+    for path in ("etc-link/passwd", "root/etc/hostname"):
+        reply = api.get("sessions/%s/files/%s" % (session_id, path))
+        assert reply.status == 400 and reply.json["error"] == "path_outside_workspace", reply.body
+    assert api.put("sessions/%s/files/root/tmp/x" % session_id, b"x").status == 400
+
+
+def test_tar_upload_and_download(api: Api) -> None:
+    session_id = api.session()
+    files = {"project/main.py": b"print(1)\n", "project/data/big.bin": os.urandom(1 << 20), "project/empty": b""}
+    unpacked = api.put("sessions/%s/archive/in" % session_id, tar_of(files))
+    assert unpacked.status == 200, unpacked.body
+    assert unpacked.json == {"path": "in", "files": 3, "directories": 0, "bytes": (1 << 20) + 9, "skipped": []}
+    assert api.exec(session_id, "cd /workspace/in/project && python3 main.py")["output"] == "1\n"
+
+    api.exec(session_id, "ln -s main.py /workspace/in/project/link")
+    download = api.get("sessions/%s/archive/in" % session_id)
+    assert download.status == 200 and download.headers["Content-Type"] == "application/x-tar"
+    with tarfile.open(fileobj=io.BytesIO(download.body)) as archive:
+        members = {m.name: m for m in archive.getmembers()}
+        assert set(members) == {"project", "project/data", *files}  # the symlink is left out
+        for name, data in files.items():
+            extracted = archive.extractfile(members[name])
+            assert extracted is not None and extracted.read() == data
+
+    whole = api.get("sessions/%s/archive" % session_id)
+    with tarfile.open(fileobj=io.BytesIO(whole.body)) as archive:
+        assert "in/project/main.py" in archive.getnames()
+
+
+def test_bad_archives(api: Api) -> None:
+    session_id = api.session()
+    url = "sessions/%s/archive/in" % session_id
+    assert api.put(url, b"not a tar at all").json["error"] == "bad_archive"
+    for name in ("../escape.txt", "/abs.txt", "a/../../escape.txt"):
+        reply = api.put(url, tar_of({"fine.txt": b"ok", name: b"x"}))
+        assert reply.status == 400 and name in reply.json["message"]
+    assert api.get("sessions/%s/files/in/fine.txt" % session_id).status == 404  # nothing of it was written
+
+    link = tarfile.TarInfo("evil-link")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    reply = api.put(url, tar_of({"ok.txt": b"ok"}, [link]))
+    assert reply.json["skipped"] == ["evil-link"] and reply.json["files"] == 1
+    not_dir = api.get("sessions/%s/archive/in/ok.txt" % session_id)
+    assert not_dir.status == 409 and not_dir.json["error"] == "not_a_directory"
