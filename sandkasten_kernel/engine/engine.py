@@ -42,6 +42,8 @@ from .store import Event, SessionRecord, Store
 log = logging.getLogger("sandkasten.engine")
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 LIMIT_NAMES = ("cpus", "memory_mb", "pids")
+# Below these a sandbox cannot run its runner and shell (and Docker reads 0 CPUs as "no limit").
+LIMIT_MINIMA = {"cpus": 0.25, "memory_mb": 128, "pids": 32}
 
 
 class Engine:
@@ -134,6 +136,8 @@ class Engine:
         for name, value in asked.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise EngineError("limit %s must be a number greater than 0, not %r" % (name, value))
+            if value < LIMIT_MINIMA[name]:
+                raise LimitExceeded("limit %s=%s is below the minimum %s" % (name, value, LIMIT_MINIMA[name]))
             if value > maxima[name]:
                 raise LimitExceeded("limit %s=%s exceeds the configured maximum %s" % (name, value, maxima[name]))
             values[name] = float(value) if name == "cpus" else int(value)

@@ -77,6 +77,8 @@ async def test_limits_are_applied_inside_and_capped_by_the_config(engine: Engine
     assert checks.output == "CapEff:\t0000000000000000\n1\nlo\n"
     with pytest.raises(LimitExceeded, match="memory_mb=99999 exceeds"):
         await engine.create_session(limits={"memory_mb": 99999})
+    with pytest.raises(LimitExceeded, match="cpus=1e-09 is below the minimum"):
+        await engine.create_session(limits={"cpus": 1e-9})  # Docker would read 0 CPUs as no limit at all
     with pytest.raises(NotAllowed, match="network is not allowed"):
         await engine.create_session(network=True)
 

@@ -81,7 +81,7 @@ def test_stream_errors_before_output_keep_their_status(api: Api) -> None:
 
 async def ws_exec(socket: Any, request: dict[str, Any]) -> list[dict[str, Any]]:
     await socket.write_message(json.dumps(request))
-    events = []
+    events: list[dict[str, Any]] = []
     while not events or events[-1]["type"] not in ("result", "error"):
         events.append(json.loads(await socket.read_message()))
     return events

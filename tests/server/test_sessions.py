@@ -109,6 +109,7 @@ def test_create_options(api: Api) -> None:
         ({"imagee": "python"}, 400, "bad_request", "imagee"),
         ({"image": 3}, 400, "bad_request", "field 'image'"),
         ({"limits": {"cpus": -1}}, 400, "bad_request", "field 'limits.cpus'"),
+        ({"limits": {"cpus": 5e-324}}, 400, "bad_request", "field 'limits.cpus'"),
         ({"limits": {"memory_mb": 999999}}, 400, "limit_exceeded", "memory_mb"),
         ({"env": {"1BAD": "x"}}, 400, "bad_request", "field 'env'"),
         ({"workspace": "../etc"}, 400, "bad_request", "field 'workspace'"),

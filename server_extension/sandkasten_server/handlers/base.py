@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # person behind every request, whatever random name the server gives it.
 SINGLE_USER_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)
 LOCAL_USER = "local"
+HTTP_METHODS = ("get", "post", "put", "delete")
 
 
 class SandkastenMixin:
@@ -107,6 +108,15 @@ class SandkastenHandler(SandkastenMixin, APIHandler):
         self.set_status(status)
         self.finish(json.dumps(data))
 
+    def check_xsrf_cookie(self) -> None:
+        if getattr(self, "_jupyter_current_user", "unresolved") is None:
+            # No credentials at all: a 401 says what is missing; the XSRF 403 is for browser sessions.
+            raise ApiError(401, "unauthorized", "a valid token is required: send 'Authorization: token <api_key>'")
+        super().check_xsrf_cookie()
+
+    def allowed_methods(self) -> list[str]:
+        return [m.upper() for m in HTTP_METHODS if getattr(type(self), m) is not getattr(web.RequestHandler, m)]
+
     def get_login_url(self) -> str:
         # @web.authenticated calls this when no valid token came: say so, as JSON.
         raise ApiError(401, "unauthorized", "a valid token is required: send 'Authorization: token <api_key>'")
@@ -132,5 +142,7 @@ class SandkastenHandler(SandkastenMixin, APIHandler):
             body = {"error": "internal", "message": "internal error; the server log has the details"}
         if self.get_status() == 401:
             self.set_header("WWW-Authenticate", "token")
+        elif self.get_status() == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))

@@ -26,7 +26,10 @@ from .base import SandkastenHandler, SandkastenMixin
 
 def exec_options(body: dict[str, Any]) -> dict[str, Any]:
     """The runner's exec options from a validated ``ExecRequest``."""
-    options: dict[str, Any] = {name: body[name] for name in ("timeout_ms", "cwd", "env", "max_output") if name in body}
+    options: dict[str, Any] = {name: body[name] for name in ("cwd", "env") if name in body}
+    for name in ("timeout_ms", "max_output"):
+        if name in body:
+            options[name] = int(body[name])  # JSON Schema's integers include 5.0
     if "stdin" in body:
         options["stdin"] = body["stdin"].encode("utf-8")
     return options
