@@ -9,22 +9,17 @@ bind-mounted socket directory).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import yaml
 from traitlets.config import Config
 
 from sandkasten_kernel.engine.config import Settings, load_settings
@@ -34,6 +29,8 @@ from sandkasten_kernel.engine.errors import EngineError
 from sandkasten_kernel.engine.images import IMAGES
 from sandkasten_kernel.engine.runner_client import RunnerClient
 from sandkasten_kernel.engine.sandbox_spec import SandboxLimits, SandboxSpec
+from sandkasten_server import launcher
+from sandkasten_server.launcher import Served
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -209,88 +206,26 @@ async def engine(state_dir: str) -> AsyncIterator[Engine]:
 # -- `sandkasten serve` as a user runs it ---------------------------------------------------
 
 
-@dataclass
-class Served:
-    url: str  # the API root, .../sandkasten/api
-    api_key: str
-    config: str
-    state_dir: str
-    process: subprocess.Popen[bytes]
-    log: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": "token %s" % self.api_key}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def http_json(method: str, url: str, headers: dict[str, str]) -> Any:
-    request = urllib.request.Request(url, method=method, headers=headers)
-    with urllib.request.urlopen(request, timeout=60) as response:
-        body = response.read()
-    return json.loads(body) if body else None
-
-
 @pytest.fixture(scope="session")
 def served(docker_client: Any) -> Iterator[Served]:
     """``sandkasten serve`` in a subprocess, on a free port, with its own state; torn down clean."""
-    base = short_tempdir()
-    state_dir, config = os.path.join(base, "state"), os.path.join(base, "sandkasten.yaml")
-    api_key = "served-%d" % os.getpid()
-    port = free_port()
-    with open(config, "w", encoding="utf-8") as f:
-        yaml.safe_dump(
-            {
-                "listen": "127.0.0.1:%d" % port,
-                "api_key": api_key,
-                "state_dir": state_dir,
-                "pool": {"images": {"python": 1}},
-                "quota": {"max_sessions": 30, "max_sessions_per_user": 30},
-                "session": {"ttl_s": 900},
-            },
-            f,
-        )
-    log_path = os.path.join(base, "serve.log")
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sandkasten_kernel.cli", "serve", "--config", config, "--no-build"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Served("http://127.0.0.1:%d/sandkasten/api" % port, api_key, config, state_dir, process, log_path)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if http_json("GET", server.url + "/health", server.headers)["status"] == "ok":
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("sandkasten serve did not come up:\n" + open(log_path).read()[-3000:])
-        time.sleep(0.2)
-    workspaces_before = {w.name for w in docker_client.volumes.list(filters={"label": "sandkasten.workspace"})}
+    workspaces_before = {v.name for v in docker_client.volumes.list(filters={"label": "sandkasten.workspace"})}
+    server = launcher.start(
+        {
+            "pool": {"images": {"python": 1}},
+            "quota": {"max_sessions": 30, "max_sessions_per_user": 30},
+            "session": {"ttl_s": 900},
+        }
+    )
     yield server
-    for session in http_json("GET", server.url + "/sessions", server.headers)["sessions"]:
-        http_json("DELETE", server.url + "/sessions/" + session["id"], server.headers)
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    server.stop()
     for volume in docker_client.volumes.list(filters={"label": "sandkasten.workspace"}):
         if volume.name not in workspaces_before:
-            volume.remove(force=True)
+            volume.remove(force=True)  # made by fuzzed requests
     leftovers = [
         c.name
         for c in docker_client.containers.list(all=True, filters={"label": "sandkasten.session"})
-        if any(m.get("Source", "").startswith(state_dir) for m in c.attrs["Mounts"] or [])
+        if any(m.get("Source", "").startswith(server.state_dir) for m in c.attrs["Mounts"] or [])
     ]
-    shutil.rmtree(base, ignore_errors=True)
+    server.remove_state()
     assert not leftovers, "sandkasten serve left containers behind: %s" % leftovers

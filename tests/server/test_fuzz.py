@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Served
+from sandkasten_server.launcher import Served
 
 pytestmark = pytest.mark.docker
 

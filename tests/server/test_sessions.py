@@ -44,9 +44,8 @@ def test_every_route_needs_the_token(api: Api) -> None:
             continue  # a websocket: tests/server/test_exec.py checks it
         for headers in ({"Authorization": ""}, {"Authorization": "token wrong"}):
             reply = api.call(method, path, b"{}" if method in ("POST", "PUT") else None, headers=headers)
-            # A write without a token fails Jupyter's XSRF check first: 403, also JSON.
-            expected = (401, "unauthorized") if method == "GET" else (403, "forbidden")
-            assert (reply.status, reply.json["error"]) == expected, (method, path, reply.body)
+            assert (reply.status, reply.json["error"]) == (401, "unauthorized"), (method, path, reply.body)
+            assert reply.headers["WWW-Authenticate"] == "token"
 
 
 def test_the_quickstart_flow(api: Api) -> None:

@@ -1,0 +1,122 @@
+"""Run ``sandkasten serve`` in a subprocess and wait until it is healthy.
+
+For tests, benchmarks and SDK test suites that need a real server: it writes a
+sandkasten.yaml in a short temp dir (socket paths must fit 107 bytes), picks a
+free port, starts the server, and on ``stop`` destroys every session left and
+ends the server with SIGTERM, as an operator would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class Served:
+    url: str  # the API root: http://127.0.0.1:<port>/sandkasten/api
+    api_key: str
+    config_path: str
+    state_dir: str
+    log_path: str
+    process: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def base_url(self) -> str:
+        """The server root (what the SDKs take as base_url)."""
+        return self.url.removesuffix("/sandkasten/api")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": "token %s" % self.api_key}
+
+    def call(self, method: str, path: str, timeout: float = 60.0) -> Any:
+        """One JSON call to the API (``path`` relative to it); raises ``urllib.error.HTTPError`` on failure."""
+        request = urllib.request.Request(self.url + "/" + path, method=method, headers=self.headers)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def log(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Destroy the sessions left, then SIGTERM the server (the warm pool goes with it)."""
+        if self.process.poll() is None:
+            for session in self.call("GET", "sessions")["sessions"]:
+                try:
+                    self.call("DELETE", "sessions/" + session["id"])
+                except urllib.error.HTTPError as exc:
+                    if exc.code != 404:
+                        raise
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def remove_state(self) -> None:
+        shutil.rmtree(os.path.dirname(self.config_path), ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start(config: dict[str, Any] | None = None, timeout: float = 120.0) -> Served:
+    """Start a server with ``config`` (sandkasten.yaml keys) over a private state dir and port."""
+    base = tempfile.mkdtemp(prefix="sks-", dir="/tmp")
+    port = free_port()
+    settings: dict[str, Any] = {
+        "listen": "127.0.0.1:%d" % port,
+        "api_key": "key-%s" % os.urandom(8).hex(),
+        "state_dir": os.path.join(base, "state"),
+    }
+    settings.update(config or {})
+    config_path = os.path.join(base, "sandkasten.yaml")
+    with open(config_path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(settings, f)
+    log_path = os.path.join(base, "serve.log")
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sandkasten_kernel.cli", "serve", "--config", config_path, "--no-build"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    served = Served(
+        "http://127.0.0.1:%d/sandkasten/api" % port,
+        settings["api_key"],
+        config_path,
+        settings["state_dir"],
+        log_path,
+        process,
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if served.call("GET", "health", timeout=5)["status"] == "ok":
+                return served
+        except (OSError, ValueError):
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("sandkasten serve did not come up:\n" + served.log()[-3000:])
+        time.sleep(0.2)
