@@ -130,14 +130,16 @@ class SandkastenQuota(Configurable):
     max_cold_starts = Int(
         4, help="Most sessions starting cold at once when the pool is empty; more get 503 with Retry-After."
     ).tag(config=True)
+    cold_start_wait_s = Float(
+        10.0, help="How long a create waits for a cold-start slot before it gets 503 (pool exhausted)."
+    ).tag(config=True)
     max_body_mb = Int(512, help="Largest request body the API accepts, MiB; larger gets 413.").tag(config=True)
 
-    @validate("max_sessions", "max_sessions_per_user", "max_cold_starts", "max_body_mb")
-    def _not_negative(self, proposal: dict[str, Any]) -> int:
-        value = int(proposal["value"])
-        if value < 0:
+    @validate("max_sessions", "max_sessions_per_user", "max_cold_starts", "max_body_mb", "cold_start_wait_s")
+    def _not_negative(self, proposal: dict[str, Any]) -> Any:
+        if proposal["value"] < 0:
             raise TraitError("must not be negative")
-        return value
+        return proposal["value"]
 
 
 SECTIONS: dict[str, type[Configurable]] = {

@@ -19,13 +19,14 @@ import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from .cold_starts import ColdStartGate
 from .config import Settings
+from .connections import RunnerConnections
 from .docker_backend import DockerBackend, connect, remove_sandbox_by_id
 from .errors import (
     EngineError,
     LimitExceeded,
     NotAllowed,
-    PoolExhausted,
     QuotaExceeded,
     RunnerUnavailable,
     SessionLost,
@@ -60,7 +61,8 @@ class Engine:
         # Sessions being created, per owner, and cold starts under way: counted
         # against the quotas so that concurrent creates cannot overshoot them.
         self._creating: collections.Counter[str] = collections.Counter()
-        self._cold_starts = 0
+        self._cold_starts = ColdStartGate()
+        self._connections = RunnerConnections()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -86,6 +88,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
         await self.pool.close()
+        self._connections.close()
         self.store.close()
 
     async def reconcile(self) -> dict[str, Any]:
@@ -235,18 +238,11 @@ class Engine:
                 if env:
                     await self._export(sandbox, env)
                 return sandbox
-        allowed = self.settings.quota.max_cold_starts
-        if allowed and self._cold_starts >= allowed:
-            raise PoolExhausted(
-                "no warm sandbox is ready and %d are starting (quota.max_cold_starts): retry shortly" % allowed
-            )
-        self._cold_starts += 1
-        try:
+        quota = self.settings.quota
+        async with self._cold_starts.slot(quota.max_cold_starts, quota.cold_start_wait_s):
             if workspace is not None:
                 await self.backend.ensure_volume(workspace_volume(workspace), {LABEL_WORKSPACE: workspace})
             return await self.factory.create(image, limits, network, workspace, env)
-        finally:
-            self._cold_starts -= 1
 
     @staticmethod
     async def _export(sandbox: Sandbox, env: dict[str, str]) -> None:
@@ -286,6 +282,7 @@ class Engine:
         )
 
     def _forget(self, record: SessionRecord, reason: str) -> None:
+        self._connections.drop(record.id)
         self._sandboxes.pop(record.id, None)
         shutil.rmtree(record.run_dir, ignore_errors=True)
         self.store.remove_session(record.id, reason)
@@ -301,9 +298,12 @@ class Engine:
         """Count work done on the session by other means (its kernel): it is not idle."""
         self.store.touch(session_id, exec_count=calls)
 
-    async def runner(self, session_id: str) -> RunnerClient:
-        """A connection to the session's runner; refreshes last_active."""
-        return await self._connect(self.get_session(session_id))
+    def runner(self, session_id: str) -> contextlib.AbstractAsyncContextManager[RunnerClient]:
+        """``async with engine.runner(id) as runner``: a connection to the session's runner, lent
+        from the ones kept open (or a new one); refreshes last_active."""
+        record = self.get_session(session_id)
+        self.store.touch(session_id)
+        return self._connections.lend(record.id, lambda: self._connect(record))
 
     async def _connect(self, record: SessionRecord) -> RunnerClient:
         """Connect to ``record``'s runner.
@@ -322,19 +322,18 @@ class Engine:
             reason = "lost: its container %s" % ("stopped" if container else "was removed")
             self._forget(record, reason)
             raise SessionLost("session %s is gone (%s)" % (session_id, reason)) from exc
-        self.store.touch(session_id)
         return client
 
     async def exec(self, session_id: str, command: str, **options: Any) -> ExecResult:
-        async with await self.runner(session_id) as runner:
+        async with self.runner(session_id) as runner:
             result = await runner.exec(command, **options)
-        self.store.touch(session_id, exec_count=1)
+        self.store.touch(session_id, exec_count=1)  # counted once it ran; a failed exec is not
         return result
 
     async def exec_stream(
         self, session_id: str, command: str, **options: Any
     ) -> AsyncGenerator[str | ExecResult, None]:
-        async with await self.runner(session_id) as runner:
+        async with self.runner(session_id) as runner:
             async for event in runner.exec_stream(command, **options):
                 yield event
         self.store.touch(session_id, exec_count=1)
@@ -363,15 +362,15 @@ class Engine:
         return dict(sandbox.kernel)
 
     async def kernel_status(self, session_id: str) -> dict[str, Any]:
-        async with await self.runner(session_id) as runner:
+        async with self.runner(session_id) as runner:
             return await runner.kernel_status()
 
     async def interrupt_kernel(self, session_id: str) -> None:
-        async with await self.runner(session_id) as runner:
+        async with self.runner(session_id) as runner:
             await runner.kernel_interrupt()
 
     async def stop_kernel(self, session_id: str) -> None:
-        async with await self.runner(session_id) as runner:
+        async with self.runner(session_id) as runner:
             await runner.kernel_shutdown()
 
     def release_kernel(self, session_id: str) -> None:
@@ -382,27 +381,27 @@ class Engine:
     # -- files (confined to /workspace by the runner) --------------------------------------
 
     async def write_file(self, session_id: str, path: str, data: bytes, mode: int = 0o644) -> dict[str, Any]:
-        async with await self.runner(session_id) as runner:
+        async with self.runner(session_id) as runner:
             return await runner.write(path, data, mode=mode)
 
     async def read_file(self, session_id: str, path: str, offset: int = 0, length: int | None = None) -> bytes:
-        async with await self.runner(session_id) as runner:
+        async with self.runner(session_id) as runner:
             return await runner.read(path, offset=offset, length=length)
 
     async def list_files(self, session_id: str, path: str = ".") -> list[dict[str, Any]]:
-        async with await self.runner(session_id) as runner:
+        async with self.runner(session_id) as runner:
             return await runner.list(path)
 
     async def stat_file(self, session_id: str, path: str) -> dict[str, Any]:
-        async with await self.runner(session_id) as runner:
+        async with self.runner(session_id) as runner:
             return await runner.stat(path)
 
     async def remove_file(self, session_id: str, path: str, recursive: bool = False) -> None:
-        async with await self.runner(session_id) as runner:
+        async with self.runner(session_id) as runner:
             await runner.remove(path, recursive=recursive)
 
     async def make_dir(self, session_id: str, path: str) -> None:
-        async with await self.runner(session_id) as runner:
+        async with self.runner(session_id) as runner:
             await runner.mkdir(path)
 
     # -- reaping -----------------------------------------------------------------------

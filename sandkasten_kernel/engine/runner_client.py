@@ -103,6 +103,14 @@ class RunnerClient:
         client.runner_version = hello.get("runner")
         return client
 
+    @property
+    def usable(self) -> bool:
+        """Neither side has closed the connection (checked without I/O)."""
+        return not self._writer.is_closing() and not self._reader.at_eof()
+
+    def close_nowait(self) -> None:
+        self._writer.close()
+
     async def close(self) -> None:
         self._writer.close()
         with contextlib.suppress(OSError):

@@ -42,6 +42,7 @@ LIVE_KEYS = {
     "quota.max_sessions",
     "quota.max_sessions_per_user",
     "quota.max_cold_starts",
+    "quota.cold_start_wait_s",
     "quota.max_body_mb",
 }
 

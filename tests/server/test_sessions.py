@@ -155,6 +155,7 @@ def test_per_user_quota(api: Api) -> None:
 
 def test_pool_exhausted_beyond_the_cold_start_limit(api: Api) -> None:
     api.service.settings.quota.max_cold_starts = 1
+    api.service.settings.quota.cold_start_wait_s = 0.1
 
     async def two_cold_starts() -> list[Any]:
         body = {"limits": {"memory_mb": 300}}  # other limits than the pool's: both start cold

@@ -19,7 +19,7 @@ class FilesHandler(SandkastenHandler):
     async def get(self, session_id: str, path: str | None = None) -> None:
         record = self.session_record(session_id)
         path = path or "."
-        async with await self.engine.runner(record.id) as runner:
+        async with self.engine.runner(record.id) as runner:
             info = await runner.stat(path)
             if info["type"] == "directory":
                 self.reply({"path": info["path"], "entries": await runner.list(path)})
@@ -49,7 +49,7 @@ class FilesHandler(SandkastenHandler):
         if not 0 <= mode <= 0o7777:
             raise ApiError(400, "bad_request", "query 'mode' must be octal permission bits, not %r" % mode_text)
         body = self.request.body
-        async with await self.engine.runner(record.id) as runner:
+        async with self.engine.runner(record.id) as runner:
             result = await runner.write(path, body[:CHUNK], mode=mode)
             for start in range(CHUNK, len(body), CHUNK):
                 result = await runner.write(path, body[start : start + CHUNK], mode=mode, append=True)
@@ -74,7 +74,7 @@ class ArchiveHandler(SandkastenHandler):
     async def get(self, session_id: str, path: str | None = None) -> None:
         record = self.session_record(session_id)
         path = path or "."
-        async with await self.engine.runner(record.id) as runner:
+        async with self.engine.runner(record.id) as runner:
             info = await runner.stat(path)
             if info["type"] != "directory":
                 raise ApiError(409, "not_a_directory", "%s is not a directory" % path)
@@ -100,5 +100,5 @@ class ArchiveHandler(SandkastenHandler):
     async def put(self, session_id: str, path: str | None = None) -> None:
         record = self.session_record(session_id)
         path = path or "."
-        async with await self.engine.runner(record.id) as runner:
+        async with self.engine.runner(record.id) as runner:
             self.reply(await unpack(runner, path, self.request.body))
