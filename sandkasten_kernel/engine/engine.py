@@ -16,7 +16,7 @@ import re
 import shlex
 import shutil
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from .cold_starts import ColdStartGate
@@ -63,6 +63,11 @@ class Engine:
         self._creating: collections.Counter[str] = collections.Counter()
         self._cold_starts = ColdStartGate()
         self._connections = RunnerConnections()
+        # Use of a session the engine does not see itself (a person in its kernel, through
+        # Jupyter Server): each probe returns the time of the latest such use, or None.
+        self.activity_probes: list[Callable[[SessionRecord], float | None]] = []
+        # Run before the reaper destroys a session (the server stops the session's kernel).
+        self.before_reap: list[Callable[[SessionRecord], Awaitable[None]]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -298,11 +303,12 @@ class Engine:
         """Count work done on the session by other means (its kernel): it is not idle."""
         self.store.touch(session_id, exec_count=calls)
 
-    def runner(self, session_id: str) -> contextlib.AbstractAsyncContextManager[RunnerClient]:
+    def runner(self, session_id: str, touch: bool = True) -> contextlib.AbstractAsyncContextManager[RunnerClient]:
         """``async with engine.runner(id) as runner``: a connection to the session's runner, lent
-        from the ones kept open (or a new one); refreshes last_active."""
+        from the ones kept open (or a new one); refreshes last_active unless ``touch`` is false."""
         record = self.get_session(session_id)
-        self.store.touch(session_id)
+        if touch:
+            self.store.touch(session_id)
         return self._connections.lend(record.id, lambda: self._connect(record))
 
     async def _connect(self, record: SessionRecord) -> RunnerClient:
@@ -362,7 +368,8 @@ class Engine:
         return dict(sandbox.kernel)
 
     async def kernel_status(self, session_id: str) -> dict[str, Any]:
-        async with self.runner(session_id) as runner:
+        # Polled every few seconds by Jupyter's kernel restarter: that is not use of the session.
+        async with self.runner(session_id, touch=False) as runner:
             return await runner.kernel_status()
 
     async def interrupt_kernel(self, session_id: str) -> None:
@@ -413,14 +420,22 @@ class Engine:
         for record in self.store.list_sessions():
             if record.ttl_s and now - record.created_at > record.ttl_s:
                 due.append((record.id, "ttl of %d s reached" % record.ttl_s))
-            elif record.idle_timeout_s and now - record.last_active > record.idle_timeout_s:
+            elif record.idle_timeout_s and now - self._last_use(record) > record.idle_timeout_s:
                 due.append((record.id, "idle for %d s" % record.idle_timeout_s))
         return due
+
+    def _last_use(self, record: SessionRecord) -> float:
+        """The latest of the session's own last_active and what each activity probe reports."""
+        reported = [probe(record) for probe in self.activity_probes]
+        return max([record.last_active, *(when for when in reported if when is not None)])
 
     async def reap_once(self) -> list[str]:
         reaped = []
         for session_id, reason in self.expired():
             try:
+                record = self.get_session(session_id)
+                for hook in self.before_reap:
+                    await hook(record)
                 await self.destroy_session(session_id, reason)
                 reaped.append(session_id)
             except SessionNotFound:

@@ -62,6 +62,9 @@ class SandkastenService:
             log.error("Sandkasten is unavailable: %s", exc)
             return
         use_engine(self.engine)
+        # A person working in a session's kernel (through /api/kernels) keeps it from the idle reaper.
+        self.engine.activity_probes.append(self.kernels.last_activity)
+        self.engine.before_reap.append(self.kernels.stop)  # no kernel left behind on a reaped session
         if any(report.values()):
             log.info("Sandkasten reconciled its sessions: %s", report)
 

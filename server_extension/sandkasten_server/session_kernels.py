@@ -82,6 +82,14 @@ class SessionKernels:
             return record.kernel_id
         return None
 
+    def last_activity(self, record: SessionRecord) -> float | None:
+        """When the session's kernel last sent or received a message (any client's), as a timestamp."""
+        kernel_id = self.running(record)
+        if kernel_id is None:
+            return None
+        activity = getattr(self.kernel_manager.get_kernel(kernel_id), "last_activity", None)
+        return activity.timestamp() if activity is not None else None
+
     def model(self, record: SessionRecord) -> dict[str, Any] | None:
         kernel_id = self.running(record)
         if kernel_id is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -115,3 +116,17 @@ def test_bad_run_code_requests(api: Api) -> None:
     for body, field in [({}, "code"), ({"code": 1}, "code"), ({"code": "1", "timeout_ms": 0}, "timeout_ms")]:
         reply = api.post("sessions/%s/run_code" % session_id, body)
         assert reply.status == 400 and field in reply.json["message"], reply.body
+
+
+def test_a_person_in_the_kernel_keeps_the_session_from_the_idle_reaper(api: Api, jp_ws_fetch: Any) -> None:
+    settings = api.service.settings.session
+    settings.idle_timeout_s, settings.reap_interval_s = 3, 0.5
+    session_id = api.session()
+    kernel_id = run_code(api, session_id, "n = 0")["kernel_id"]
+    for _ in range(6):  # 6 s of work through /api/kernels only: the session API sees no call
+        api.run(execute_over_websocket(jp_ws_fetch, kernel_id, "n += 1"))
+        api.run(asyncio.sleep(1))
+    assert api.get("sessions/%s" % session_id).status == 200
+    api.run(asyncio.sleep(5))  # idle now: the restarter's polls of the kernel do not count as use
+    assert api.get("sessions/%s" % session_id).status == 404
+    assert kernel_id not in api.service.kernels.kernel_manager  # its kernel went with it
