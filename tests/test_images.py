@@ -81,6 +81,13 @@ def test_the_wheel_carries_the_image_sources(tmp_path: Path, docker_client: Any)
         archive.extractall(unpacked)
     assert "sandkasten_kernel/engine/image_sources/base/Dockerfile" in names
     assert "sandkasten_runner/protocol.py" in names
+    # The server extension, its OpenAPI document, and the config that enables it in Jupyter Server.
+    assert "sandkasten_server/openapi.yaml" in names
+    enabling = [n for n in names if n.endswith(".data/data/etc/jupyter/jupyter_server_config.d/sandkasten.json")]
+    assert len(enabling) == 1
+    assert json.loads(unpacked.joinpath(enabling[0]).read_text()) == {
+        "ServerApp": {"jpserver_extensions": {"sandkasten_server": True}}
+    }
     # From the unpacked wheel alone, the sources hash to what the images carry.
     probe = (
         "import json; from sandkasten_kernel.engine import images; from sandkasten_kernel.engine.docker_backend"
