@@ -23,11 +23,16 @@ class ColdStartGate:
     @contextlib.asynccontextmanager
     async def slot(self, allowed: int, wait_s: float) -> AsyncIterator[None]:
         """Hold one of ``allowed`` slots (0: no limit) while the body runs."""
+
+        def free() -> bool:
+            return not allowed or self.running < allowed
+
         async with self._changed:
             try:
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: not allowed or self.running < allowed), timeout=wait_s
-                )
+                if not free():
+                    if wait_s <= 0:
+                        raise TimeoutError
+                    await asyncio.wait_for(self._changed.wait_for(free), timeout=wait_s)
             except TimeoutError:
                 raise PoolExhausted(
                     "no warm sandbox is ready and %d are starting (quota.max_cold_starts); waited %g s "

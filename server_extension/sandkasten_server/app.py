@@ -55,7 +55,7 @@ class SandkastenApp(ExtensionApp):
         assert self.serverapp is not None
         self.service = SandkastenService(settings, path, self.serverapp.kernel_manager, problem=problem)
         self.settings["sandkasten_service"] = self.service
-        if self.service.engine is not None:
+        if self.service.built is not None:
             self._add_kernelspecs()
         log.info(
             "Sandkasten API at %ssandkasten/api (config: %s)", self.serverapp.base_url, path or "built-in defaults"

@@ -16,7 +16,7 @@ from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.errors import EngineError
 from sandkasten_kernel.provisioner import use_engine
 
-from .errors import ApiError
+from .errors import RETRY_AFTER_S, ApiError
 from .session_kernels import SessionKernels
 
 log = logging.getLogger("sandkasten.server")
@@ -28,22 +28,29 @@ class SandkastenService:
     ) -> None:
         self.settings = settings
         self.config_path = config_path
-        self.engine: Engine | None = None
+        self.built: Engine | None = None  # the engine, before start() has reconciled it
+        self.engine: Engine | None = None  # the engine, once it is ready for requests
         self.problem = problem
         self.kernels = SessionKernels(kernel_manager)
         try:
             if problem is None:
-                self.engine = Engine(settings)
+                self.built = Engine(settings)
+                self.problem = "it is starting (reconciling its sessions with Docker)"
         except EngineError as exc:
             self.problem = str(exc)
         except OSError as exc:
             self.problem = "state_dir %s cannot be used: %s" % (settings.server.state_dir, exc.strerror or exc)
-        if self.problem:
+        if self.built is None:
             log.error("Sandkasten is unavailable: %s", self.problem)
 
     def engine_or_raise(self) -> Engine:
         if self.engine is None:
-            raise ApiError(503, "engine_unavailable", "the Sandkasten engine is not running: %s" % self.problem)
+            raise ApiError(
+                503,
+                "engine_unavailable",
+                "the Sandkasten engine is not running: %s" % self.problem,
+                {"Retry-After": str(RETRY_AFTER_S)},
+            )
         return self.engine
 
     @property
@@ -52,27 +59,30 @@ class SandkastenService:
 
     async def start(self) -> None:
         """Reconcile, then start the pool and reaper; provisioners on this loop use this engine."""
-        if self.engine is None:
+        engine = self.built
+        if engine is None:
             return
         try:
-            report = await self.engine.start()
+            report = await engine.start()
         except EngineError as exc:
             self.problem = str(exc)
-            self.engine = None
+            self.built = None
             log.error("Sandkasten is unavailable: %s", exc)
             return
-        use_engine(self.engine)
+        use_engine(engine)
         # A person working in a session's kernel (through /api/kernels) keeps it from the idle reaper.
-        self.engine.activity_probes.append(self.kernels.last_activity)
-        self.engine.before_reap.append(self.kernels.stop)  # no kernel left behind on a reaped session
+        engine.activity_probes.append(self.kernels.last_activity)
+        engine.before_reap.append(self.kernels.stop)  # no kernel left behind on a reaped session
+        # Only now: a session made while reconcile runs would look like an orphan to it.
+        self.engine, self.problem = engine, None
         if any(report.values()):
             log.info("Sandkasten reconciled its sessions: %s", report)
 
     async def stop(self) -> None:
         """Stop the sessions' kernels (they need the engine), then the engine. Sessions keep running."""
         await self.kernels.close()
-        if self.engine is not None:
-            engine, self.engine = self.engine, None
+        if self.built is not None:
+            engine, self.engine, self.built = self.built, None, None
             self.problem = "the server is shutting down"
             use_engine(None)
             await engine.close()

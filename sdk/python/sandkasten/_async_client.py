@@ -1,0 +1,263 @@
+"""``SandboxClient`` and its ``Session``: the asynchronous API."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import os
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from . import _calls
+from ._calls import Call
+from ._exceptions import BadRequestError, ConnectionError, NotFoundError
+from ._models import CodeResult, ExecResult, FileEntry, SessionInfo, WorkspaceInfo
+
+_Self = TypeVar("_Self", bound="_Releasing")
+
+
+class _Transport:
+    def __init__(self, base_url: str, api_key: str, timeout: float, http: httpx.AsyncClient | None) -> None:
+        self.http = http or httpx.AsyncClient(**_calls.client_options(base_url, api_key, timeout))
+
+    async def send(self, call: Call) -> Any:
+        """The reply's JSON (None when empty); raw bytes for non-JSON replies."""
+        response = await self._send(call)
+        body = response.content
+        _calls.check(response, body)
+        if response.headers.get("Content-Type", "").startswith("application/json"):
+            return response.json()
+        return body
+
+    async def _send(self, call: Call) -> httpx.Response:
+        delays = _calls.RETRY_DELAYS_S if call.retryable else ()
+        for attempt in range(len(delays) + 1):
+            try:
+                return await self.http.request(call.method, call.path, **_calls.request_options(call))
+            except httpx.TransportError as exc:
+                if attempt == len(delays):
+                    raise ConnectionError(
+                        "cannot reach the Sandkasten server: %s" % (exc or type(exc).__name__)
+                    ) from exc
+                await asyncio.sleep(delays[attempt])
+        raise AssertionError("unreachable")
+
+    async def events(self, call: Call) -> AsyncIterator[dict[str, Any]]:
+        try:
+            async with self.http.stream(call.method, call.path, **_calls.request_options(call)) as response:
+                if response.status_code >= 400:
+                    _calls.check(response, await response.aread())
+                async for line in response.aiter_lines():
+                    event = _calls.stream_event(line.encode())
+                    if event is not None:
+                        yield event
+        except httpx.TransportError as exc:
+            raise ConnectionError("the stream from the Sandkasten server broke: %s" % exc) from exc
+
+
+class ExecStream:
+    """``async for chunk in stream``: output text as it comes; then ``stream.result`` is set."""
+
+    def __init__(self, events: AsyncIterator[dict[str, Any]], raise_on_timeout: bool) -> None:
+        self._events = events
+        self._raise_on_timeout = raise_on_timeout
+        self._chunks: list[str] = []
+        self.result: ExecResult | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[str]:
+        async for event in self._events:
+            if event["type"] == "output":
+                self._chunks.append(event["data"])
+                yield event["data"]
+            elif event["type"] == "result":
+                self.result = _calls.exec_result(event, self._raise_on_timeout, "".join(self._chunks))
+
+
+class _Releasing:
+    """``async with`` gives the object itself, and releases it at the end (``_release``)."""
+
+    async def __aenter__(self: _Self) -> _Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._release()
+
+    async def _release(self) -> None:
+        raise NotImplementedError
+
+
+class Session(_Releasing):
+    """A sandbox: a persistent bash shell, a Jupyter kernel and /workspace. ``async with`` destroys it."""
+
+    def __init__(self, transport: _Transport, info: SessionInfo) -> None:
+        self._transport = transport
+        self.info = info
+        self.id = info.id
+
+    def __repr__(self) -> str:
+        return "<Session %s %s>" % (self.id, self.info.image)
+
+    async def _release(self) -> None:
+        await self.destroy()
+
+    async def refresh(self) -> SessionInfo:
+        self.info = SessionInfo.from_json(await self._transport.send(Call("GET", "sessions/%s" % self.id)))
+        return self.info
+
+    async def destroy(self) -> None:
+        """Remove the sandbox (a named workspace stays). Destroying twice is not an error."""
+        with contextlib.suppress(NotFoundError):
+            await self._transport.send(Call("DELETE", "sessions/%s" % self.id))
+
+    # -- the shell ----------------------------------------------------------------------------
+
+    async def exec(
+        self,
+        command: str,
+        *,
+        timeout_ms: int | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | None = None,
+        raise_on_timeout: bool = False,
+    ) -> ExecResult:
+        call = _calls.exec_call(self.id, command, timeout_ms, cwd, env, stdin)
+        return _calls.exec_result(await self._transport.send(call), raise_on_timeout)
+
+    def exec_stream(
+        self,
+        command: str,
+        *,
+        timeout_ms: int | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | None = None,
+        raise_on_timeout: bool = False,
+    ) -> ExecStream:
+        call = _calls.exec_call(self.id, command, timeout_ms, cwd, env, stdin, stream=True)
+        return ExecStream(self._transport.events(call), raise_on_timeout)
+
+    # -- the kernel ---------------------------------------------------------------------------
+
+    async def run_code(self, code: str, *, timeout_ms: int | None = None) -> CodeResult:
+        return CodeResult.from_json(await self._transport.send(_calls.code_call(self.id, code, timeout_ms)))
+
+    # -- files ----------------------------------------------------------------------------------
+
+    async def write(self, path: str, data: str | bytes, *, mode: int | None = None) -> int:
+        """Write ``data`` (text is UTF-8) to ``path`` under /workspace; parents are made. Returns the size."""
+        content = data.encode("utf-8") if isinstance(data, str) else data
+        params = {"mode": "%o" % mode} if mode is not None else None
+        reply = await self._transport.send(Call("PUT", _calls.file_path(self.id, path), content=content, params=params))
+        return int(reply["size"])
+
+    async def read(self, path: str) -> str:
+        return (await self.read_bytes(path)).decode("utf-8")
+
+    async def read_bytes(self, path: str) -> bytes:
+        reply = await self._transport.send(Call("GET", _calls.file_path(self.id, path)))
+        if isinstance(reply, dict):
+            raise BadRequestError("%s is a directory: use list()" % path, status=409, code="is_a_directory")
+        assert isinstance(reply, bytes)
+        return reply
+
+    async def list(self, path: str = ".") -> list[FileEntry]:
+        reply = await self._transport.send(Call("GET", _calls.file_path(self.id, path)))
+        if not isinstance(reply, dict):
+            raise BadRequestError("%s is a file: use read()" % path, status=409, code="not_a_directory")
+        return [FileEntry(**entry) for entry in reply["entries"]]
+
+    async def remove(self, path: str, *, recursive: bool = False) -> None:
+        params = {"recursive": "true"} if recursive else None
+        await self._transport.send(Call("DELETE", _calls.file_path(self.id, path), params=params))
+
+    async def upload(self, local_dir: str | os.PathLike[str], remote_dir: str = ".") -> int:
+        """Copy a local directory's contents into ``remote_dir``; returns the number of files."""
+        archive = _calls.tar_of(local_dir)
+        reply = await self._transport.send(
+            Call("PUT", _calls.file_path(self.id, remote_dir, "archive"), content=archive)
+        )
+        return int(reply["files"])
+
+    async def download(self, remote_dir: str, local_dir: str | os.PathLike[str]) -> builtins.list[str]:
+        """Copy ``remote_dir``'s files into a local directory; returns their names."""
+        data = await self._transport.send(Call("GET", _calls.file_path(self.id, remote_dir, "archive")))
+        return _calls.untar(data, local_dir)
+
+
+class Workspaces:
+    def __init__(self, transport: _Transport) -> None:
+        self._transport = transport
+
+    async def list(self) -> list[WorkspaceInfo]:
+        reply = await self._transport.send(Call("GET", "workspaces"))
+        return [WorkspaceInfo(**w) for w in reply["workspaces"]]
+
+    async def delete(self, name: str) -> None:
+        await self._transport.send(Call("DELETE", "workspaces/%s" % name))
+
+
+class Pool:
+    def __init__(self, transport: _Transport) -> None:
+        self._transport = transport
+
+    async def status(self) -> dict[str, Any]:
+        """Per image reference: target, ready, claims, misses, ..."""
+        reply: dict[str, Any] = await self._transport.send(Call("GET", "pool"))
+        return reply
+
+
+class SandboxClient(_Releasing):
+    """The asynchronous client. ``base_url`` is the server's root; ``api_key`` its token."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 120.0,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        base_url = base_url or os.environ.get("SANDKASTEN_URL", "http://127.0.0.1:8080")
+        api_key = api_key if api_key is not None else os.environ.get("SANDKASTEN_API_KEY", "")
+        self._transport = _Transport(base_url, api_key, timeout, http_client)
+        self.workspaces = Workspaces(self._transport)
+        self.pool = Pool(self._transport)
+
+    async def _release(self) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._transport.http.aclose()
+
+    async def create_session(
+        self,
+        *,
+        image: str | None = None,
+        workspace: str | None = None,
+        env: Mapping[str, str] | None = None,
+        limits: Mapping[str, Any] | None = None,
+        network: bool | None = None,
+        ttl: int | None = None,
+        with_kernel: bool = False,
+    ) -> Session:
+        call = _calls.create_call(image, workspace, env, limits, network, ttl, with_kernel)
+        return Session(self._transport, SessionInfo.from_json(await self._transport.send(call)))
+
+    async def get_session(self, session_id: str) -> Session:
+        return Session(
+            self._transport, SessionInfo.from_json(await self._transport.send(Call("GET", "sessions/%s" % session_id)))
+        )
+
+    async def list_sessions(self) -> list[Session]:
+        reply = await self._transport.send(Call("GET", "sessions"))
+        return [Session(self._transport, SessionInfo.from_json(s)) for s in reply["sessions"]]

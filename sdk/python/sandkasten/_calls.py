@@ -1,0 +1,204 @@
+"""The API's calls as data, and its replies as results or exceptions: shared by the async and sync clients.
+
+The two clients differ only in how they send a ``Call``; everything about
+paths, bodies, error mapping, retries and archives lives here once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ._exceptions import (
+    AuthenticationError,
+    BadRequestError,
+    ExecTimeout,
+    NotFoundError,
+    QuotaExceededError,
+    SandkastenError,
+    ServerError,
+)
+from ._models import ExecResult
+
+API = "/sandkasten/api/"
+RETRY_DELAYS_S = (0.2, 0.5, 1.0)  # connection problems, for GET and DELETE only
+SAFE_TO_RETRY = frozenset({"GET", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str  # relative to /sandkasten/api/
+    json: Any = None
+    content: bytes | None = None
+    params: Mapping[str, str] | None = None
+    stream: bool = False
+
+    @property
+    def retryable(self) -> bool:
+        return self.method in SAFE_TO_RETRY
+
+
+def client_options(base_url: str, api_key: str, timeout: float) -> dict[str, Any]:
+    return {
+        "base_url": base_url.rstrip("/") + API,
+        "headers": {"Authorization": "token %s" % api_key, "User-Agent": "sandkasten-python/0.1"},
+        "timeout": httpx.Timeout(timeout, connect=10.0),
+    }
+
+
+def request_options(call: Call) -> dict[str, Any]:
+    options: dict[str, Any] = {"params": call.params}
+    if call.json is not None:
+        options["json"] = call.json
+    elif call.content is not None:
+        options["content"] = call.content
+    return options
+
+
+_STATUS_ERRORS: list[tuple[range, type[SandkastenError]]] = [
+    (range(401, 402), AuthenticationError),
+    (range(403, 404), AuthenticationError),
+    (range(404, 405), NotFoundError),
+    (range(429, 430), QuotaExceededError),
+    (range(500, 600), ServerError),
+    (range(400, 500), BadRequestError),
+]
+
+
+def error_for(status: int, body: bytes) -> SandkastenError:
+    try:
+        data = json.loads(body)
+        code, message = data.get("error"), data.get("message") or str(data)
+    except (ValueError, AttributeError):
+        code, message = None, body.decode("utf-8", "replace")[:500] or "HTTP %d" % status
+    cls = next((cls for statuses, cls in _STATUS_ERRORS if status in statuses), SandkastenError)
+    return cls("%s (HTTP %d)" % (message, status), status=status, code=code)
+
+
+def check(response: httpx.Response, body: bytes) -> None:
+    if response.status_code >= 400:
+        raise error_for(response.status_code, body)
+
+
+def path(*parts: str) -> str:
+    return "/".join(part.strip("/") for part in parts if part.strip("/"))
+
+
+def file_path(session_id: str, remote: str, kind: str = "files") -> str:
+    return "sessions/%s/%s/%s" % (session_id, kind, remote.lstrip("/") or ".")
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+def create_call(
+    image: str | None,
+    workspace: str | None,
+    env: Mapping[str, str] | None,
+    limits: Mapping[str, Any] | None,
+    network: bool | None,
+    ttl: int | None,
+    with_kernel: bool,
+) -> Call:
+    body: dict[str, Any] = {}
+    for name, value in (
+        ("image", image),
+        ("workspace", workspace),
+        ("env", dict(env) if env else None),
+        ("limits", dict(limits) if limits else None),
+        ("network", network),
+        ("ttl_s", ttl),
+    ):
+        if value is not None:
+            body[name] = value
+    if with_kernel:
+        body["with_kernel"] = True
+    return Call("POST", "sessions", json=body)
+
+
+def exec_call(
+    session_id: str,
+    command: str,
+    timeout_ms: int | None,
+    cwd: str | None,
+    env: Mapping[str, str] | None,
+    stdin: str | None,
+    stream: bool = False,
+) -> Call:
+    body: dict[str, Any] = {"command": command}
+    for name, value in (
+        ("timeout_ms", timeout_ms),
+        ("cwd", cwd),
+        ("env", dict(env) if env else None),
+        ("stdin", stdin),
+    ):
+        if value is not None:
+            body[name] = value
+    if stream:
+        body["stream"] = True
+    return Call("POST", "sessions/%s/exec" % session_id, json=body, stream=stream)
+
+
+def code_call(session_id: str, code: str, timeout_ms: int | None, stream: bool = False) -> Call:
+    body: dict[str, Any] = {"code": code}
+    if timeout_ms is not None:
+        body["timeout_ms"] = timeout_ms
+    if stream:
+        body["stream"] = True
+    return Call("POST", "sessions/%s/run_code" % session_id, json=body, stream=stream)
+
+
+def exec_result(data: dict[str, Any], raise_on_timeout: bool, output: str | None = None) -> ExecResult:
+    result = ExecResult.from_json(data, output)
+    if raise_on_timeout and result.timed_out:
+        raise ExecTimeout("the command ran past its timeout (%.0f ms)" % result.duration_ms, result)
+    return result
+
+
+def stream_event(line: bytes) -> dict[str, Any] | None:
+    """One NDJSON line of a streamed exec or run_code; an ``error`` event raises."""
+    if not line.strip():
+        return None
+    event: dict[str, Any] = json.loads(line)
+    if event.get("type") == "error" and "error" in event:
+        raise error_for(500 if event["error"] != "not_found" else 404, json.dumps(event).encode())
+    return event
+
+
+# -- directories as tar -----------------------------------------------------------------------
+
+
+def tar_of(local_dir: str | os.PathLike[str]) -> bytes:
+    root = os.fspath(local_dir)
+    if not os.path.isdir(root):
+        raise BadRequestError("%s is not a local directory" % root)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name in sorted(os.listdir(root)):
+            archive.add(os.path.join(root, name), arcname=name)
+    return buffer.getvalue()
+
+
+def untar(data: bytes, local_dir: str | os.PathLike[str]) -> list[str]:
+    """Unpack into ``local_dir`` (made if missing), refusing members that would land outside it."""
+    os.makedirs(local_dir, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
+        members = archive.getmembers()
+        target = os.path.realpath(local_dir)
+        for member in members:
+            where = os.path.realpath(os.path.join(target, member.name))
+            if not (member.isfile() or member.isdir()) or not where.startswith(target + os.sep):
+                raise BadRequestError("archive member %r would not stay a file inside %s" % (member.name, target))
+        if hasattr(tarfile, "data_filter"):  # Python 3.12+, and security releases before it
+            archive.extractall(target, members=members, filter="data")
+        else:
+            archive.extractall(target, members=members)
+    return [m.name for m in members if m.isfile()]

@@ -1,0 +1,150 @@
+"""What the API returns, as typed objects."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """One shell command's outcome. ``exit_code`` is None when it timed out."""
+
+    output: str
+    exit_code: int | None
+    timed_out: bool
+    truncated: bool
+    duration_ms: float
+    output_bytes: int = 0
+    shell_restarted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], output: str | None = None) -> ExecResult:
+        return cls(
+            output=data["output"] if output is None else output,
+            exit_code=data["exit_code"],
+            timed_out=data["timed_out"],
+            truncated=data["truncated"],
+            duration_ms=data["duration_ms"],
+            output_bytes=data.get("output_bytes", 0),
+            shell_restarted=data.get("shell_restarted", False),
+        )
+
+
+@dataclass(frozen=True)
+class RichResult:
+    """A rich output of the kernel (an expression's value, or a display): ``data`` maps mime type to value."""
+
+    data: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    kind: str = "execute_result"
+
+    @property
+    def text(self) -> str | None:
+        value = self.data.get("text/plain")
+        return value if isinstance(value, str) else None
+
+    @property
+    def png(self) -> bytes | None:
+        value = self.data.get("image/png")
+        return base64.b64decode(value) if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class CodeError:
+    ename: str
+    evalue: str
+    traceback: list[str]
+
+
+@dataclass(frozen=True)
+class CodeResult:
+    """The outcome of ``run_code``: streams, rich results and the error, if any."""
+
+    stdout: str
+    stderr: str
+    results: list[RichResult]
+    error: CodeError | None
+    timed_out: bool = False
+    kernel_restarted: bool = False
+    execution_count: int | None = None
+    duration_ms: float = 0.0
+
+    @property
+    def text(self) -> str | None:
+        """The value of the last expression, as text (None if there was none)."""
+        values = [r.text for r in self.results if r.kind == "execute_result"]
+        return values[-1] if values else None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CodeResult:
+        error = data.get("error")
+        return cls(
+            stdout=data["stdout"],
+            stderr=data["stderr"],
+            results=[
+                RichResult(r.get("data", {}), r.get("metadata", {}), r.get("kind", "execute_result"))
+                for r in data["results"]
+            ],
+            error=CodeError(error["ename"], error["evalue"], list(error["traceback"])) if error else None,
+            timed_out=data.get("timed_out", False),
+            kernel_restarted=data.get("kernel_restarted", False),
+            execution_count=data.get("execution_count"),
+            duration_ms=data.get("duration_ms", 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    name: str
+    type: str  # file, directory, symlink, other
+    size: int
+    mode: int = 0
+    mtime: float = 0.0
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: str
+    image: str
+    status: str
+    workspace: str | None
+    owner: str | None
+    warm: bool
+    created_at: float
+    last_active: float
+    limits: dict[str, Any]
+    network: bool
+    kernel_id: str | None
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SessionInfo:
+        kernel = data.get("kernel") or {}
+        return cls(
+            id=data["id"],
+            image=data["image"],
+            status=data["status"],
+            workspace=data.get("workspace"),
+            owner=data.get("owner"),
+            warm=data.get("warm", False),
+            created_at=data["created_at"],
+            last_active=data["last_active"],
+            limits=data.get("limits", {}),
+            network=data.get("network", False),
+            kernel_id=kernel.get("id"),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True)
+class WorkspaceInfo:
+    name: str
+    size_bytes: int
+    in_use_by: list[str]
+    last_used: float | None

@@ -1,0 +1,194 @@
+"""``SyncSandboxClient``: the same API without ``await``.
+
+It drives the asynchronous client on an event loop of its own, in a daemon
+thread, so the two can never behave differently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import threading
+from collections.abc import Coroutine, Iterator, Mapping
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ._async_client import ExecStream, SandboxClient, Session
+from ._models import CodeResult, ExecResult, FileEntry, SessionInfo, WorkspaceInfo
+
+T = TypeVar("T")
+
+
+class _LoopThread:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="sandkasten-sync", daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        return future.result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()
+
+
+class SyncExecStream:
+    """``for chunk in stream``: output text as it comes; then ``stream.result`` is set."""
+
+    def __init__(self, stream: ExecStream, runner: _LoopThread) -> None:
+        self._stream = stream
+        self._runner = runner
+
+    @property
+    def result(self) -> ExecResult | None:
+        return self._stream.result
+
+    def __iter__(self) -> Iterator[str]:
+        chunks = self._stream.__aiter__()
+
+        async def next_chunk() -> str:
+            return await chunks.__anext__()
+
+        while True:
+            try:
+                yield self._runner.run(next_chunk())
+            except StopAsyncIteration:
+                return
+
+
+class SyncSession:
+    """A sandbox: a persistent bash shell, a Jupyter kernel and /workspace. ``with`` destroys it."""
+
+    def __init__(self, session: Session, runner: _LoopThread) -> None:
+        self._session = session
+        self._run = runner.run
+        self._runner = runner
+        self.id = session.id
+
+    @property
+    def info(self) -> SessionInfo:
+        return self._session.info
+
+    def __repr__(self) -> str:
+        return repr(self._session)
+
+    def __enter__(self) -> SyncSession:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.destroy()
+
+    def refresh(self) -> SessionInfo:
+        return self._run(self._session.refresh())
+
+    def destroy(self) -> None:
+        self._run(self._session.destroy())
+
+    def exec(self, command: str, **options: Any) -> ExecResult:
+        """Options as ``Session.exec``: timeout_ms, cwd, env, stdin, raise_on_timeout."""
+        return self._run(self._session.exec(command, **options))
+
+    def exec_stream(self, command: str, **options: Any) -> SyncExecStream:
+        return SyncExecStream(self._session.exec_stream(command, **options), self._runner)
+
+    def run_code(self, code: str, *, timeout_ms: int | None = None) -> CodeResult:
+        return self._run(self._session.run_code(code, timeout_ms=timeout_ms))
+
+    def write(self, path: str, data: str | bytes, *, mode: int | None = None) -> int:
+        return self._run(self._session.write(path, data, mode=mode))
+
+    def read(self, path: str) -> str:
+        return self._run(self._session.read(path))
+
+    def read_bytes(self, path: str) -> bytes:
+        return self._run(self._session.read_bytes(path))
+
+    def list(self, path: str = ".") -> list[FileEntry]:
+        return self._run(self._session.list(path))
+
+    def remove(self, path: str, *, recursive: bool = False) -> None:
+        self._run(self._session.remove(path, recursive=recursive))
+
+    def upload(self, local_dir: str | os.PathLike[str], remote_dir: str = ".") -> int:
+        return self._run(self._session.upload(local_dir, remote_dir))
+
+    def download(self, remote_dir: str, local_dir: str | os.PathLike[str]) -> builtins.list[str]:
+        return self._run(self._session.download(remote_dir, local_dir))
+
+
+class _SyncWorkspaces:
+    def __init__(self, client: SandboxClient, runner: _LoopThread) -> None:
+        self._client, self._run = client, runner.run
+
+    def list(self) -> list[WorkspaceInfo]:
+        return self._run(self._client.workspaces.list())
+
+    def delete(self, name: str) -> None:
+        self._run(self._client.workspaces.delete(name))
+
+
+class _SyncPool:
+    def __init__(self, client: SandboxClient, runner: _LoopThread) -> None:
+        self._client, self._run = client, runner.run
+
+    def status(self) -> dict[str, Any]:
+        return self._run(self._client.pool.status())
+
+
+class SyncSandboxClient:
+    """The synchronous client: ``SandboxClient`` without ``await``."""
+
+    def __init__(self, base_url: str | None = None, api_key: str | None = None, *, timeout: float = 120.0) -> None:
+        self._runner = _LoopThread()
+
+        async def make() -> SandboxClient:  # httpx's client belongs to the loop it is made on
+            return SandboxClient(base_url, api_key, timeout=timeout)
+
+        self._client = self._runner.run(make())
+        self.workspaces = _SyncWorkspaces(self._client, self._runner)
+        self.pool = _SyncPool(self._client, self._runner)
+
+    def __enter__(self) -> SyncSandboxClient:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._runner.run(self._client.close())
+        self._runner.stop()
+
+    def create_session(
+        self,
+        *,
+        image: str | None = None,
+        workspace: str | None = None,
+        env: Mapping[str, str] | None = None,
+        limits: Mapping[str, Any] | None = None,
+        network: bool | None = None,
+        ttl: int | None = None,
+        with_kernel: bool = False,
+    ) -> SyncSession:
+        session = self._runner.run(
+            self._client.create_session(
+                image=image,
+                workspace=workspace,
+                env=env,
+                limits=limits,
+                network=network,
+                ttl=ttl,
+                with_kernel=with_kernel,
+            )
+        )
+        return SyncSession(session, self._runner)
+
+    def get_session(self, session_id: str) -> SyncSession:
+        return SyncSession(self._runner.run(self._client.get_session(session_id)), self._runner)
+
+    def list_sessions(self) -> list[SyncSession]:
+        return [SyncSession(s, self._runner) for s in self._runner.run(self._client.list_sessions())]

@@ -1,0 +1,199 @@
+"""The Python SDK against a real `sandkasten serve`: the pitch's snippet verbatim, every call, every error class."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sandkasten import (
+    AuthenticationError,
+    BadRequestError,
+    ConnectionError,
+    ExecTimeout,
+    NotFoundError,
+    QuotaExceededError,
+    SandboxClient,
+    SandkastenError,
+    ServerError,
+    SyncSandboxClient,
+)
+from sandkasten_server import launcher
+from sandkasten_server.launcher import Served, free_port
+
+pytestmark = pytest.mark.docker
+
+SDK_README = Path(__file__).resolve().parents[2] / "sdk" / "python" / "README.md"
+PNG_CODE = (
+    "import base64; from IPython.display import Image, display\n"
+    "display(Image(data=base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==')))"
+)
+
+
+def test_the_pitch_snippet_runs_verbatim(served: Served) -> None:
+    (snippet,) = re.findall(r"<!-- pitch -->\n```python\n(.*?)```", SDK_README.read_text(), flags=re.S)
+    program = "import asyncio\n\nasync def main():\n%s\nasyncio.run(main())\n" % "".join(
+        "    " + line + "\n"
+        for line in snippet.replace('base_url="..."', "base_url=URL")
+        .replace('api_key="..."', "api_key=KEY")
+        .splitlines()
+    )
+    program = "import os\nURL, KEY = os.environ['SK_URL'], os.environ['SK_KEY']\n" + program
+    env = dict(os.environ, SK_URL=served.base_url, SK_KEY=served.api_key)
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Hello from sandbox!\n\n"  # print() of output that ends in a newline
+
+
+async def test_every_session_call(served: Served, tmp_path: Path) -> None:
+    async with SandboxClient(base_url=served.base_url, api_key=served.api_key) as client:
+        session = await client.create_session(
+            image="python", env={"GREETING": "hi"}, limits={"memory_mb": 256}, ttl=300
+        )
+        async with session:
+            assert session.info.limits["memory_mb"] == 256 and session.info.image == "sandkasten/runtime:python"
+            assert (await client.get_session(session.id)).info.id == session.id
+            assert session.id in [s.id for s in await client.list_sessions()]
+
+            result = await session.exec("cat; echo $GREETING $X; pwd", cwd="/tmp", env={"X": "1"}, stdin="in\n")
+            assert result.output == "in\nhi 1\n/tmp\n" and result.ok and not result.timed_out
+            assert (await session.exec("exit 4")).exit_code == 4
+            timed = await session.exec("echo part; sleep 10", timeout_ms=400)
+            assert timed.timed_out and timed.output == "part\n" and timed.exit_code is None
+            with pytest.raises(ExecTimeout) as raised:
+                await session.exec("sleep 10", timeout_ms=300, raise_on_timeout=True)
+            assert raised.value.result.timed_out
+
+            stream = session.exec_stream("echo one; sleep 0.5; echo two")
+            started, arrivals = time.monotonic(), []
+            async for chunk in stream:
+                arrivals.append((time.monotonic() - started, chunk))
+            assert "".join(c for _, c in arrivals) == "one\ntwo\n" and arrivals[0][0] < 0.45
+            assert stream.result is not None and stream.result.output == "one\ntwo\n"
+
+            code = await session.run_code("x = 6\nprint('out')\nx * 7")
+            assert (code.stdout, code.text, code.error) == ("out\n", "42", None)
+            failed = await session.run_code("1/0")
+            assert failed.error is not None and failed.error.ename == "ZeroDivisionError"
+            shown = await session.run_code(PNG_CODE)
+            assert shown.results[0].png is not None and shown.results[0].png.startswith(b"\x89PNG")
+
+            assert await session.write("a/b.txt", "text ✓") == len("text ✓".encode())
+            assert await session.read("a/b.txt") == "text ✓"
+            await session.write("blob.bin", bytes(range(256)), mode=0o600)
+            assert await session.read_bytes("blob.bin") == bytes(range(256))
+            entries = {e.name: e for e in await session.list()}
+            assert entries["a"].type == "directory" and entries["blob.bin"].mode == 0o600
+            with pytest.raises(BadRequestError):
+                await session.read("a")
+
+            local = tmp_path / "project"
+            (local / "pkg").mkdir(parents=True)
+            (local / "pkg" / "main.py").write_text("print('uploaded')\n")
+            assert await session.upload(local, "up") == 1
+            assert (await session.exec("python3 up/pkg/main.py")).output == "uploaded\n"
+            names = await session.download("up", tmp_path / "down")
+            assert names == ["pkg/main.py"] and (tmp_path / "down/pkg/main.py").read_text() == "print('uploaded')\n"
+
+            await session.remove("a", recursive=True)
+            with pytest.raises(NotFoundError):
+                await session.read("a/b.txt")
+        with pytest.raises(NotFoundError):
+            await client.get_session(session.id)
+        await session.destroy()  # twice is fine
+
+        pool = await client.pool.status()
+        assert pool["enabled"] is True
+        name = "sdk-ws-%d" % os.getpid()
+        async with await client.create_session(workspace=name) as holder:
+            await holder.write("kept.txt", "kept")
+        assert name in [w.name for w in await client.workspaces.list()]
+        await client.workspaces.delete(name)
+        with pytest.raises(NotFoundError):
+            await client.workspaces.delete(name)
+
+
+def test_the_sync_twin(served: Served, tmp_path: Path) -> None:
+    with SyncSandboxClient(served.base_url, served.api_key) as client:
+        with client.create_session(image="base") as session:
+            assert session.exec("echo sync").output == "sync\n"
+            stream = session.exec_stream("echo a; sleep 0.2; echo b")
+            assert list(stream) == ["a\n", "b\n"] and stream.result is not None and stream.result.ok
+            session.write("f.txt", "x")
+            assert session.read("f.txt") == "x" and [e.name for e in session.list()] == ["f.txt"]
+            assert session.run_code("1 + 1").text == "2"
+            assert session.id in [s.id for s in client.list_sessions()]
+            assert client.get_session(session.id).info.image == "sandkasten/runtime:base"
+            assert isinstance(client.pool.status(), dict) and isinstance(client.workspaces.list(), list)
+        with pytest.raises(NotFoundError):
+            client.get_session(session.id)
+
+
+async def test_authentication_and_bad_requests(served: Served) -> None:
+    async with SandboxClient(base_url=served.base_url, api_key="wrong") as client:
+        with pytest.raises(AuthenticationError) as denied:
+            await client.list_sessions()
+        assert denied.value.status == 401 and denied.value.code == "unauthorized"
+    async with SandboxClient(base_url=served.base_url, api_key=served.api_key) as client:
+        with pytest.raises(BadRequestError) as bad:
+            await client.create_session(limits={"cpus": 0.01})
+        assert bad.value.status == 400 and "limits.cpus" in bad.value.message
+        with pytest.raises(NotFoundError):
+            await client.get_session("nope")
+
+
+@pytest.fixture(scope="module")
+def tight() -> Iterator[Served]:
+    """A server with room for two sessions and one cold start at a time, and no pool."""
+    server = launcher.start(
+        {
+            "pool": {"enabled": False},
+            "quota": {"max_sessions_per_user": 2, "max_cold_starts": 1, "cold_start_wait_s": 0},
+        }
+    )
+    yield server
+    server.stop()
+    server.remove_state()
+
+
+async def test_quota_and_server_errors(tight: Served) -> None:
+    async with SandboxClient(base_url=tight.base_url, api_key=tight.api_key) as client:
+        first, second = await asyncio.gather(client.create_session(), client.create_session(), return_exceptions=True)
+        outcomes = sorted(type(o).__name__ for o in (first, second))
+        assert outcomes == ["ServerError", "Session"], (first, second)  # one cold start at a time, no waiting
+        refused = next(o for o in (first, second) if isinstance(o, ServerError))
+        assert refused.status == 503 and refused.code == "pool_exhausted"
+        held = [o for o in (first, second) if not isinstance(o, BaseException)]
+        held.append(await client.create_session())
+        with pytest.raises(QuotaExceededError) as over:
+            await client.create_session()
+        assert over.value.status == 429 and isinstance(over.value, SandkastenError)
+        for session in held:
+            await session.destroy()
+
+
+async def test_connection_errors_retry_only_where_safe() -> None:
+    async with SandboxClient(base_url="http://127.0.0.1:%d" % free_port(), api_key="x") as client:
+        started = time.monotonic()
+        with pytest.raises(ConnectionError):
+            await client.list_sessions()  # GET: retried with backoff (0.2 + 0.5 + 1.0 s)
+        assert time.monotonic() - started >= 1.7
+        started = time.monotonic()
+        with pytest.raises(ConnectionError):
+            await client.create_session()  # POST: not retried, it might have been done
+        assert time.monotonic() - started < 1.0
+
+
+def test_errors_are_one_tree() -> None:
+    for cls in (AuthenticationError, NotFoundError, QuotaExceededError, ExecTimeout, ServerError, ConnectionError):
+        assert issubclass(cls, SandkastenError)
+    assert not issubclass(builtins.ConnectionError, SandkastenError)  # the SDK's ConnectionError is its own

@@ -1,0 +1,33 @@
+"""The example agents in quickstart/agent/ start, explain themselves, and say what is missing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+AGENTS = Path(__file__).resolve().parents[2] / "quickstart" / "agent"
+SCRIPTS = ["coding_agent.py", "interactive_agent.py", "enhanced_agent.py"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_and_missing_keys(script: str) -> None:
+    shown = subprocess.run([sys.executable, str(AGENTS / script), "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "--model" in shown.stdout and "--workspace" in shown.stdout
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "SANDKASTEN_API_KEY")}
+    args = ["print 1"] if script == "coding_agent.py" else []
+    refused = subprocess.run(
+        [sys.executable, str(AGENTS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert refused.returncode == 1
+    assert "set OPENAI_API_KEY and SANDKASTEN_API_KEY first" in refused.stderr and "Traceback" not in refused.stderr
