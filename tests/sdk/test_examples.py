@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,30 @@ def test_help_and_missing_keys(script: str) -> None:
     )
     assert refused.returncode == 1
     assert "set OPENAI_API_KEY and SANDKASTEN_API_KEY first" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_the_sdk_is_its_own_small_typed_distribution(tmp_path: Path) -> None:
+    sdk = AGENTS.parents[1] / "sdk" / "python"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(sdk),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("sandkasten-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        metadata = archive.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert {"sandkasten/py.typed", "sandkasten/tools/openai_agents.py", "sandkasten/tools/langchain.py"} <= names
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert [r for r in requires if "extra ==" not in r] == ["Requires-Dist: httpx>=0.25"]  # nothing heavy

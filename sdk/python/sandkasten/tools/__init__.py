@@ -15,14 +15,14 @@ Framework adapters (optional extras):
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Union
+from typing import Any
 
 from .._async_client import Session
 from .._exceptions import SandkastenError
 from .._models import CodeResult, ExecResult
 from .._sync_client import SyncSession
 
-AnySession = Union[Session, SyncSession]  # noqa: UP007 (the SDK supports Python 3.9)
+AnySession = Session | SyncSession
 MAX_CHARS = 8000
 
 DESCRIPTIONS = {
