@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("module", ["bench.runtime", "bench.engine", "bench.kernels", "bench.http"])
+@pytest.mark.parametrize("module", ["bench.runtime", "bench.engine", "bench.kernels", "bench.http", "bench.sdk"])
 def test_the_benchmark_runs(module: str, tmp_path: Path, docker_client: Any) -> None:
     out = tmp_path / "result.json"
     result = subprocess.run(
