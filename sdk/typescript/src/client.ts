@@ -1,0 +1,186 @@
+/** `SandboxClient` and its `Session`. */
+
+import { BadRequestError, ExecTimeout, NotFoundError } from './errors.js';
+import { type Call, Transport } from './http.js';
+import type {
+  ClientOptions,
+  CodeResult,
+  CreateSessionOptions,
+  ExecOptions,
+  ExecResult,
+  FileEntry,
+  PoolStatus,
+  SessionInfo,
+  WorkspaceInfo,
+} from './types.js';
+
+function execBody(command: string, options: ExecOptions, stream: boolean): Record<string, unknown> {
+  const body: Record<string, unknown> = { command };
+  if (options.timeoutMs !== undefined) body.timeout_ms = options.timeoutMs;
+  if (options.cwd !== undefined) body.cwd = options.cwd;
+  if (options.env !== undefined) body.env = options.env;
+  if (options.stdin !== undefined) body.stdin = options.stdin;
+  if (stream) body.stream = true;
+  return body;
+}
+
+function checked(result: ExecResult, options: ExecOptions): ExecResult {
+  if (options.raiseOnTimeout && result.timed_out) {
+    throw new ExecTimeout(`the command ran past its timeout (${Math.round(result.duration_ms)} ms)`, result);
+  }
+  return result;
+}
+
+const filePath = (id: string, path: string, kind = 'files') =>
+  `sessions/${encodeURIComponent(id)}/${kind}/${path.replace(/^\/+/, '') || '.'}`;
+
+/** `for await (const chunk of stream)`: output as it comes; then `stream.result` is set. */
+export class ExecStream implements AsyncIterable<string> {
+  result?: ExecResult;
+  private readonly chunks: string[] = [];
+
+  constructor(
+    private readonly events: AsyncGenerator<Record<string, unknown>>,
+    private readonly options: ExecOptions,
+  ) {}
+
+  async *[Symbol.asyncIterator](): AsyncIterator<string> {
+    for await (const event of this.events) {
+      if (event.type === 'output') {
+        const data = String(event.data);
+        this.chunks.push(data);
+        yield data;
+      } else if (event.type === 'result') {
+        this.result = checked({ ...(event as unknown as ExecResult), output: this.chunks.join('') }, this.options);
+      } else if (event.type === 'error') {
+        throw new BadRequestError(String(event.message), { code: String(event.error) });
+      }
+    }
+  }
+}
+
+/** A sandbox: a persistent bash shell, a Jupyter kernel and /workspace. */
+export class Session {
+  readonly id: string;
+
+  constructor(
+    private readonly transport: Transport,
+    public info: SessionInfo,
+  ) {
+    this.id = info.id;
+  }
+
+  async refresh(): Promise<SessionInfo> {
+    this.info = (await this.transport.send({ method: 'GET', path: `sessions/${this.id}` })) as SessionInfo;
+    return this.info;
+  }
+
+  /** Remove the sandbox (a named workspace stays). Destroying twice is not an error. */
+  async destroy(): Promise<void> {
+    try {
+      await this.transport.send({ method: 'DELETE', path: `sessions/${this.id}` });
+    } catch (error) {
+      if (!(error instanceof NotFoundError)) throw error;
+    }
+  }
+
+  /** Run a command in the persistent shell: cd, variables and background jobs carry over. */
+  async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    const call: Call = { method: 'POST', path: `sessions/${this.id}/exec`, json: execBody(command, options, false) };
+    return checked((await this.transport.send(call)) as ExecResult, options);
+  }
+
+  execStream(command: string, options: ExecOptions = {}): ExecStream {
+    const call: Call = { method: 'POST', path: `sessions/${this.id}/exec`, json: execBody(command, options, true) };
+    return new ExecStream(this.transport.events(call), options);
+  }
+
+  /** Run code in the session's Jupyter kernel (variables persist). */
+  async runCode(code: string, options: { timeoutMs?: number } = {}): Promise<CodeResult> {
+    const json: Record<string, unknown> = { code };
+    if (options.timeoutMs !== undefined) json.timeout_ms = options.timeoutMs;
+    return (await this.transport.send({ method: 'POST', path: `sessions/${this.id}/run_code`, json })) as CodeResult;
+  }
+
+  /** Write text (UTF-8) or bytes under /workspace; parents are made. Returns the size. */
+  async write(path: string, data: string | Uint8Array, options: { mode?: number } = {}): Promise<number> {
+    const query = options.mode !== undefined ? { mode: options.mode.toString(8) } : undefined;
+    const reply = (await this.transport.send({ method: 'PUT', path: filePath(this.id, path), body: data, query })) as {
+      size: number;
+    };
+    return reply.size;
+  }
+
+  async read(path: string): Promise<string> {
+    return new TextDecoder().decode(await this.readBytes(path));
+  }
+
+  async readBytes(path: string): Promise<Uint8Array> {
+    const reply = await this.transport.send({ method: 'GET', path: filePath(this.id, path) });
+    if (reply === undefined) return new Uint8Array();
+    if (!(reply instanceof Uint8Array)) {
+      throw new BadRequestError(`${path} is a directory: use list()`, { status: 409, code: 'is_a_directory' });
+    }
+    return reply;
+  }
+
+  async list(path = '.'): Promise<FileEntry[]> {
+    const reply = await this.transport.send({ method: 'GET', path: filePath(this.id, path) });
+    if (reply instanceof Uint8Array || reply === undefined) {
+      throw new BadRequestError(`${path} is a file: use read()`, { status: 409, code: 'not_a_directory' });
+    }
+    return (reply as { entries: FileEntry[] }).entries;
+  }
+
+  async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+    const query = options.recursive ? { recursive: 'true' } : undefined;
+    await this.transport.send({ method: 'DELETE', path: filePath(this.id, path), query });
+  }
+}
+
+/** The client. `await using`-free: call `createSession` and `session.destroy()` yourself. */
+export class SandboxClient {
+  readonly workspaces: {
+    list(): Promise<WorkspaceInfo[]>;
+    delete(name: string): Promise<void>;
+  };
+  readonly pool: { status(): Promise<PoolStatus> };
+  private readonly transport: Transport;
+
+  constructor(options: ClientOptions) {
+    const transport = new Transport(options);
+    this.transport = transport;
+    this.workspaces = {
+      async list() {
+        const reply = (await transport.send({ method: 'GET', path: 'workspaces' })) as { workspaces: WorkspaceInfo[] };
+        return reply.workspaces;
+      },
+      async delete(name: string) {
+        await transport.send({ method: 'DELETE', path: `workspaces/${encodeURIComponent(name)}` });
+      },
+    };
+    this.pool = {
+      async status() {
+        return (await transport.send({ method: 'GET', path: 'pool' })) as PoolStatus;
+      },
+    };
+  }
+
+  async createSession(options: CreateSessionOptions = {}): Promise<Session> {
+    const { ttl, withKernel, ...rest } = options;
+    const json: Record<string, unknown> = { ...rest };
+    if (ttl !== undefined) json.ttl_s = ttl;
+    if (withKernel) json.with_kernel = true;
+    return new Session(this.transport, (await this.transport.send({ method: 'POST', path: 'sessions', json })) as SessionInfo);
+  }
+
+  async getSession(id: string): Promise<Session> {
+    const info = (await this.transport.send({ method: 'GET', path: `sessions/${encodeURIComponent(id)}` })) as SessionInfo;
+    return new Session(this.transport, info);
+  }
+
+  async listSessions(): Promise<Session[]> {
+    const reply = (await this.transport.send({ method: 'GET', path: 'sessions' })) as { sessions: SessionInfo[] };
+    return reply.sessions.map((info) => new Session(this.transport, info));
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * @sandkasten/client — the TypeScript client for a Sandkasten server.
+ *
+ *     import { SandboxClient } from '@sandkasten/client';
+ *     const client = new SandboxClient({ baseUrl: '...', apiKey: '...' });
+ *     const session = await client.createSession();
+ *     const result = await session.exec('echo hello');
+ */
+
+export { ExecStream, SandboxClient, Session } from './client.js';
+export {
+  AuthenticationError,
+  BadRequestError,
+  ConnectionError,
+  ExecTimeout,
+  NotFoundError,
+  QuotaExceededError,
+  SandkastenError,
+  ServerError,
+} from './errors.js';
+export type {
+  ClientOptions,
+  CodeError,
+  CodeResult,
+  CreateSessionOptions,
+  ExecOptions,
+  ExecResult,
+  FileEntry,
+  Limits,
+  PoolStatus,
+  RichResult,
+  SessionInfo,
+  WorkspaceInfo,
+} from './types.js';

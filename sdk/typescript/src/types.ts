@@ -1,0 +1,51 @@
+/**
+ * The API's types, taken from the generated `schema.ts` (openapi-typescript over the
+ * server's OpenAPI document), so the client and the server cannot drift.
+ */
+
+import type { components } from './schema.js';
+
+type Schemas = components['schemas'];
+
+export type SessionInfo = Schemas['Session'];
+export type ExecResult = Schemas['ExecResult'];
+export type CodeResult = Schemas['CodeResult'];
+export type RichResult = Schemas['RichResult'];
+export type CodeError = Schemas['CodeError'];
+export type FileEntry = Schemas['Entry'];
+export type WorkspaceInfo = Schemas['Workspace'];
+export type PoolStatus = Schemas['Pool'];
+export type Limits = Schemas['Limits'];
+
+/** What `createSession` takes: the API's `SessionCreate`, with `ttl` for `ttl_s`. */
+export interface CreateSessionOptions {
+  image?: string;
+  workspace?: string;
+  env?: Record<string, string>;
+  limits?: Limits;
+  network?: boolean;
+  /** Seconds until the session is destroyed. */
+  ttl?: number;
+  /** Start the session's Jupyter kernel now. */
+  withKernel?: boolean;
+}
+
+export interface ExecOptions {
+  timeoutMs?: number;
+  cwd?: string;
+  env?: Record<string, string>;
+  stdin?: string;
+  /** Throw `ExecTimeout` instead of returning a result with `timed_out: true`. */
+  raiseOnTimeout?: boolean;
+}
+
+export interface ClientOptions {
+  /** The server's root, e.g. `http://127.0.0.1:8080`. */
+  baseUrl: string;
+  /** The server's token. */
+  apiKey: string;
+  /** Per-request timeout (default 120 s). */
+  timeoutMs?: number;
+  /** A `fetch` to use instead of the platform's. */
+  fetch?: typeof fetch;
+}
