@@ -114,3 +114,17 @@ def test_bad_archives(api: Api) -> None:
     assert reply.json["skipped"] == ["evil-link"] and reply.json["files"] == 1
     not_dir = api.get("sessions/%s/archive/in/ok.txt" % session_id)
     assert not_dir.status == 409 and not_dir.json["error"] == "not_a_directory"
+
+
+def test_a_large_upload_streams_into_the_sandbox(api: Api) -> None:
+    session_id = api.session()
+    payload = os.urandom(7 << 20) + b"end"  # under quota.max_body_mb (8), and more than one write to the runner
+    written = api.put("sessions/%s/files/big/upload.bin" % session_id, payload)
+    assert written.status == 201 and written.json["size"] == len(payload)
+    assert api.get("sessions/%s/files/big/upload.bin" % session_id).body == payload
+    rewritten = api.put("sessions/%s/files/big/upload.bin" % session_id, b"short")  # replaces, not appends
+    assert rewritten.json["size"] == 5
+    refused = api.put("sessions/nope/files/x", b"data")
+    assert refused.status == 404 and refused.json["error"] == "not_found"
+    bad_mode = api.put("sessions/%s/files/x" % session_id, b"data", params={"mode": "999"})
+    assert bad_mode.status == 400 and "mode" in bad_mode.json["message"]

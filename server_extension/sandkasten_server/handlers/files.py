@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from typing import Any
+
 from jupyter_server.auth.decorator import authorized
+from jupyter_server.utils import ensure_async
 from tornado import web
+
+from sandkasten_kernel.engine.runner_client import RunnerClient
 
 from ..errors import ApiError
 from ..tar_stream import CHUNK, pack, unpack
@@ -11,9 +18,95 @@ from .base import SandkastenHandler
 
 OCTET = "application/octet-stream"
 FLUSH_BYTES = 1 << 20
+UPLOAD_WRITE_BYTES = 4 << 20  # a PUT body goes to the runner in writes of this size
+_closing: set[asyncio.Future[None]] = set()  # uploads being let go after their client left
 
 
+def octal_mode(text: str) -> int:
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o7777:
+        raise ApiError(400, "bad_request", "query 'mode' must be octal permission bits, not %r" % text)
+    return mode
+
+
+class Upload:
+    """A file written as its request body arrives: buffered, then written (first) or appended."""
+
+    def __init__(self, connection: contextlib.AbstractAsyncContextManager[RunnerClient], path: str, mode: int) -> None:
+        self._connection = connection
+        self._runner: RunnerClient | None = None
+        self._buffer = bytearray()
+        self._started = False
+        self.path, self.mode = path, mode
+        self.result: dict[str, Any] = {}
+
+    async def open(self) -> None:
+        self._runner = await self._connection.__aenter__()
+
+    async def feed(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        if len(self._buffer) >= UPLOAD_WRITE_BYTES:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        assert self._runner is not None
+        data, self._buffer = bytes(self._buffer), bytearray()
+        self.result = await self._runner.write(self.path, data, mode=self.mode, append=self._started)
+        self._started = True
+
+    async def finish(self) -> dict[str, Any]:
+        if self._buffer or not self._started:
+            await self._flush()
+        await self.close()
+        return self.result
+
+    async def close(self, error: BaseException | None = None) -> None:
+        if self._runner is not None:
+            self._runner = None
+            await self._connection.__aexit__(type(error) if error else None, error, None)
+
+
+@web.stream_request_body
 class FilesHandler(SandkastenHandler):
+    """A PUT's body streams into the sandbox as it arrives: a large upload is never held whole in memory."""
+
+    upload: Upload | None = None
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        if self.request.method != "PUT":
+            return
+        # The body comes before put() runs, so its checks happen here, first.
+        if self.current_user is None:
+            self.get_login_url()  # raises the 401
+        if not await ensure_async(self.authorizer.is_authorized(self, self.current_user, "write", self.auth_resource)):
+            raise ApiError(403, "forbidden", "not authorized to write %s" % self.auth_resource)
+        record = self.session_record(self.path_kwargs["session_id"])
+        mode = octal_mode(self.get_query_argument("mode", "644"))
+        self.request.connection.set_max_body_size(self.service.settings.quota.max_body_mb << 20)  # type: ignore[union-attr]
+        self.upload = Upload(self.engine.runner(record.id), self.path_kwargs.get("path") or ".", mode)
+        await self.upload.open()
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self.upload is not None:
+            try:
+                await self.upload.feed(chunk)
+            except BaseException as exc:
+                await self.upload.close(exc)
+                self.upload = None
+                raise
+
+    def on_connection_close(self) -> None:
+        if self.upload is not None:  # the client left mid-upload: let the runner connection go
+            upload, self.upload = self.upload, None
+            closing = asyncio.ensure_future(upload.close(ConnectionError("the client went away")))
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
+        super().on_connection_close()
+
     @web.authenticated
     @authorized
     async def get(self, session_id: str, path: str | None = None) -> None:
@@ -37,22 +130,13 @@ class FilesHandler(SandkastenHandler):
     @web.authenticated
     @authorized
     async def put(self, session_id: str, path: str | None = None) -> None:
-        record = self.session_record(session_id)
-        path = path or "."
-        mode_text = self.get_query_argument("mode", "644")
+        assert self.upload is not None  # prepare() opened it
+        upload, self.upload = self.upload, None
         try:
-            mode = int(mode_text, 8)
-        except ValueError:
-            raise ApiError(
-                400, "bad_request", "query 'mode' must be octal permission bits, not %r" % mode_text
-            ) from None
-        if not 0 <= mode <= 0o7777:
-            raise ApiError(400, "bad_request", "query 'mode' must be octal permission bits, not %r" % mode_text)
-        body = self.request.body
-        async with self.engine.runner(record.id) as runner:
-            result = await runner.write(path, body[:CHUNK], mode=mode)
-            for start in range(CHUNK, len(body), CHUNK):
-                result = await runner.write(path, body[start : start + CHUNK], mode=mode, append=True)
+            result = await upload.finish()
+        except BaseException as exc:
+            await upload.close(exc)
+            raise
         self.reply({"path": result["path"], "size": result["size"]}, 201)
 
     @web.authenticated
