@@ -17,6 +17,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,6 +96,14 @@ def stop_host_runner(target: Target) -> None:
         except subprocess.TimeoutExpired:
             target.process.kill()
     shutil.rmtree(os.path.dirname(target.run_dir), ignore_errors=True)
+
+
+def build_wheel(source: str | os.PathLike[str], out_dir: str | os.PathLike[str], pattern: str) -> Path:
+    """Build ``source``'s wheel (no deps, no isolation) into ``out_dir``; the one wheel matching ``pattern``."""
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out_dir)]
+    subprocess.run([*command, str(source)], check=True, timeout=300)
+    (wheel,) = Path(out_dir).glob(pattern)
+    return wheel
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import pytest
 
 from sandkasten_kernel.engine.errors import ImageError
 from sandkasten_kernel.engine.images import IMAGES, ImageBuilder, _hash, layer_files, runner_files
+from tests.conftest import build_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,23 +59,7 @@ def test_bad_arguments_are_clear_errors() -> None:
 
 
 def test_the_wheel_carries_the_image_sources(tmp_path: Path, docker_client: Any) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
-        check=True,
-        timeout=300,
-    )
-    (wheel,) = tmp_path.glob("sandkasten_kernel-*.whl")
+    wheel = build_wheel(ROOT, tmp_path, "sandkasten_kernel-*.whl")
     unpacked = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import build_wheel
+
 AGENTS = Path(__file__).resolve().parents[2] / "quickstart" / "agent"
 SCRIPTS = ["coding_agent.py", "interactive_agent.py", "enhanced_agent.py"]
 
@@ -36,23 +38,7 @@ def test_help_and_missing_keys(script: str) -> None:
 
 def test_the_sdk_is_its_own_small_typed_distribution(tmp_path: Path) -> None:
     sdk = AGENTS.parents[1] / "sdk" / "python"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(sdk),
-        ],
-        check=True,
-        timeout=300,
-    )
-    (wheel,) = tmp_path.glob("sandkasten-*.whl")
+    wheel = build_wheel(sdk, tmp_path, "sandkasten-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         metadata = archive.read(next(n for n in names if n.endswith("METADATA"))).decode()

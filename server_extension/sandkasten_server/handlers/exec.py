@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -15,6 +16,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
+from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.errors import EngineError
 from sandkasten_kernel.engine.runner_client import ExecResult
 
@@ -42,6 +44,19 @@ def result_json(result: ExecResult, with_output: bool = True) -> dict[str, Any]:
     return data
 
 
+async def exec_events(engine: Engine, session_id: str, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+    """A validated ``ExecRequest`` run as a stream: ``output`` events, then the ``result`` one.
+
+    Closing this generator early closes the runner connection, which stops the command.
+    """
+    async with contextlib.aclosing(engine.exec_stream(session_id, body["command"], **exec_options(body))) as events:
+        async for event in events:
+            if isinstance(event, str):
+                yield {"type": "output", "data": event}
+            else:
+                yield {"type": "result", **result_json(event, with_output=False)}
+
+
 def error_event(exc: Exception) -> dict[str, Any]:
     error = api_error(exc) if isinstance(exc, EngineError) else exc
     assert isinstance(error, ApiError)
@@ -54,19 +69,15 @@ class ExecHandler(SandkastenHandler):
     async def post(self, session_id: str) -> None:
         record = self.session_record(session_id)
         body = self.json_body("ExecRequest")
-        options = exec_options(body)
         if not body.get("stream"):
-            result = await self.engine.exec(record.id, body["command"], **options)
+            result = await self.engine.exec(record.id, body["command"], **exec_options(body))
             self.reply(result_json(result))
             return
         stream = EventStream(self)
         try:
-            async with contextlib.aclosing(self.engine.exec_stream(record.id, body["command"], **options)) as events:
+            async with contextlib.aclosing(exec_events(self.engine, record.id, body)) as events:
                 async for event in events:
-                    if isinstance(event, str):
-                        await stream.send({"type": "output", "data": event})
-                    else:
-                        await stream.send({"type": "result", **result_json(event, with_output=False)})
+                    await stream.send(event)
         except StreamClosedError:
             return  # the client left; closing the stream stopped the command
         except EngineError as exc:
@@ -104,14 +115,9 @@ class ExecSocketHandler(SandkastenMixin, WebSocketMixin, WebSocketHandler, Jupyt
     async def _exec(self, message: str | bytes) -> None:
         try:
             body = validate("ExecRequest", json.loads(message))
-            async with contextlib.aclosing(
-                self.engine.exec_stream(self.session_id, body["command"], **exec_options(body))
-            ) as events:
+            async with contextlib.aclosing(exec_events(self.engine, self.session_id, body)) as events:
                 async for event in events:
-                    if isinstance(event, str):
-                        self._send({"type": "output", "data": event})
-                    else:
-                        self._send({"type": "result", **result_json(event, with_output=False)})
+                    self._send(event)
         except ValueError as exc:
             self._send({"type": "error", "error": "bad_request", "message": "not valid JSON: %s" % exc})
         except (ApiError, EngineError) as exc:
