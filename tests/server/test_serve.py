@@ -44,7 +44,9 @@ def healthy(port: int, key: str) -> bool:
             with urllib.request.urlopen(request, timeout=5) as response:
                 return bool(response.status == 200)
         except urllib.error.HTTPError as exc:
-            return exc.code == 200
+            if exc.code != 503:  # 503: up, still reconciling with Docker
+                return False
+            time.sleep(0.2)
         except OSError:
             time.sleep(0.2)
     return False
