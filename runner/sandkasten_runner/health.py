@@ -1,4 +1,4 @@
-"""Resource readings for the ``health`` op: processes and memory of the sandbox."""
+"""Resource readings for the ``health`` and ``usage`` ops: processes, memory and CPU time of the sandbox."""
 
 import os
 from typing import Dict, Optional, Tuple
@@ -33,8 +33,37 @@ def cgroup_memory() -> Tuple[Optional[int], Optional[int]]:
     return None, None
 
 
+_CGROUP_CPU_NS = (
+    ("/sys/fs/cgroup/cpu.stat", 1000),  # v2: a "usage_usec N" line
+    ("/sys/fs/cgroup/cpuacct/cpuacct.usage", 1),  # v1: nanoseconds
+)
+
+
+def cgroup_cpu_ns() -> Optional[int]:
+    """CPU time the sandbox's cgroup has used, in ns."""
+    for path, scale in _CGROUP_CPU_NS:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            fields = line.split()
+            if len(fields) == 1 and fields[0].isdigit():
+                return int(fields[0]) * scale
+            if len(fields) == 2 and fields[0] == "usage_usec" and fields[1].isdigit():
+                return int(fields[1]) * scale
+    return None
+
+
+def own_cpu_ns() -> int:
+    """CPU time of this process and its reaped children, in ns (a runner on a host has no cgroup of its own)."""
+    t = os.times()
+    return int((t.user + t.system + t.children_user + t.children_system) * 1e9)
+
+
 def sandbox_usage() -> Dict[str, Optional[int]]:
-    """Process count and memory of the sandbox.
+    """Process count, memory and CPU time of the sandbox.
 
     As PID 1 of a container the runner sees exactly the sandbox's processes and
     its cgroup. Run on a host (tests), it counts its own process tree instead.
@@ -43,14 +72,19 @@ def sandbox_usage() -> Dict[str, Optional[int]]:
     if me == 1:
         rss = {pid: pages for pid, _ppid, _sid, pages in iter_processes()}
         memory, limit = cgroup_memory()
+        cpu_ns = cgroup_cpu_ns()
     else:
         tree = set(descendants(me)) | {me}
         rss = {pid: pages for pid, _ppid, _sid, pages in iter_processes() if pid in tree}
         memory, limit = None, None
+        cpu_ns = None
+    if cpu_ns is None:
+        cpu_ns = own_cpu_ns()
     rss_bytes = sum(rss.values()) * PAGE_SIZE
     return {
         "pids": len(rss),
         "rss_bytes": rss_bytes,
         "memory_bytes": memory if memory is not None else rss_bytes,
         "memory_limit_bytes": limit,
+        "cpu_ns": cpu_ns,
     }

@@ -32,6 +32,7 @@ from .protocol import (
     read_frame,
 )
 from .shell import ExecCancelled, Shell, valid_env_name
+from .terminal import Terminal
 
 DEFAULT_TIMEOUT_MS = 60_000
 DEFAULT_MAX_OUTPUT = 1 << 20
@@ -92,6 +93,7 @@ class Runner:
         self.started_at = time.time()
         self._registry = registry
         env = {k: v for k, v in os.environ.items() if not k.startswith("SANDKASTEN_RUNNER_")}
+        self._env = env
         self.workspace = Workspace(workspace)
         self.shell = Shell(registry, self.workspace.root, os.path.join(scratch_dir, "shell"), env)
         self.kernel = Kernel(registry, run_dir, self.workspace.root, os.path.join(scratch_dir, "kernel"), env)
@@ -121,6 +123,9 @@ class Runner:
             "kernel_restart": lambda r: (self.kernel.restart(r.arg("wait_ready", bool, True)), b""),
             "kernel_shutdown": lambda r: (self.kernel.shutdown(), b""),
             "kernel_status": lambda r: (self.kernel.status(), b""),
+            "terminal": self._terminal,
+            # Cheap, unlike health (which waits for kernel ops): the dashboard polls it.
+            "usage": lambda r: (dict(sandbox_usage(), sampled_at=time.time()), b""),
         }
 
     # -- socket ---------------------------------------------------------------
@@ -292,6 +297,19 @@ class Runner:
         result.update(summary)
         result["duration_ms"] = duration_ms
         return result, output
+
+    def _terminal(self, request: Request) -> Reply:
+        """An interactive bash on a PTY of its own; the connection is the terminal's until it ends."""
+        rows = request.count("rows", 24) or 0
+        cols = request.count("cols", 80) or 0
+        terminal = Terminal(self._registry, self.workspace.root, self._env)
+        pid = terminal.start(rows, cols)
+        try:
+            request.send({"id": request.id, "type": "started", "pid": pid}, b"")
+        except OSError:
+            terminal.close()
+            raise
+        return terminal.serve(request.id, request.conn, request.send), b""
 
     def _write(self, request: Request) -> Reply:
         path = request.arg("path", str, required=True)

@@ -36,6 +36,7 @@ from .errors import (
 )
 from .pool import WarmPool
 from .runner_client import ExecResult, RunnerClient
+from .runner_terminal import RunnerTerminal
 from .sandbox_spec import LABEL_SANDBOX, SandboxLimits
 from .sandboxes import LABEL_WORKSPACE, Sandbox, SandboxFactory, workspace_volume
 from .store import Event, SessionRecord, Store
@@ -343,6 +344,22 @@ class Engine:
             async for event in runner.exec_stream(command, **options):
                 yield event
         self.store.touch(session_id, exec_count=1)
+
+    async def usage(self, session_id: str) -> dict[str, Any]:
+        """The sandbox's processes, memory and cumulative CPU time (for the dashboard; not use of the session)."""
+        async with self.runner(session_id, touch=False) as runner:
+            return await runner.usage()
+
+    async def open_terminal(self, session_id: str, rows: int, cols: int) -> RunnerTerminal:
+        """An interactive bash of its own in the session's sandbox, next to (never in) the exec shell.
+        Closing it kills every process started in it."""
+        record = self.get_session(session_id)
+        self.store.touch(session_id)
+        client = await self._connect(record)
+        try:
+            return await client.open_terminal(rows, cols)
+        finally:
+            await client.close()  # a no-op once the terminal has the connection
 
     # -- the session's Jupyter kernel ---------------------------------------------------
 

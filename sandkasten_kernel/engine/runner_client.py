@@ -14,17 +14,11 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sandkasten_runner.protocol import (
-    HEADER,
-    PROTOCOL_VERSION,
-    Message,
-    ProtocolError,
-    decode_header,
-    decode_message,
-    encode_frame,
-)
+from sandkasten_runner.protocol import PROTOCOL_VERSION, Message, encode_frame
 
 from .errors import RunnerRequestError, RunnerUnavailable
+from .runner_frames import read_frame
+from .runner_terminal import RunnerTerminal
 
 # Frames carry up to 64 MiB of payload; the stream buffer must not cap them.
 _STREAM_LIMIT = 1 << 20
@@ -81,6 +75,7 @@ class RunnerClient:
         self._ids = itertools.count(1)
         self.path = path
         self.runner_version: str | None = None
+        self._handed_over = False  # the connection is a terminal's now (open_terminal)
 
     @classmethod
     async def connect(cls, path: str, timeout: float = 10.0) -> RunnerClient:
@@ -106,12 +101,15 @@ class RunnerClient:
     @property
     def usable(self) -> bool:
         """Neither side has closed the connection (checked without I/O)."""
-        return not self._writer.is_closing() and not self._reader.at_eof()
+        return not self._handed_over and not self._writer.is_closing() and not self._reader.at_eof()
 
     def close_nowait(self) -> None:
-        self._writer.close()
+        if not self._handed_over:
+            self._writer.close()
 
     async def close(self) -> None:
+        if self._handed_over:
+            return
         self._writer.close()
         with contextlib.suppress(OSError):
             await self._writer.wait_closed()
@@ -125,18 +123,7 @@ class RunnerClient:
     # -- framing --------------------------------------------------------------
 
     async def _read_frame(self) -> tuple[Message, bytes]:
-        try:
-            header = await self._reader.readexactly(HEADER.size)
-            json_len, payload_len = decode_header(header)
-            body = await self._reader.readexactly(json_len)
-            payload = await self._reader.readexactly(payload_len) if payload_len else b""
-        except asyncio.IncompleteReadError:
-            raise RunnerUnavailable("the runner at %s closed the connection" % self.path) from None
-        except ProtocolError as exc:
-            raise RunnerUnavailable("bad frame from the runner: %s" % exc.message) from None
-        except OSError as exc:
-            raise RunnerUnavailable("connection to %s failed: %s" % (self.path, exc)) from None
-        return decode_message(body), payload
+        return await read_frame(self._reader, self.path)
 
     async def frames(
         self, op: str, args: Mapping[str, Any], payload: bytes = b""
@@ -146,7 +133,7 @@ class RunnerClient:
         Error replies raise ``RunnerRequestError``.
         """
         async with self._lock:
-            if self._writer.is_closing():
+            if self._handed_over or self._writer.is_closing():
                 raise RunnerUnavailable("the connection to %s is closed" % self.path)
             request_id = next(self._ids)
             try:
@@ -252,6 +239,10 @@ class RunnerClient:
     async def health(self) -> dict[str, Any]:
         return (await self.request("health"))[0]
 
+    async def usage(self) -> dict[str, Any]:
+        """Processes, memory and CPU time of the sandbox, and when they were read."""
+        return (await self.request("usage"))[0]
+
     async def kernel_start(self, connection: Mapping[str, Any], *, wait_ready: bool = True) -> dict[str, Any]:
         return (await self.request("kernel_start", {"connection": dict(connection), "wait_ready": wait_ready}))[0]
 
@@ -266,3 +257,22 @@ class RunnerClient:
 
     async def kernel_status(self) -> dict[str, Any]:
         return (await self.request("kernel_status"))[0]
+
+    async def open_terminal(self, rows: int, cols: int) -> RunnerTerminal:
+        """An interactive bash on a PTY of its own. The connection becomes the terminal's:
+        this client is closed for requests from here on."""
+        async with self._lock:
+            request_id = next(self._ids)
+            self._writer.write(encode_frame({"id": request_id, "op": "terminal", "args": {"rows": rows, "cols": cols}}))
+            try:
+                await self._writer.drain()
+                message, _ = await self._read_frame()
+            except (OSError, RunnerUnavailable):
+                self._writer.close()
+                raise
+            if message.get("type") != "started":
+                self._writer.close()
+                error = dict(message.get("error") or {})
+                raise RunnerRequestError(error.pop("code", "internal"), error.pop("message", ""), error)
+            self._handed_over = True
+            return RunnerTerminal(self._reader, self._writer, int(message["pid"]))

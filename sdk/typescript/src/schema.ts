@@ -31,7 +31,17 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** One session */
+        /**
+         * One session
+         * @description A person can also open a terminal into the session's sandbox: the
+         *     websocket `/sessions/{session_id}/terminal?rows=24&cols=80` runs an
+         *     interactive bash of its own (not the exec shell). Messages are JSON
+         *     arrays as terminado has them: send `["stdin", text]` and
+         *     `["set_size", rows, cols]`, receive `["stdout", text]` and, when bash
+         *     ends, `["disconnect", exit_code]`. Closing the socket kills everything
+         *     started in that terminal. Only the session's owner (or an admin) may
+         *     attach; for anyone else the session does not exist (404).
+         */
         get: operations["getSession"];
         put?: never;
         post?: never;
@@ -333,6 +343,21 @@ export interface components {
             exec_count?: number;
             kernel_id?: string | null;
             kernel?: components["schemas"]["Kernel"] | null;
+            /** @description Only with `?usage=true`; null when the sandbox could not be read */
+            usage?: components["schemas"]["SessionUsage"] | null;
+        };
+        SessionUsage: {
+            /** @description Processes in the sandbox */
+            pids: number;
+            rss_bytes?: number;
+            /** @description The sandbox's memory (its cgroup's usage) */
+            memory_bytes: number;
+            /** @description Its memory limit (null: none) */
+            memory_limit_bytes?: number | null;
+            /** @description CPU time used since the sandbox started, in ns; two readings give CPU % */
+            cpu_ns: number;
+            /** @description When it was read (seconds since the epoch) */
+            sampled_at: number;
         };
         ExecRequest: {
             command: string;
@@ -576,7 +601,10 @@ export type $defs = Record<string, never>;
 export interface operations {
     listSessions: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `true` adds each sandbox's `usage` (memory, processes, CPU time); one runner call per session */
+                usage?: "true" | "false";
+            };
             header?: never;
             path?: never;
             cookie?: never;

@@ -17,6 +17,7 @@ from .admin import (
 from .exec import ExecHandler, ExecSocketHandler
 from .files import ArchiveHandler, FilesHandler
 from .sessions import RunCodeHandler, SessionHandler, SessionsHandler
+from .terminal import TerminalSocketHandler
 
 API = "/sandkasten/api"
 SESSION = API + r"/sessions/(?P<session_id>[^/]+)"
@@ -27,6 +28,7 @@ default_handlers: list[tuple[str, Any]] = [
     (SESSION + r"/exec/?", ExecHandler),
     (SESSION + r"/exec/ws", ExecSocketHandler),
     (SESSION + r"/run_code/?", RunCodeHandler),
+    (SESSION + r"/terminal", TerminalSocketHandler),
     (SESSION + r"/files(?:/(?P<path>.*))?", FilesHandler),
     (SESSION + r"/archive(?:/(?P<path>.*))?", ArchiveHandler),
     (API + r"/workspaces/?", WorkspacesHandler),

@@ -37,6 +37,7 @@ class SandkastenMixin:
     auth_resource = "sandkasten"
     settings: dict[str, Any]
     identity_provider: IdentityProvider
+    authorizer: Any
     current_user: Any
 
     @property
@@ -71,6 +72,19 @@ class SandkastenMixin:
         if not self.may_see(record):
             raise SessionNotFound("no session %r" % session_id)
         return record
+
+    def websocket_session(self, session_id: str) -> str:
+        """The session a websocket asks for, checked before the upgrade: websockets cannot be
+        sent to a login page, so auth is checked here, as Jupyter's kernel channels do."""
+        user = self.current_user
+        if user is None:
+            raise web.HTTPError(401, "a valid token is required")
+        if not self.authorizer.is_authorized(self, user, "execute", self.auth_resource):
+            raise web.HTTPError(403, "not authorized to execute on %s" % self.auth_resource)
+        try:
+            return self.session_record(session_id).id
+        except EngineError as exc:
+            raise api_error(exc) from None
 
     def require_admin(self) -> None:
         if not self.is_admin:

@@ -94,16 +94,7 @@ class ExecSocketHandler(SandkastenMixin, WebSocketMixin, WebSocketHandler, Jupyt
     _running: asyncio.Task[None] | None = None
 
     async def get(self, session_id: str) -> None:
-        # Websockets cannot redirect to a login page: check auth here, as Jupyter's kernel channels do.
-        user = self.current_user
-        if user is None:
-            raise web.HTTPError(401, "a valid token is required")
-        if not self.authorizer.is_authorized(self, user, "execute", self.auth_resource):
-            raise web.HTTPError(403, "not authorized to execute on %s" % self.auth_resource)
-        try:
-            self.session_id = self.session_record(session_id).id
-        except EngineError as exc:
-            raise api_error(exc) from None
+        self.session_id = self.websocket_session(session_id)
         await super().get(session_id)
 
     def on_message(self, message: str | bytes) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -9,6 +10,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.errors import EngineError, SessionNotFound
 from sandkasten_kernel.engine.store import SessionRecord
 
@@ -26,12 +28,25 @@ def session_json(record: SessionRecord, kernels: SessionKernels) -> dict[str, An
     return data
 
 
+async def usage_or_none(engine: Engine, session_id: str) -> dict[str, Any] | None:
+    """The sandbox's usage; None when it cannot be read right now (the session is going away, say)."""
+    try:
+        return await engine.usage(session_id)
+    except EngineError:
+        return None
+
+
 class SessionsHandler(SandkastenHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
         kernels = self.service.kernels
-        sessions = [session_json(r, kernels) for r in self.engine.list_sessions() if self.may_see(r)]
+        records = [r for r in self.engine.list_sessions() if self.may_see(r)]
+        sessions = [session_json(r, kernels) for r in records]
+        if self.get_query_argument("usage", "false") == "true":  # the dashboard's CPU and memory columns
+            usages = await asyncio.gather(*(usage_or_none(self.engine, r.id) for r in records))
+            for session, usage in zip(sessions, usages, strict=True):
+                session["usage"] = usage
         self.reply({"sessions": sessions})
 
     @web.authenticated

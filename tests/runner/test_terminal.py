@@ -1,0 +1,90 @@
+"""Interactive terminals and the usage op, on the host and inside every image.
+
+A terminal is a second bash on a PTY of its own: a person types into it, and
+whatever it started dies with it, while the exec shell carries on untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from sandkasten_kernel.engine.errors import RunnerRequestError
+from sandkasten_kernel.engine.runner_terminal import RunnerTerminal
+from tests.conftest import Target
+
+
+async def read_until(terminal: RunnerTerminal, needle: bytes, timeout: float = 15.0) -> bytes:
+    """Output until ``needle`` has appeared (a terminal echoes, so look for what only the command prints)."""
+    seen = b""
+
+    async def collect() -> None:
+        nonlocal seen
+        while needle not in seen:
+            chunk = await terminal.read()
+            assert chunk is not None, "the terminal ended early: %r" % seen[-500:]
+            seen += chunk
+
+    await asyncio.wait_for(collect(), timeout)
+    return seen
+
+
+async def test_a_terminal_runs_what_is_typed_and_echoes_like_a_terminal(runner: Target) -> None:
+    client = await runner.client()
+    terminal = await client.open_terminal(30, 100)
+    assert terminal.pid > 0
+    assert not client.usable  # the connection is the terminal's now
+    try:
+        await terminal.write(b"echo $((6*7))-$TERM; stty size\n")
+        output = await read_until(terminal, b"30 100")
+        assert b"42-xterm-256color" in output
+        assert b"echo $((6*7))" in output  # echo is on: a person sees what they type
+        await terminal.resize(40, 120)
+        await terminal.write(b"stty size\n")
+        await read_until(terminal, b"40 120")
+        await terminal.write(b"exit 3\n")
+        while await terminal.read() is not None:
+            pass
+        assert terminal.exit_code == 3
+    finally:
+        await terminal.close()
+
+
+async def test_closing_a_terminal_kills_what_it_started_and_spares_the_exec_shell(runner: Target) -> None:
+    marker = "sk-%s" % uuid.uuid4().hex[:8]
+    async with await runner.client() as client:
+        await client.exec("export KEPT=yes; sleep 300 &")  # the exec shell's own job
+        terminal = await (await runner.client()).open_terminal(24, 80)
+        await terminal.write(b"sleep 301 & exec -a %s sleep 302\n" % marker.encode())
+        await asyncio.sleep(0.5)
+        assert marker in (await client.exec("ps -eo args")).output
+        await terminal.close()
+        for _ in range(100):
+            if marker not in (await client.exec("ps -eo args")).output:
+                break
+            await asyncio.sleep(0.1)
+        processes = (await client.exec("ps -eo args")).output
+        assert marker not in processes and "sleep 301" not in processes
+        assert "sleep 300" in processes  # the exec shell's job lives on
+        assert (await client.exec("echo $KEPT")).output == "yes\n"
+
+
+async def test_terminal_sizes_are_checked(runner: Target) -> None:
+    client = await runner.client()
+    with pytest.raises(RunnerRequestError) as caught:
+        await client.open_terminal(0, 80)
+    assert caught.value.code == "bad_request"
+
+
+async def test_usage_reports_memory_and_growing_cpu_time(runner: Target) -> None:
+    async with await runner.client() as client:
+        before = await client.usage()
+        await client.exec("i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done")
+        after = await client.usage()
+    assert after["cpu_ns"] > before["cpu_ns"]
+    assert after["sampled_at"] > before["sampled_at"]
+    assert after["pids"] >= 2 and after["memory_bytes"] > 0
+    if runner.kind != "host":
+        assert after["memory_limit_bytes"] == 512 << 20  # the container's cgroup limit
