@@ -231,10 +231,15 @@ def served(docker_client: Any) -> Iterator[Served]:
     for volume in docker_client.volumes.list(filters={"label": "sandkasten.workspace"}):
         if volume.name not in workspaces_before:
             volume.remove(force=True)  # made by fuzzed requests
-    leftovers = [
-        c.name
-        for c in docker_client.containers.list(all=True, filters={"label": "sandkasten.session"})
-        if any(m.get("Source", "").startswith(server.state_dir) for m in c.attrs["Mounts"] or [])
-    ]
+    leftovers = containers_of(docker_client, server.state_dir)
     server.remove_state()
     assert not leftovers, "sandkasten serve left containers behind: %s" % leftovers
+
+
+def containers_of(docker_client: Any, state_dir: str) -> list[str]:
+    """Names of the sandbox containers whose run directory is under ``state_dir``."""
+    return [
+        c.name
+        for c in docker_client.containers.list(all=True, filters={"label": "sandkasten.session"})
+        if any(m.get("Source", "").startswith(state_dir) for m in c.attrs["Mounts"] or [])
+    ]

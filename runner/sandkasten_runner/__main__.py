@@ -21,6 +21,7 @@ from .server import Runner
 # sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_DUMPABLE = 4
 STOP_GRACE_SECONDS = 3.0
 
 
@@ -52,6 +53,15 @@ def _become_subreaper() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
+def _refuse_ptrace() -> None:
+    """Code in the sandbox runs as the runner's user, so it could ptrace-attach to the
+    runner and freeze or steer it. A non-dumpable process can only be traced with
+    CAP_SYS_PTRACE, which nobody here has. Children get the flag back at execve,
+    so the user's own programs stay debuggable."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     options = _parse(argv)
     socket_path = os.path.join(options.run_dir, "control.sock")
@@ -67,6 +77,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
 
     _become_subreaper()
+    _refuse_ptrace()
     registry = ChildRegistry()
     stop = threading.Event()
     signal.signal(signal.SIGCHLD, lambda signum, frame: registry.reap())

@@ -19,6 +19,7 @@ import requests
 from docker.models.containers import Container
 
 from .errors import DockerUnavailable, EngineError, ImageError
+from .sandbox_network import ensure_sandbox_network
 from .sandbox_spec import SandboxSpec, container_options, prepare_run_dir
 
 T = TypeVar("T")
@@ -40,6 +41,8 @@ def start_sandbox(client: docker.DockerClient, spec: SandboxSpec) -> Container:
     """Create the run directory and start a hardened container for ``spec``."""
     prepare_run_dir(spec.run_dir)
     options: dict[str, Any] = container_options(spec)
+    if spec.network:
+        ensure_sandbox_network(client)
     try:
         container: Container = client.containers.run(**options)
     except docker.errors.ImageNotFound:

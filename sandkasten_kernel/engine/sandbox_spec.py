@@ -16,6 +16,7 @@ from typing import Any
 import docker.types
 
 from .errors import EngineError
+from .sandbox_network import NETWORK_NAME
 
 SANDBOX_UID = 1000
 RUN_DIR_IN_SANDBOX = "/run/sandkasten"
@@ -103,7 +104,7 @@ def container_options(spec: SandboxSpec) -> dict[str, Any]:
         "nano_cpus": int(limits.cpus * 1e9),
         "tmpfs": tmpfs,
         "mounts": mounts,
-        "network_mode": "bridge" if spec.network else "none",
+        "network_mode": NETWORK_NAME if spec.network else "none",  # see sandbox_network
         "hostname": "sandbox",
         "environment": dict(spec.env),
         "labels": labels,
