@@ -54,3 +54,11 @@ def write_results(name: str, results: dict[str, Any], quick: bool, out: Path | N
     path.write_text(json.dumps(results, indent=2) + "\n")
     print("wrote %s" % path)
     return path
+
+
+def speedup(baseline: dict[str, float], ours: dict[str, float]) -> dict[str, float]:
+    """How many times faster ``ours`` is than ``baseline`` (two ``summary`` results), at the median and at p99."""
+    return {
+        "median": round(baseline["median_ms"] / ours["median_ms"], 1),
+        "p99": round(baseline["p99_ms"] / ours["p99_ms"], 1),
+    }

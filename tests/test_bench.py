@@ -27,3 +27,38 @@ def test_the_benchmark_runs(module: str, tmp_path: Path, docker_client: Any) -> 
     figures = json.loads(out.read_text())
     assert figures["quick"] is True
     assert "wrote %s" % out in result.stdout
+
+
+FIGURES = ["kernel_start", "first_exec", "exec_round_trip", "kernel_execute", "density", "concurrency", "file_transfer"]
+
+
+def test_the_suite_runs_every_figure_and_plots_it(tmp_path: Path, docker_client: Any) -> None:
+    """``python -m bench --quick``: every figure with its baselines, the targets, one PNG per figure."""
+    out = tmp_path / "suite.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-5000:]
+    figures = json.loads(out.read_text())
+    assert figures["quick"] is True and figures["machine"]["cpus"]
+    assert set(FIGURES) <= set(figures)
+    assert set(figures["kernel_start"]) >= {
+        "sandkasten_warm",
+        "sandkasten_cold",
+        "local_ipykernel",
+        "gateway_docker_provisioner",
+    }
+    assert set(figures["first_exec"]) >= {"sandkasten_warm", "sandkasten_cold", "llm_sandbox", "docker_run_exec"}
+    for output in ("true", "1MB_output"):
+        paths = figures["exec_round_trip"][output]
+        assert set(paths) >= {"sandkasten_sdk", "runner_socket", "docker_exec", "llm_sandbox", "speedup"}
+    assert figures["density"]["idle_memory"]["median_mb"] > 0
+    assert figures["concurrency"]["levels"][-1]["sessions_left"] == 0
+    assert [t["met"] in (True, False) for t in figures["targets"]] == [True] * 6
+    for name in FIGURES:
+        assert (tmp_path / ("suite-%s.png" % name.replace("_", "-"))).stat().st_size > 10_000
+    assert "wrote %s" % out in result.stdout

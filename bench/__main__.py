@@ -1,0 +1,7 @@
+"""``python -m bench``: the whole suite (bench/all.py)."""
+
+import sys
+
+from bench.all import main
+
+sys.exit(main())

@@ -1,0 +1,185 @@
+"""The benchmark suite: every figure, next to its baselines, in one run.
+
+    .venv/bin/python -m bench [--quick] [--out FILE.json] [--only FIGURE ...]
+
+1. kernel start to kernel_info: Sandkasten warm/cold, local ipykernel, gateway-provisioners;
+2. session create to first exec: Sandkasten warm/cold, llm-sandbox, docker run + exec;
+3. exec round trip (`true`, 1 MB output): SDK, stdlib HTTP, runner socket, docker exec, llm-sandbox;
+4. kernel execute round trip: sandboxed vs local;
+5. density: idle memory of a warm sandbox, sessions held before exec p99 doubles;
+6. throughput: 1, 5, 20, 50 agents looping create, write, exec, read, destroy;
+7. file transfer: 1 KB, 1 MB, 100 MB write and read, MB/s, next to docker cp.
+
+Writes bench/results/<date>.json (``--quick``: <date>-quick.json) and one PNG per
+figure beside it (<date>-<figure>.png), prints a table and marks each target met
+or missed. It asserts nothing: ``--quick`` (tiny sizes) is what CI runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+
+from bench import plots, targets
+from bench.baselines import gateway
+from bench.context import FULL, QUICK, SERVER_CONFIG, Run, Sizes
+from bench.engine import bench_engine
+from bench.figures import (
+    concurrency,
+    density,
+    exec_round_trip,
+    file_transfer,
+    first_exec,
+    kernel_execute,
+    kernel_start,
+)
+from bench.kernels import install_kernelspec
+from bench.printed import print_report
+from bench.report import RESULTS
+from sandkasten import SandboxClient
+from sandkasten_kernel.engine.docker_backend import connect
+from sandkasten_kernel.provisioner import use_engine
+from sandkasten_server import launcher
+
+KERNEL_FIGURES = ("kernel_start", "kernel_execute")
+SERVED_FIGURES = ("first_exec", "exec_round_trip", "file_transfer", "density", "concurrency")
+FIGURES = KERNEL_FIGURES + SERVED_FIGURES
+
+
+def machine(client: docker.DockerClient) -> dict[str, Any]:
+    with open("/proc/meminfo") as f:
+        total_kb = int(f.readline().split()[1])
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(total_kb / 2**20, 1),
+        "docker": client.version().get("Version"),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "note": "every figure comes from this one run; the machine is shared, so other work may have run alongside",
+    }
+
+
+async def timed_figure(name: str, measure: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    print("measuring %s ..." % name, flush=True)
+    started = time.monotonic()
+    figures = await measure()
+    figures["seconds"] = round(time.monotonic() - started, 1)
+    figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    return figures
+
+
+async def kernel_figures(client: docker.DockerClient, sizes: Sizes, only: set[str]) -> dict[str, Any]:
+    """Figures 1 and 4, on an in-process engine, as a notebook server runs the provisioner."""
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="sk-bench-jupyter-") as jupyter_dir:
+        install_kernelspec(Path(jupyter_dir))
+        gateway_kernel = gateway.install_kernelspec(client, Path(jupyter_dir))
+        async with bench_engine({"python": 1}) as engine:
+            use_engine(engine)
+            # Execute first: the gateway kernels of kernel_start load a poller that slows this event loop.
+            if "kernel_execute" in only:
+                results["kernel_execute"] = await timed_figure(
+                    "kernel_execute", lambda: kernel_execute.measure(engine, sizes)
+                )
+            if "kernel_start" in only:
+                results["kernel_start"] = await timed_figure(
+                    "kernel_start", lambda: kernel_start.measure(engine, client, gateway_kernel, sizes)
+                )
+    return results
+
+
+async def served_figures(client: docker.DockerClient, sizes: Sizes, only: set[str]) -> dict[str, Any]:
+    """Figures 2, 3, 5, 6, 7, through a real ``sandkasten serve`` and the Python SDK."""
+    modules = {
+        "first_exec": first_exec,
+        "exec_round_trip": exec_round_trip,
+        "file_transfer": file_transfer,
+        "density": density,
+        "concurrency": concurrency,  # last: the heaviest
+    }
+    served = launcher.start(SERVER_CONFIG)
+    results: dict[str, Any] = {"server_config": SERVER_CONFIG}
+    try:
+        async with (
+            SandboxClient(served.base_url, served.api_key, timeout=600) as sdk,
+            httpx.AsyncClient(base_url=served.url + "/", headers=served.headers, timeout=120) as http,
+        ):
+            run = Run(sizes, client, served, sdk, http)
+            for name, module in modules.items():
+                if name in only:
+                    results[name] = await timed_figure(name, partial(module.measure, run))
+    except BaseException:
+        print("sandkasten serve's log, last lines:\n%s" % served.log()[-4000:], file=sys.stderr)
+        raise
+    finally:
+        served.stop()
+        served.remove_state()
+    return results
+
+
+def default_out(quick: bool) -> Path:
+    return RESULTS / ("%s%s.json" % (datetime.date.today().isoformat(), "-quick" if quick else ""))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that every figure runs (CI)")
+    parser.add_argument(
+        "--out", type=Path, help="the JSON file; plots go beside it (default bench/results/<date>.json)"
+    )
+    parser.add_argument("--only", nargs="+", choices=FIGURES, help="run only these figures")
+    options = parser.parse_args()
+    sizes = QUICK if options.quick else FULL
+    only = set(options.only or FIGURES)
+    client = connect()
+
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m bench" + (" --quick" if options.quick else ""),
+        "quick": options.quick,
+        "machine": machine(client),
+        "baseline_images": {"gateway_kernel": gateway.ensure_kernel_image(client)},
+        "versions": versions(),
+    }
+    if only & set(KERNEL_FIGURES):
+        results.update(asyncio.run(kernel_figures(client, sizes, only)))
+    if only & set(SERVED_FIGURES):
+        results.update(asyncio.run(served_figures(client, sizes, only)))
+    results["seconds"] = round(time.monotonic() - started, 1)
+    if only == set(FIGURES):
+        results["targets"] = targets.check(results)
+
+    out = options.out or default_out(options.quick)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    pictures = plots.plot_all(results, out.with_suffix(""))
+    print_report(results)
+    print("wrote %s" % out)
+    for picture in pictures:
+        print("wrote %s" % picture)
+    return 0
+
+
+def versions() -> dict[str, str]:
+    return {name: version(name) for name in ("gateway-provisioners", "llm-sandbox", "jupyter_client", "ipykernel")}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""PNG plots of one run's figures (matplotlib, Agg: no display needed). One file per figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+
+SANDKASTEN = "#2a7ab0"
+BASELINE = "#b0b0b0"
+COLD = "#8fbcd8"
+
+
+def _bars(ax: Axes, rows: list[tuple[str, dict[str, Any], str]], title: str) -> None:
+    """Horizontal bars of medians (log scale), p99 as a tick, the median written at the bar's end."""
+    labels = [label for label, _, _ in rows]
+    medians = [figures["median_ms"] for _, figures, _ in rows]
+    p99s = [figures["p99_ms"] for _, figures, _ in rows]
+    positions = list(range(len(rows)))[::-1]
+    ax.barh(positions, medians, color=[color for _, _, color in rows])
+    ax.scatter(p99s, positions, marker="|", s=250, color="black", zorder=3, label="p99")
+    for y, median in zip(positions, medians, strict=True):
+        ax.text(median * 1.08, y, _ms(median), va="center", fontsize=8)
+    ax.set_yticks(positions, labels, fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlim(min(medians) / 2, max(p99s) * 6)
+    ax.set_xlabel("ms (median bar, p99 tick; log scale)", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+
+
+def _ms(value: float) -> str:
+    return "%.0f ms" % value if value >= 10 else "%.1f ms" % value
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def kernel_start(figures: dict[str, Any], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 2.8))
+    rows = [
+        ("Sandkasten, warm pool", figures["sandkasten_warm"], SANDKASTEN),
+        ("Sandkasten, cold", figures["sandkasten_cold"], COLD),
+        ("local ipykernel (no sandbox)", figures["local_ipykernel"], BASELINE),
+        ("gateway-provisioners DockerProvisioner", figures["gateway_docker_provisioner"], BASELINE),
+    ]
+    _bars(ax, rows, "1. Kernel start to kernel_info reply")
+    return _save(fig, path)
+
+
+def first_exec(figures: dict[str, Any], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 2.8))
+    rows = [
+        ("Sandkasten REST, warm pool", figures["sandkasten_warm"], SANDKASTEN),
+        ("Sandkasten REST, cold", figures["sandkasten_cold"], COLD),
+        ("llm-sandbox (Docker)", figures["llm_sandbox"], BASELINE),
+        ("docker run + docker exec", figures["docker_run_exec"], BASELINE),
+    ]
+    _bars(ax, rows, "2. Session create to first exec result")
+    return _save(fig, path)
+
+
+def exec_round_trip(figures: dict[str, Any], path: Path) -> Path:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3))
+    for ax, (key, title) in zip(axes, [("true", "`true`"), ("1MB_output", "1 MB of output")], strict=True):
+        part = figures[key]
+        rows = [
+            ("Sandkasten SDK (REST)", part["sandkasten_sdk"], SANDKASTEN),
+            ("Sandkasten REST, stdlib client", part["sandkasten_http_stdlib"], SANDKASTEN),
+            ("runner socket (no HTTP)", part["runner_socket"], COLD),
+            ("docker exec", part["docker_exec"], BASELINE),
+            ("llm-sandbox", part["llm_sandbox"], BASELINE),
+        ]
+        _bars(ax, rows, "3. Exec round trip, %s" % title)
+    return _save(fig, path)
+
+
+def kernel_execute(figures: dict[str, Any], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 1.9))
+    rows = [
+        ("sandboxed kernel (ipc)", figures["sandkasten_ipc"], SANDKASTEN),
+        ("local ipykernel", figures["local_ipykernel"], BASELINE),
+    ]
+    _bars(ax, rows, "4. Kernel execute round trip (`pass`)")
+    return _save(fig, path)
+
+
+def density(figures: dict[str, Any], path: Path) -> Path:
+    steps = figures["sessions"]["steps"]
+    counts = [step["sessions"] for step in steps]
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    ax.plot(counts, [s["median_ms"] for s in steps], "o-", color=SANDKASTEN, label="exec `true` median")
+    ax.plot(counts, [s["p99_ms"] for s in steps], "s-", color="black", label="exec `true` p99")
+    ax.axhline(2 * steps[0]["p99_ms"], color="red", linestyle="--", linewidth=1, label="2x p99 at 1 session")
+    ax.set_xlabel("sessions held")
+    ax.set_ylabel("ms")
+    ax.set_ylim(bottom=0)
+    idle = figures["idle_memory"]
+    ax.set_title(
+        "5. Density: exec latency vs sessions held (idle warm sandbox: %.1f MB)" % idle["median_mb"], fontsize=10
+    )
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def concurrency(figures: dict[str, Any], path: Path) -> Path:
+    levels = [level for level in figures["levels"] if level["cycle"]]
+    agents = [level["agents"] for level in levels]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.2))
+    left.plot(agents, [level["cycles_per_s"] for level in levels], "o-", color=SANDKASTEN)
+    for level in levels:
+        left.annotate("%d errors" % level["errors"], (level["agents"], level["cycles_per_s"]), fontsize=7)
+    left.set_xlabel("concurrent agents")
+    left.set_ylabel("cycles / s")
+    left.set_ylim(bottom=0)
+    left.set_title("6. Throughput: create, write, exec, read, destroy", fontsize=10)
+    right.plot(agents, [level["cycle"]["median_ms"] / 1000 for level in levels], "o-", color=SANDKASTEN, label="p50")
+    right.plot(agents, [level["cycle"]["p99_ms"] / 1000 for level in levels], "s-", color="black", label="p99")
+    right.set_xlabel("concurrent agents")
+    right.set_ylabel("cycle time, s")
+    right.set_ylim(bottom=0)
+    right.set_title("6. Cycle time per agent", fontsize=10)
+    right.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def file_transfer(figures: dict[str, Any], path: Path) -> Path:
+    sizes = figures["sizes"]
+    series = [
+        ("sandkasten_write", "Sandkasten write (PUT)", SANDKASTEN),
+        ("sandkasten_read", "Sandkasten read (GET)", COLD),
+        ("docker_cp_in", "docker cp in", BASELINE),
+        ("docker_cp_out", "docker cp out", "#707070"),
+    ]
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    width = 0.8 / len(series)
+    for i, (key, label, color) in enumerate(series):
+        xs = [j + i * width for j in range(len(sizes))]
+        values = [size[key]["mb_per_s"] for size in sizes]
+        ax.bar(xs, values, width, label=label, color=color)
+        for x, value in zip(xs, values, strict=True):
+            ax.text(x, value * 1.1, "%.0f" % value if value >= 10 else "%.2f" % value, ha="center", fontsize=7)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sizes))], [_size(s["bytes"]) for s in sizes])
+    ax.set_yscale("log")
+    ax.set_ylabel("MB/s (median; log scale)")
+    ax.set_title("7. File transfer through the API", fontsize=10)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _size(n: int) -> str:
+    return "%d MB" % (n // 1_000_000) if n >= 1_000_000 else "%d KB" % (n // 1000)
+
+
+PLOTS = {
+    "kernel_start": kernel_start,
+    "first_exec": first_exec,
+    "exec_round_trip": exec_round_trip,
+    "kernel_execute": kernel_execute,
+    "density": density,
+    "concurrency": concurrency,
+    "file_transfer": file_transfer,
+}
+
+
+def plot_all(figures: dict[str, Any], prefix: Path) -> list[Path]:
+    """One PNG per figure present, named ``<prefix>-<figure>.png``."""
+    return [
+        plot(figures[name], prefix.with_name("%s-%s.png" % (prefix.name, name.replace("_", "-"))))
+        for name, plot in PLOTS.items()
+        if name in figures
+    ]

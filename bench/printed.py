@@ -1,0 +1,102 @@
+"""The printed report of a suite run: one line per path, medians, p99s and ratios, then the targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import print_rows
+
+
+def _timing(figures: dict[str, Any]) -> str:
+    return "%8.2f ms p50  %8.2f ms p99  (n=%d)" % (figures["median_ms"], figures["p99_ms"], figures["n"])
+
+
+def _speedups(speedups: dict[str, dict[str, float]]) -> list[tuple[str, str]]:
+    return [
+        ("  %s" % name.replace("_", " "), "%sx p50, %sx p99" % (s["median"], s["p99"])) for name, s in speedups.items()
+    ]
+
+
+def _paths(title: str, figures: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [(title, "")]
+    rows += [
+        ("  " + name, _timing(value))
+        for name, value in figures.items()
+        if isinstance(value, dict) and "median_ms" in value
+    ]
+    return rows + _speedups(figures.get("speedup", {}))
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if "kernel_start" in results:
+        out += _paths("1. kernel start -> kernel_info", results["kernel_start"])
+    if "first_exec" in results:
+        out += _paths("2. create -> first exec", results["first_exec"])
+    if "exec_round_trip" in results:
+        for key in ("true", "1MB_output"):
+            out += _paths("3. exec round trip, %s" % key, results["exec_round_trip"][key])
+    if "kernel_execute" in results:
+        figures = results["kernel_execute"]
+        out += _paths("4. kernel execute `pass`", figures)
+        out.append(("  sandboxed / local", "%sx" % figures["sandboxed_over_local"]))
+    if "density" in results:
+        idle = results["density"]["idle_memory"]
+        held = results["density"]["sessions"]
+        out.append(
+            (
+                "5. idle warm sandbox",
+                "%s MB median, %s MB max (%d sandboxes)" % (idle["median_mb"], idle["max_mb"], idle["sandboxes"]),
+            )
+        )
+        for step in held["steps"]:
+            out.append(
+                ("  %d sessions held" % step["sessions"], _timing(step) + "  %s MB each" % step["working_set_mb"])
+            )
+        out.append(
+            (
+                "  fit before exec p99 doubles",
+                "%d (stopped by %s)" % (held["fits_before_p99_doubles"], held["stopped_by"]),
+            )
+        )
+    if "concurrency" in results:
+        out.append(("6. concurrent agents", ""))
+        for level in results["concurrency"]["levels"]:
+            cycle = level["cycle"] or {"median_ms": 0.0, "p99_ms": 0.0}
+            out.append(
+                (
+                    "  %d agents" % level["agents"],
+                    "%5.2f cycles/s, cycle p50 %.0f ms p99 %.0f ms, %d errors, %d left"
+                    % (
+                        level["cycles_per_s"],
+                        cycle["median_ms"],
+                        cycle["p99_ms"],
+                        level["errors"],
+                        level["sessions_left"],
+                    ),
+                )
+            )
+    if "file_transfer" in results:
+        out.append(("7. file transfer (MB/s, median)", "write / read / docker cp in / docker cp out"))
+        for size in results["file_transfer"]["sizes"]:
+            out.append(
+                (
+                    "  %d bytes" % size["bytes"],
+                    " / ".join(
+                        str(size[k]["mb_per_s"])
+                        for k in ("sandkasten_write", "sandkasten_read", "docker_cp_in", "docker_cp_out")
+                    ),
+                )
+            )
+    for target in results.get("targets", []):
+        out.append(
+            (
+                "target: %s %s" % (target["target"], target["wanted"]),
+                "%s%s  %s" % (target["value"], target["unit"], "MET" if target["met"] else "MISSED"),
+            )
+        )
+    return out
+
+
+def print_report(results: dict[str, Any]) -> None:
+    print_rows(rows(results))
