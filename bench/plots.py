@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.ticker import NullFormatter
 
 SANDKASTEN = "#2a7ab0"
 BASELINE = "#b0b0b0"
@@ -24,14 +25,15 @@ def _bars(ax: Axes, rows: list[tuple[str, dict[str, Any], str]], title: str) -> 
     positions = list(range(len(rows)))[::-1]
     ax.barh(positions, medians, color=[color for _, _, color in rows])
     ax.scatter(p99s, positions, marker="|", s=250, color="black", zorder=3, label="p99")
-    for y, median in zip(positions, medians, strict=True):
-        ax.text(median * 1.08, y, _ms(median), va="center", fontsize=8)
+    for y, median, p99 in zip(positions, medians, p99s, strict=True):
+        ax.text(max(median, p99) * 1.15, y, _ms(median), va="center", fontsize=8)
     ax.set_yticks(positions, labels, fontsize=8)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlim(min(medians) / 2, max(p99s) * 6)
     ax.set_xlabel("ms (median bar, p99 tick; log scale)", fontsize=8)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper right")
 
 
 def _ms(value: float) -> str:
@@ -101,6 +103,7 @@ def density(figures: dict[str, Any], path: Path) -> Path:
     ax.plot(counts, [s["median_ms"] for s in steps], "o-", color=SANDKASTEN, label="exec `true` median")
     ax.plot(counts, [s["p99_ms"] for s in steps], "s-", color="black", label="exec `true` p99")
     ax.axhline(2 * steps[0]["p99_ms"], color="red", linestyle="--", linewidth=1, label="2x p99 at 1 session")
+    ax.set_xticks(counts)
     ax.set_xlabel("sessions held")
     ax.set_ylabel("ms")
     ax.set_ylim(bottom=0)
@@ -119,12 +122,14 @@ def concurrency(figures: dict[str, Any], path: Path) -> Path:
     left.plot(agents, [level["cycles_per_s"] for level in levels], "o-", color=SANDKASTEN)
     for level in levels:
         left.annotate("%d errors" % level["errors"], (level["agents"], level["cycles_per_s"]), fontsize=7)
+    left.set_xticks(agents)
     left.set_xlabel("concurrent agents")
     left.set_ylabel("cycles / s")
     left.set_ylim(bottom=0)
     left.set_title("6. Throughput: create, write, exec, read, destroy", fontsize=10)
     right.plot(agents, [level["cycle"]["median_ms"] / 1000 for level in levels], "o-", color=SANDKASTEN, label="p50")
     right.plot(agents, [level["cycle"]["p99_ms"] / 1000 for level in levels], "s-", color="black", label="p99")
+    right.set_xticks(agents)
     right.set_xlabel("concurrent agents")
     right.set_ylabel("cycle time, s")
     right.set_ylim(bottom=0)
@@ -148,7 +153,7 @@ def file_transfer(figures: dict[str, Any], path: Path) -> Path:
         values = [size[key]["mb_per_s"] for size in sizes]
         ax.bar(xs, values, width, label=label, color=color)
         for x, value in zip(xs, values, strict=True):
-            ax.text(x, value * 1.1, "%.0f" % value if value >= 10 else "%.2f" % value, ha="center", fontsize=7)
+            ax.text(x, value * 1.1, "%.0f" % value if value >= 10 else "%.2g" % value, ha="center", fontsize=7)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sizes))], [_size(s["bytes"]) for s in sizes])
     ax.set_yscale("log")
     ax.set_ylabel("MB/s (median; log scale)")
@@ -179,3 +184,13 @@ def plot_all(figures: dict[str, Any], prefix: Path) -> list[Path]:
         for name, plot in PLOTS.items()
         if name in figures
     ]
+
+
+if __name__ == "__main__":
+    # Re-draw the plots of a finished run: python -m bench.plots bench/results/<date>.json
+    import json
+    import sys
+
+    result_file = Path(sys.argv[1])
+    for picture in plot_all(json.loads(result_file.read_text()), result_file.with_suffix("")):
+        print("wrote %s" % picture)
