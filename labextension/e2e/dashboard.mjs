@@ -1,0 +1,156 @@
+// End to end in real headless Chromium (Debian's, never a downloaded one): JupyterLab with the
+// Sandkasten panel against a real `sandkasten serve`. tests/labextension/test_dashboard.py runs it.
+//
+// Env: SANDKASTEN_URL (server root), SANDKASTEN_API_KEY, PYTHON (an interpreter with the
+// `sandkasten` SDK), SANDKASTEN_ARTIFACTS (where screenshots go), CHROMIUM (default /usr/bin/chromium).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const base = process.env.SANDKASTEN_URL;
+const key = process.env.SANDKASTEN_API_KEY;
+const artifacts = process.env.SANDKASTEN_ARTIFACTS ?? 'test-artifacts';
+const python = process.env.PYTHON ?? 'python3';
+const PYTHON_IMAGE = 'sandkasten/runtime:python';
+mkdirSync(artifacts, { recursive: true });
+
+async function widenSidebar(page, by) {
+  const handle = page.locator('#jp-main-split-panel > .lm-SplitPanel-handle').first();
+  const box = await handle.boundingBox();
+  if (box) {
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + by, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+  }
+}
+
+function step(text) {
+  console.log(`e2e: ${text}`);
+}
+
+async function api(method, path, body) {
+  const response = await fetch(`${base}/sandkasten/api/${path}`, {
+    method,
+    headers: { Authorization: `token ${key}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body)
+  });
+  if (!response.ok) {
+    throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+function createSessionWithTheSdk() {
+  const code = [
+    'import os',
+    'from sandkasten import SyncSandboxClient',
+    'client = SyncSandboxClient(base_url=os.environ["SANDKASTEN_URL"], api_key=os.environ["SANDKASTEN_API_KEY"])',
+    'print(client.create_session().id)'
+  ].join('\n');
+  return execFileSync(python, ['-c', code], { encoding: 'utf-8' }).trim();
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-dev-shm-usage']
+});
+const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+page.setDefaultTimeout(30000);
+const terminalOutput = [];
+page.on('websocket', socket => {
+  if (socket.url().includes('/terminal')) {
+    socket.on('framereceived', frame => terminalOutput.push(String(frame.payload)));
+  }
+});
+const pageErrors = [];
+page.on('pageerror', error => pageErrors.push(String(error)));
+
+try {
+  step('open JupyterLab');
+  await page.goto(`${base}/lab?token=${key}`);
+  const tab = page.locator('li[data-id="sandkasten-dashboard"]');
+  await tab.waitFor({ timeout: 90000 });
+  const panel = page.locator('#sandkasten-dashboard');
+  if (!(await panel.isVisible())) {
+    await tab.click();
+  }
+  await widenSidebar(page, 170); // room for the cards in the screenshots
+  const news = page.locator('.jp-toast-button', { hasText: 'No' });
+  if (await news.isVisible()) {
+    await news.click(); // JupyterLab's "notify me about news?" toast
+  }
+  await panel.locator('text=No sessions.').or(panel.locator('.jp-Sandkasten-card').first()).waitFor();
+
+  step('create a session through the Python SDK; it shows up in the panel');
+  const sessionId = createSessionWithTheSdk();
+  const card = panel.locator(`[data-session="${sessionId}"]`);
+  await card.waitFor();
+  await card.locator('.jp-Sandkasten-cpu', { hasText: '%' }).waitFor(); // a second reading gives CPU %
+
+  step('open a terminal into it and run echo');
+  await card.locator('[data-action="terminal"]').click();
+  const terminal = page.locator('.jp-Sandkasten-terminal .jp-Terminal');
+  await terminal.waitFor();
+  await page.waitForFunction(() => document.querySelector('.jp-Sandkasten-terminal .xterm') !== null);
+  await page.waitForTimeout(500); // bash prints its prompt
+  await terminal.click();
+  await page.keyboard.type('echo sk-e2e-$((6*7))\n', { delay: 10 });
+  for (let i = 0; i < 100 && !terminalOutput.join('').includes('sk-e2e-42'); i++) {
+    await page.waitForTimeout(100);
+  }
+  if (!terminalOutput.join('').includes('sk-e2e-42')) {
+    throw new Error(`the terminal never printed sk-e2e-42: ${terminalOutput.join('').slice(-500)}`);
+  }
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: join(artifacts, 'dashboard-terminal.png') });
+
+  step('destroy the session from the panel');
+  await card.locator('[data-action="destroy"]').click();
+  await page.locator('.jp-Dialog button.jp-mod-warn').click();
+  await card.waitFor({ state: 'detached' });
+  const left = (await api('GET', 'sessions')).sessions.map(s => s.id);
+  if (left.includes(sessionId)) {
+    throw new Error(`session ${sessionId} is still there`);
+  }
+
+  step('edit the pool target in place');
+  await panel.locator('[data-tab="Pool"]').click();
+  const target = panel.locator(`tr[data-image="${PYTHON_IMAGE}"] input.jp-Sandkasten-target`);
+  await target.fill('2');
+  await target.press('Enter');
+  for (let i = 0; i < 100; i++) {
+    if ((await api('GET', 'pool')).images[PYTHON_IMAGE]?.target === 2) {
+      break;
+    }
+    await page.waitForTimeout(100);
+  }
+  const pool = await api('GET', 'pool');
+  if (pool.images[PYTHON_IMAGE]?.target !== 2) {
+    throw new Error(`the pool target is ${JSON.stringify(pool.images[PYTHON_IMAGE])}, not 2`);
+  }
+  await panel.locator(`tr[data-image="${PYTHON_IMAGE}"] path[d^="M"]`).waitFor();
+  await page.screenshot({ path: join(artifacts, 'dashboard-pool.png') });
+
+  step('the config tab shows sandkasten.yaml and marks a bad value inline');
+  await panel.locator('[data-tab="Config"]').click();
+  const yaml = panel.locator('textarea.jp-Sandkasten-yaml');
+  await yaml.waitFor();
+  const text = await yaml.inputValue();
+  await yaml.fill(text.replace(/max_sessions: \d+/, 'max_sessions: -5'));
+  await panel.locator('button', { hasText: 'Save' }).click();
+  await panel.locator('.jp-Sandkasten-error', { hasText: 'max_sessions' }).waitFor();
+  await page.screenshot({ path: join(artifacts, 'dashboard-config.png') });
+
+  if (pageErrors.length > 0) {
+    throw new Error(`errors in the page: ${pageErrors.join('; ')}`);
+  }
+  step('passed');
+} catch (error) {
+  await page.screenshot({ path: join(artifacts, 'dashboard-failure.png') }).catch(() => undefined);
+  console.error(error);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

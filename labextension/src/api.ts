@@ -1,0 +1,191 @@
+/**
+ * The dashboard's client of the Sandkasten REST API (/sandkasten/api).
+ *
+ * It takes a `Send` function instead of calling fetch itself: in JupyterLab
+ * that is ServerConnection.makeRequest (cookies, XSRF, the token), in the
+ * unit tests plain fetch with the API key. Every failure becomes an
+ * `ApiError` whose message is the server's own, for the panel to show.
+ */
+
+export type Send = (path: string, init?: RequestInit) => Promise<Response>;
+
+export interface SessionUsage {
+  pids: number;
+  memory_bytes: number;
+  memory_limit_bytes: number | null;
+  cpu_ns: number;
+  sampled_at: number;
+}
+
+export interface Session {
+  id: string;
+  image: string;
+  owner: string | null;
+  workspace: string | null;
+  status: string;
+  created_at: number;
+  last_active: number;
+  limits: { cpus?: number; memory_mb?: number; pids?: number };
+  kernel_id?: string | null;
+  kernel?: { id: string; execution_state?: string | null } | null;
+  usage?: SessionUsage | null;
+}
+
+export interface PoolImage {
+  target: number;
+  ready: number;
+  starting: number;
+  claims: number;
+  misses: number;
+  failed: number;
+  last_error: string | null;
+  history: [number, number][];
+}
+
+export interface Pool {
+  enabled: boolean;
+  images: Record<string, PoolImage>;
+}
+
+export interface Workspace {
+  name: string;
+  size_bytes: number | null;
+  in_use_by: string[];
+  last_used: number | null;
+}
+
+export interface ConfigView {
+  path: string | null;
+  writable: boolean;
+  config: Record<string, unknown>;
+}
+
+export interface ConfigChanged {
+  path: string;
+  config: Record<string, unknown>;
+  applied: string[];
+  restart_required: string[];
+}
+
+export interface SandkastenEvent {
+  seq: number;
+  at: number;
+  session_id: string | null;
+  kind: string;
+  detail: Record<string, unknown>;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export const API_PATH = 'sandkasten/api';
+
+export class SandkastenApi {
+  constructor(private readonly send: Send) {}
+
+  async sessions(): Promise<Session[]> {
+    return (await this.json<{ sessions: Session[] }>('GET', 'sessions?usage=true')).sessions;
+  }
+
+  async destroySession(id: string): Promise<void> {
+    await this.json('DELETE', `sessions/${encodeURIComponent(id)}`);
+  }
+
+  async pool(): Promise<Pool> {
+    return this.json<Pool>('GET', 'pool');
+  }
+
+  /** `image` as sandkasten.yaml names it ("python"), not the full reference pool() lists. */
+  async setPoolTarget(image: string, target: number): Promise<Pool> {
+    return this.json<Pool>('PUT', 'pool', { images: { [image]: target } });
+  }
+
+  async workspaces(): Promise<Workspace[]> {
+    return (await this.json<{ workspaces: Workspace[] }>('GET', 'workspaces')).workspaces;
+  }
+
+  async deleteWorkspace(name: string): Promise<void> {
+    await this.json('DELETE', `workspaces/${encodeURIComponent(name)}`);
+  }
+
+  async config(): Promise<ConfigView> {
+    return this.json<ConfigView>('GET', 'config');
+  }
+
+  async changeConfig(change: Record<string, unknown>): Promise<ConfigChanged> {
+    return this.json<ConfigChanged>('PUT', 'config', change);
+  }
+
+  async events(limit = 50): Promise<SandkastenEvent[]> {
+    return (await this.json<{ events: SandkastenEvent[] }>('GET', `events?limit=${limit}`)).events;
+  }
+
+  async listFiles(sessionId: string, path: string): Promise<FileEntry[]> {
+    const listing = await this.json<{ entries: FileEntry[] }>('GET', filesPath(sessionId, path));
+    return listing.entries;
+  }
+
+  async readText(sessionId: string, path: string): Promise<string> {
+    const response = await this.call('GET', filesPath(sessionId, path));
+    return response.text();
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const response = await this.call(method, path, body);
+    const text = await response.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  private async call(method: string, path: string, body?: unknown): Promise<Response> {
+    const init: RequestInit = { method };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers = { 'Content-Type': 'application/json' };
+    }
+    let response: Response;
+    try {
+      response = await this.send(path, init);
+    } catch (error) {
+      throw new ApiError(0, 'unreachable', `the server did not answer: ${String(error)}`);
+    }
+    if (!response.ok) {
+      throw await errorOf(response);
+    }
+    return response;
+  }
+}
+
+export interface FileEntry {
+  name: string;
+  type: 'file' | 'directory' | 'symlink' | 'other';
+  size: number;
+  mtime: number;
+}
+
+function filesPath(sessionId: string, path: string): string {
+  const parts = path.split('/').filter(part => part.length > 0).map(encodeURIComponent);
+  return `sessions/${encodeURIComponent(sessionId)}/files/${parts.join('/')}`;
+}
+
+/** The API's `{error, message}` body as an ApiError; anything else says what came back. */
+export async function errorOf(response: Response): Promise<ApiError> {
+  const text = await response.text().catch(() => '');
+  try {
+    const body = JSON.parse(text) as { error?: unknown; message?: unknown };
+    if (typeof body.message === 'string') {
+      return new ApiError(response.status, String(body.error ?? 'error'), body.message);
+    }
+  } catch {
+    // not JSON: fall through
+  }
+  const reason = text.trim().slice(0, 200) || response.statusText;
+  return new ApiError(response.status, 'error', `HTTP ${response.status}: ${reason}`);
+}

@@ -1,0 +1,398 @@
+/**
+ * The "Sandkasten" panel: sessions, pool, workspaces, config and events in tabs.
+ * It refreshes while visible and stops while hidden (onAfterShow / onAfterHide).
+ */
+import * as React from 'react';
+import { Dialog, ReactWidget, showDialog, UseSignal } from '@jupyterlab/apputils';
+import { Message } from '@lumino/messaging';
+import { DashboardModel, Part } from './model';
+import { ConfigEditor } from './configEditor';
+import { Pool, Session } from './api';
+import { sparklinePath } from './sparkline';
+import {
+  formatBytes,
+  formatDuration,
+  formatMemory,
+  formatPercent,
+  imageName,
+  memoryFraction,
+  secondsSince,
+  shortId
+} from './format';
+
+/** What the panel's buttons do outside the panel. */
+export interface PanelActions {
+  openTerminal(session: Session): void;
+  openFiles(session: Session): void;
+  /** The notebook a kernel belongs to, if JupyterLab has one open on it. */
+  notebookOf(kernelId: string): string | null;
+}
+
+const TABS = ['Sessions', 'Pool', 'Workspaces', 'Config', 'Events'] as const;
+type Tab = (typeof TABS)[number];
+const SPARK_WINDOW_S = 600;
+
+export class DashboardPanel extends ReactWidget {
+  constructor(
+    readonly model: DashboardModel,
+    private readonly actions: PanelActions
+  ) {
+    super();
+    this.id = 'sandkasten-dashboard';
+    this.addClass('jp-Sandkasten');
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.model.start();
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this.model.stop();
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    if (this.isVisible) {
+      this.model.start();
+    }
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this.model.stop();
+    super.onBeforeDetach(msg);
+  }
+
+  dispose(): void {
+    this.model.dispose();
+    super.dispose();
+  }
+
+  render(): JSX.Element {
+    return <Dashboard model={this.model} actions={this.actions} />;
+  }
+}
+
+function Dashboard(props: { model: DashboardModel; actions: PanelActions }): JSX.Element {
+  const [tab, setTab] = React.useState<Tab>('Sessions');
+  const { model, actions } = props;
+  return (
+    <div className="jp-Sandkasten-body">
+      <div className="jp-Sandkasten-header">
+        <h2>Sandkasten</h2>
+        <div className="jp-Sandkasten-tabs" role="tablist">
+          {TABS.map(name => (
+            <button
+              key={name}
+              role="tab"
+              data-tab={name}
+              aria-selected={tab === name}
+              className={'jp-Sandkasten-tab' + (tab === name ? ' jp-mod-active' : '')}
+              onClick={() => setTab(name)}
+            >
+              {name}
+            </button>
+          ))}
+        </div>
+      </div>
+      <div className="jp-Sandkasten-content">
+        {tab === 'Config' ? (
+          <ConfigEditor api={model.api} />
+        ) : (
+          <UseSignal signal={model.changed}>
+            {() => {
+              switch (tab) {
+                case 'Sessions':
+                  return <SessionsTab model={model} actions={actions} />;
+                case 'Pool':
+                  return <PoolTab model={model} />;
+                case 'Workspaces':
+                  return <WorkspacesTab model={model} />;
+                default:
+                  return <EventsTab model={model} />;
+              }
+            }}
+          </UseSignal>
+        )}
+      </div>
+    </div>
+  );
+}
+
+/** The part's error (if any) above its content; "Loading" before the first answer. */
+function Loaded<T>(props: { part: Part<T>; children: (data: T) => JSX.Element }): JSX.Element {
+  const { data, error } = props.part;
+  return (
+    <>
+      {error && <ErrorNote message={error} />}
+      {data === null ? !error && <p className="jp-Sandkasten-empty">Loading…</p> : props.children(data)}
+    </>
+  );
+}
+
+export function ErrorNote(props: { message: string }): JSX.Element {
+  return (
+    <div className="jp-Sandkasten-error" role="alert">
+      {props.message}
+    </div>
+  );
+}
+
+/** Runs an action of a button; its failure is shown in a dialog, never lost. */
+async function attempt(what: string, action: () => Promise<unknown>, model: DashboardModel): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    await showDialog({
+      title: `Could not ${what}`,
+      body: error instanceof Error ? error.message : String(error),
+      buttons: [Dialog.okButton()]
+    });
+  }
+  await model.refresh();
+}
+
+function SessionsTab(props: { model: DashboardModel; actions: PanelActions }): JSX.Element {
+  const { model, actions } = props;
+  const now = Date.now();
+  const destroy = async (session: Session): Promise<void> => {
+    const answer = await showDialog({
+      title: 'Destroy session',
+      body: `Destroy session ${session.id}? Its processes stop; a named workspace stays.`,
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Destroy' })]
+    });
+    if (answer.button.accept) {
+      await attempt(`destroy ${session.id}`, () => model.api.destroySession(session.id), model);
+    }
+  };
+  return (
+    <Loaded part={model.sessions}>
+      {sessions =>
+        sessions.length === 0 ? (
+          <p className="jp-Sandkasten-empty">No sessions.</p>
+        ) : (
+          <div className="jp-Sandkasten-cards">
+            {sessions.map(session => {
+              const usage = session.usage;
+              const kernelId = session.kernel?.id ?? session.kernel_id ?? null;
+              const notebook = kernelId ? actions.notebookOf(kernelId) : null;
+              return (
+                <div className="jp-Sandkasten-card" key={session.id} data-session={session.id}>
+                  <div className="jp-Sandkasten-cardTitle">
+                    <span className="jp-Sandkasten-id" title={session.id}>
+                      {shortId(session.id)}
+                    </span>
+                    <span className="jp-Sandkasten-image">{imageName(session.image)}</span>
+                    <span className={`jp-Sandkasten-status jp-Sandkasten-status-${session.status}`}>
+                      {session.status}
+                    </span>
+                  </div>
+                  <dl className="jp-Sandkasten-facts">
+                    <dt>owner</dt>
+                    <dd>{session.owner ?? '–'}</dd>
+                    <dt>kernel</dt>
+                    <dd title={kernelId ?? ''}>
+                      {kernelId ? `${shortId(kernelId)} ${session.kernel?.execution_state ?? ''}` : '–'}
+                      {notebook && <span className="jp-Sandkasten-notebook"> ({notebook})</span>}
+                    </dd>
+                    <dt>workspace</dt>
+                    <dd>{session.workspace ?? '(scratch)'}</dd>
+                    <dt>age / idle</dt>
+                    <dd>
+                      {formatDuration(secondsSince(session.created_at, now))} /{' '}
+                      {formatDuration(secondsSince(session.last_active, now))}
+                    </dd>
+                    <dt>CPU</dt>
+                    <dd className="jp-Sandkasten-cpu">{formatPercent(model.cpu.get(session.id) ?? null)}</dd>
+                    <dt>memory</dt>
+                    <dd>
+                      {formatMemory(usage?.memory_bytes, usage?.memory_limit_bytes)}
+                      <div className="jp-Sandkasten-bar">
+                        <div style={{ width: `${memoryFraction(usage?.memory_bytes, usage?.memory_limit_bytes) * 100}%` }} />
+                      </div>
+                    </dd>
+                  </dl>
+                  <div className="jp-Sandkasten-actions">
+                    <button className="jp-mod-styled jp-mod-accept" data-action="terminal" onClick={() => actions.openTerminal(session)}>
+                      Terminal
+                    </button>
+                    <button className="jp-mod-styled" data-action="files" onClick={() => actions.openFiles(session)}>
+                      Files
+                    </button>
+                    <button className="jp-mod-styled jp-mod-warn" data-action="destroy" onClick={() => void destroy(session)}>
+                      Destroy
+                    </button>
+                  </div>
+                </div>
+              );
+            })}
+          </div>
+        )
+      }
+    </Loaded>
+  );
+}
+
+function PoolTab(props: { model: DashboardModel }): JSX.Element {
+  const { model } = props;
+  return (
+    <Loaded part={model.pool}>
+      {pool => (
+        <>
+          {!pool.enabled && <p className="jp-Sandkasten-empty">The warm pool is off (pool.enabled).</p>}
+          <table className="jp-Sandkasten-table">
+            <thead>
+              <tr>
+                <th>image</th>
+                <th>target</th>
+                <th>ready</th>
+                <th>claims</th>
+                <th>misses</th>
+                <th>last 10 min</th>
+              </tr>
+            </thead>
+            <tbody>
+              {Object.entries(pool.images).map(([image, status]) => (
+                <PoolRow key={image} image={image} status={status} model={model} />
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+    </Loaded>
+  );
+}
+
+function PoolRow(props: { image: string; status: Pool['images'][string]; model: DashboardModel }): JSX.Element {
+  const { image, status, model } = props;
+  const [draft, setDraft] = React.useState<string | null>(null);
+  const save = async (): Promise<void> => {
+    const target = Number(draft);
+    setDraft(null);
+    if (draft !== null && Number.isInteger(target) && target >= 0 && target !== status.target) {
+      await attempt(`set the ${imageName(image)} target`, () => model.api.setPoolTarget(imageName(image), target), model);
+    }
+  };
+  const path = sparklinePath(status.history, {
+    width: 100,
+    height: 20,
+    windowSeconds: SPARK_WINDOW_S,
+    now: Date.now() / 1000,
+    max: status.target
+  });
+  return (
+    <tr data-image={image}>
+      <td title={status.last_error ?? image}>{imageName(image)}</td>
+      <td>
+        <input
+          className="jp-Sandkasten-target"
+          type="number"
+          min={0}
+          aria-label={`pool target for ${image}`}
+          value={draft ?? String(status.target)}
+          onChange={event => setDraft(event.target.value)}
+          onKeyDown={event => {
+            if (event.key === 'Enter') {
+              void save();
+            } else if (event.key === 'Escape') {
+              setDraft(null);
+            }
+          }}
+          onBlur={() => void save()}
+        />
+      </td>
+      <td className="jp-Sandkasten-ready">
+        {status.ready}
+        {status.starting > 0 ? ` (+${status.starting})` : ''}
+      </td>
+      <td>{status.claims}</td>
+      <td>{status.misses}</td>
+      <td>
+        <svg className="jp-Sandkasten-spark" viewBox="0 0 100 20" preserveAspectRatio="none" width="100" height="20">
+          <path d={path} />
+        </svg>
+      </td>
+    </tr>
+  );
+}
+
+function WorkspacesTab(props: { model: DashboardModel }): JSX.Element {
+  const { model } = props;
+  const remove = async (name: string): Promise<void> => {
+    const answer = await showDialog({
+      title: 'Delete workspace',
+      body: `Delete workspace "${name}" and every file in it? This cannot be undone.`,
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+    });
+    if (answer.button.accept) {
+      await attempt(`delete workspace ${name}`, () => model.api.deleteWorkspace(name), model);
+    }
+  };
+  const now = Date.now();
+  return (
+    <Loaded part={model.workspaces}>
+      {workspaces =>
+        workspaces.length === 0 ? (
+          <p className="jp-Sandkasten-empty">No named workspaces.</p>
+        ) : (
+          <table className="jp-Sandkasten-table">
+            <thead>
+              <tr>
+                <th>name</th>
+                <th>size</th>
+                <th>in use by</th>
+                <th>last used</th>
+                <th />
+              </tr>
+            </thead>
+            <tbody>
+              {workspaces.map(ws => (
+                <tr key={ws.name} data-workspace={ws.name}>
+                  <td>{ws.name}</td>
+                  <td>{formatBytes(ws.size_bytes)}</td>
+                  <td>{ws.in_use_by.length ? ws.in_use_by.map(shortId).join(', ') : '–'}</td>
+                  <td>{ws.last_used ? `${formatDuration(secondsSince(ws.last_used, now))} ago` : '–'}</td>
+                  <td>
+                    <button className="jp-mod-styled jp-mod-warn" disabled={ws.in_use_by.length > 0} onClick={() => void remove(ws.name)}>
+                      Delete
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )
+      }
+    </Loaded>
+  );
+}
+
+function EventsTab(props: { model: DashboardModel }): JSX.Element {
+  return (
+    <Loaded part={props.model.events}>
+      {events => (
+        <table className="jp-Sandkasten-table jp-Sandkasten-events">
+          <thead>
+            <tr>
+              <th>when</th>
+              <th>event</th>
+              <th>session</th>
+              <th>detail</th>
+            </tr>
+          </thead>
+          <tbody>
+            {events.map(event => (
+              <tr key={event.seq}>
+                <td>{new Date(event.at * 1000).toLocaleTimeString()}</td>
+                <td>{event.kind}</td>
+                <td>{event.session_id ? shortId(event.session_id) : '–'}</td>
+                <td className="jp-Sandkasten-detail">{Object.keys(event.detail).length ? JSON.stringify(event.detail) : ''}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </Loaded>
+  );
+}

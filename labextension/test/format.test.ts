@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import {
+  cpuPercent,
+  formatBytes,
+  formatDuration,
+  formatMemory,
+  formatPercent,
+  imageName,
+  memoryFraction,
+  secondsSince,
+  shortId
+} from '../src/format';
+
+describe('formatBytes', () => {
+  it('picks the unit and keeps one decimal below 100', () => {
+    expect(formatBytes(0)).toBe('0 B');
+    expect(formatBytes(1536)).toBe('1.5 KiB');
+    expect(formatBytes(512 * 1024 * 1024)).toBe('512 MiB');
+    expect(formatBytes(3 * 1024 ** 3)).toBe('3.0 GiB');
+  });
+  it('says nothing is known for null', () => {
+    expect(formatBytes(null)).toBe('–');
+    expect(formatBytes(undefined)).toBe('–');
+  });
+});
+
+describe('formatDuration', () => {
+  it('shows the two largest units', () => {
+    expect(formatDuration(42.9)).toBe('42s');
+    expect(formatDuration(125)).toBe('2m 5s');
+    expect(formatDuration(3725)).toBe('1h 2m');
+    expect(formatDuration(90000)).toBe('1d 1h');
+    expect(formatDuration(-3)).toBe('0s');
+  });
+  it('measures from epoch seconds to a Date.now()', () => {
+    expect(secondsSince(1000, 1_010_000)).toBe(10);
+    expect(secondsSince(2000, 1_000_000)).toBe(0);
+  });
+});
+
+describe('cpuPercent', () => {
+  it('is CPU time over wall time between two readings, in percent of a core', () => {
+    const first = { cpu_ns: 1e9, sampled_at: 100 };
+    expect(cpuPercent(first, { cpu_ns: 2e9, sampled_at: 102 })).toBe(50);
+    expect(cpuPercent(first, { cpu_ns: 5e9, sampled_at: 102 })).toBe(200);
+  });
+  it('is unknown without an earlier reading, out of order, or after a restart', () => {
+    expect(cpuPercent(undefined, { cpu_ns: 1, sampled_at: 1 })).toBeNull();
+    expect(cpuPercent({ cpu_ns: 1, sampled_at: 5 }, { cpu_ns: 2, sampled_at: 5 })).toBeNull();
+    expect(cpuPercent({ cpu_ns: 9e9, sampled_at: 1 }, { cpu_ns: 1e9, sampled_at: 3 })).toBeNull();
+  });
+  it('formats small values with a decimal', () => {
+    expect(formatPercent(3.14159)).toBe('3.1 %');
+    expect(formatPercent(57.6)).toBe('58 %');
+    expect(formatPercent(null)).toBe('–');
+  });
+});
+
+describe('memory', () => {
+  it('shows usage against the limit', () => {
+    expect(formatMemory(128 * 1024 ** 2, 512 * 1024 ** 2)).toBe('128 MiB / 512 MiB (25 %)');
+    expect(formatMemory(2048, null)).toBe('2.0 KiB');
+    expect(formatMemory(undefined, 10)).toBe('–');
+  });
+  it('fills the bar to the share of the limit, capped', () => {
+    expect(memoryFraction(1, 4)).toBe(0.25);
+    expect(memoryFraction(8, 4)).toBe(1);
+    expect(memoryFraction(1, null)).toBe(0);
+  });
+});
+
+describe('names', () => {
+  it('shortens ids and images', () => {
+    expect(shortId('0123456789ab')).toBe('01234567');
+    expect(shortId('abc')).toBe('abc');
+    expect(imageName('sandkasten/runtime:python')).toBe('python');
+    expect(imageName('debian:bookworm')).toBe('debian:bookworm');
+  });
+});
