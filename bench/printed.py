@@ -51,7 +51,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         )
         for step in held["steps"]:
             out.append(
-                ("  %d sessions held" % step["sessions"], _timing(step) + "  %s MB each" % step["working_set_mb"])
+                (
+                    "  %d sessions held" % step["sessions"],
+                    _timing(step) + "  %s MB each (mean)" % step["working_set_mb_mean"],
+                )
             )
         out.append(
             (
