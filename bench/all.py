@@ -133,6 +133,20 @@ async def served_figures(client: docker.DockerClient, sizes: Sizes, only: set[st
     return results
 
 
+def merged(earlier: dict[str, Any], rerun: dict[str, Any], only: set[str]) -> dict[str, Any]:
+    """An earlier run with some figures measured again (``--only`` onto its file); the file says which and when."""
+    for name in only:
+        earlier[name] = rerun[name]
+    earlier.setdefault("rerun", []).append(
+        {
+            "figures": sorted(only),
+            "date": rerun["date"],
+            "load_average_at_start": rerun["machine"]["load_average_at_start"],
+        }
+    )
+    return earlier
+
+
 def default_out(quick: bool) -> Path:
     return RESULTS / ("%s%s.json" % (datetime.date.today().isoformat(), "-quick" if quick else ""))
 
@@ -143,7 +157,9 @@ def main() -> int:
     parser.add_argument(
         "--out", type=Path, help="the JSON file; plots go beside it (default bench/results/<date>.json)"
     )
-    parser.add_argument("--only", nargs="+", choices=FIGURES, help="run only these figures")
+    parser.add_argument(
+        "--only", nargs="+", choices=FIGURES, help="run only these figures; into an existing --out file, replace them"
+    )
     options = parser.parse_args()
     sizes = QUICK if options.quick else FULL
     only = set(options.only or FIGURES)
@@ -163,10 +179,12 @@ def main() -> int:
     if only & set(SERVED_FIGURES):
         results.update(asyncio.run(served_figures(client, sizes, only)))
     results["seconds"] = round(time.monotonic() - started, 1)
-    if only == set(FIGURES):
+    out = options.out or default_out(options.quick)
+    if options.only and out.exists():
+        results = merged(json.loads(out.read_text()), results, only)
+    if set(FIGURES) <= set(results):
         results["targets"] = targets.check(results)
 
-    out = options.out or default_out(options.quick)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     pictures = plots.plot_all(results, out.with_suffix(""))

@@ -1,0 +1,121 @@
+"""The README's benchmark table, from a suite run's JSON: ``python -m bench.markdown bench/results/<date>.json``.
+
+Printed, not written: the README is edited by hand around it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _t(figures: dict[str, Any]) -> str:
+    def ms(value: float) -> str:
+        return "%.0f" % value if value >= 100 else "%.1f" % value if value >= 10 else "%.2f" % value
+
+    return "%s / %s ms" % (ms(figures["median_ms"]), ms(figures["p99_ms"]))
+
+
+def _x(speedup: dict[str, float]) -> str:
+    return "**%sx** (p99 %sx)" % (speedup["median"], speedup["p99"])
+
+
+def table(r: dict[str, Any]) -> list[str]:
+    k, f, e, x = r["kernel_start"], r["first_exec"], r["exec_round_trip"], r["kernel_execute"]
+    d, c = r["density"], r["concurrency"]["levels"]
+    rows = [
+        ("**1. Kernel start → kernel_info**", "", ""),
+        ("Sandkasten provisioner, warm pool", _t(k["sandkasten_warm"]), ""),
+        ("Sandkasten provisioner, cold", _t(k["sandkasten_cold"]), ""),
+        ("local ipykernel, no sandbox", _t(k["local_ipykernel"]), _x(k["speedup"]["warm_vs_local_ipykernel"])),
+        (
+            "gateway-provisioners `DockerProvisioner`",
+            _t(k["gateway_docker_provisioner"]),
+            _x(k["speedup"]["warm_vs_gateway"]),
+        ),
+        ("**2. Session create → first exec result**", "", ""),
+        ("Sandkasten REST (SDK), warm pool", _t(f["sandkasten_warm"]), ""),
+        ("Sandkasten REST (SDK), cold", _t(f["sandkasten_cold"]), ""),
+        ("llm-sandbox (Docker backend)", _t(f["llm_sandbox"]), _x(f["speedup"]["warm_vs_llm_sandbox"])),
+        (
+            "`docker run` + `docker exec` (docker-py)",
+            _t(f["docker_run_exec"]),
+            _x(f["speedup"]["warm_vs_docker_run_exec"]),
+        ),
+    ]
+    for key, title in (("true", "`true`"), ("1MB_output", "1 MB of output")):
+        part = e[key]
+        rows += [
+            ("**3. Exec round trip, %s**" % title, "", ""),
+            ("Sandkasten REST through the Python SDK", _t(part["sandkasten_sdk"]), ""),
+            ("Sandkasten REST, kept-alive stdlib client", _t(part["sandkasten_http_stdlib"]), ""),
+            ("runner socket (no HTTP)", _t(part["runner_socket"]), ""),
+            ("`docker exec`, same container", _t(part["docker_exec"]), _x(part["speedup"]["sdk_vs_docker_exec"])),
+            ("llm-sandbox `execute_command`", _t(part["llm_sandbox"]), _x(part["speedup"]["sdk_vs_llm_sandbox"])),
+        ]
+    rows += [
+        ("**4. Kernel execute round trip (`pass`)**", "", ""),
+        ("sandboxed kernel (ZMQ over ipc)", _t(x["sandkasten_ipc"]), "%sx the local time" % x["sandboxed_over_local"]),
+        ("local ipykernel", _t(x["local_ipykernel"]), ""),
+        ("**5. Density**", "", ""),
+        (
+            "idle warm sandbox (runner, bash, ipykernel), working set",
+            "%s MB median, %s MB max" % (d["idle_memory"]["median_mb"], d["idle_memory"]["max_mb"]),
+            "",
+        ),
+    ]
+    held = d["sessions"]
+    first = held["steps"][0]
+    for step in held["steps"]:
+        rows.append(
+            (
+                "%d sessions held: exec `true` (SDK)" % step["sessions"],
+                _t(step),
+                "%s MB a session (mean)" % step["working_set_mb_mean"],
+            )
+        )
+    rows.append(
+        (
+            "sessions held before exec p99 doubles (> %.1f ms)" % (2 * first["p99_ms"]),
+            "**%s%d**" % ("≥ " if held["stopped_by"] != "p99 doubled" else "", held["fits_before_p99_doubles"]),
+            "stopped by %s" % held["stopped_by"],
+        )
+    )
+    rows.append(("**6. Agents looping create → write → exec → read → destroy**", "", ""))
+    for level in c:
+        cycle = level["cycle"]
+        rows.append(
+            (
+                "%d agents, %.0f s" % (level["agents"], level["seconds"]),
+                "%.2f cycles/s, cycle %s" % (level["cycles_per_s"], _t(cycle)),
+                "**%d errors**, %d sessions left" % (level["errors"], level["sessions_left"]),
+            )
+        )
+    rows.append(("**7. File transfer (MB/s, median)**", "write / read", "`docker cp` in / out"))
+    for size in r["file_transfer"]["sizes"]:
+        rows.append(
+            (
+                "%s" % _size(size["bytes"]),
+                "%s / %s" % (size["sandkasten_write"]["mb_per_s"], size["sandkasten_read"]["mb_per_s"]),
+                "%s / %s" % (size["docker_cp_in"]["mb_per_s"], size["docker_cp_out"]["mb_per_s"]),
+            )
+        )
+    lines = ["| figure | median / p99 | Sandkasten warm is ... faster |", "|---|---|---|"]
+    lines += ["| %s | %s | %s |" % row for row in rows]
+    lines += ["", "| target | wanted | measured | |", "|---|---|---|---|"]
+    lines += [
+        "| %s | %s | %s%s | %s |"
+        % (t["target"], t["wanted"], t["value"], t["unit"], "met" if t["met"] else "**missed**")
+        for t in r["targets"]
+    ]
+    return lines
+
+
+def _size(n: int) -> str:
+    return "%d MB" % (n // 1_000_000) if n >= 1_000_000 else "%d KB" % (n // 1000)
+
+
+if __name__ == "__main__":
+    print("\n".join(table(json.loads(Path(sys.argv[1]).read_text()))))
