@@ -17,7 +17,7 @@ from typing import Any
 from .engine.config import CONFIG_ENV, Settings, find_config, load_settings
 from .engine.docker_backend import DockerBackend, connect
 from .engine.engine import Engine
-from .engine.sandboxes import LABEL_POOL
+from .engine.sandboxes import LABEL_POOL, LABEL_SESSION
 
 
 def settings(options: argparse.Namespace) -> Settings:
@@ -81,11 +81,11 @@ def pool_status(options: argparse.Namespace) -> int:
     claimed = {record.id for record in engine.list_sessions()}
 
     async def warm() -> list[Any]:
-        return await DockerBackend(connect()).containers(LABEL_POOL)
+        return await DockerBackend(connect()).containers(engine.factory.own_label)
 
     ready: dict[str, int] = {}
     for container in asyncio.run(warm()):
-        if container.running and container.labels.get("sandkasten.session") not in claimed:
+        if LABEL_POOL in container.labels and container.running and container.labels[LABEL_SESSION] not in claimed:
             ready[container.labels[LABEL_POOL]] = ready.get(container.labels[LABEL_POOL], 0) + 1
     targets = {config.resolve_image(name): count for name, count in config.pool.images.items()}
     rows = [

@@ -193,7 +193,7 @@ def state_dir(docker_client: Any) -> Iterator[str]:
     # Nothing a test started may outlive it: remove what is left, then say so.
     leftovers = [
         c
-        for c in docker_client.containers.list(all=True, filters={"label": "sandkasten.session"})
+        for c in docker_client.containers.list(all=True, filters={"label": "sandkasten.session"}, ignore_removed=True)
         if c.attrs["Mounts"] and any(m.get("Source", "").startswith(path) for m in c.attrs["Mounts"])
     ]
     for container in leftovers:
@@ -240,6 +240,6 @@ def containers_of(docker_client: Any, state_dir: str) -> list[str]:
     """Names of the sandbox containers whose run directory is under ``state_dir``."""
     return [
         c.name
-        for c in docker_client.containers.list(all=True, filters={"label": "sandkasten.session"})
+        for c in docker_client.containers.list(all=True, filters={"label": "sandkasten.session"}, ignore_removed=True)
         if any(m.get("Source", "").startswith(state_dir) for m in c.attrs["Mounts"] or [])
     ]

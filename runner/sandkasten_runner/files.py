@@ -9,6 +9,7 @@ and against a client reaching past /workspace, not against the sandbox's own
 code: that code could already read anything the runner can.
 """
 
+import bisect
 import contextlib
 import errno
 import os
@@ -173,24 +174,26 @@ class Workspace:
             raise _os_error(exc, str(path)) from None
         return {"path": self._shown(target), "size": size, "offset": offset, "length": len(data)}, data
 
-    def list(self, path: Any = ".", limit: int = MAX_LIST_ENTRIES) -> Dict[str, Any]:
+    def list(self, path: Any = ".", limit: int = MAX_LIST_ENTRIES, after: Optional[str] = None) -> Dict[str, Any]:
+        """One page of a directory, sorted by name: the entries after ``after``, at most ``limit``.
+
+        ``truncated`` says more follow; the caller asks again with ``after`` set to
+        the last name it got, so a directory of any size is listed whole.
+        """
         target = self.resolve(path)
-        entries: List[Dict[str, Any]] = []
-        truncated = False
         try:
-            with os.scandir(target) as it:
-                for entry in it:
-                    if len(entries) >= limit:
-                        truncated = True
-                        break
-                    try:
-                        entries.append(_describe(entry.name, entry.stat(follow_symlinks=False)))
-                    except OSError:
-                        continue  # removed while listing
+            names = sorted(os.listdir(target))  # names only: cheap even for a million files
         except OSError as exc:
             raise _os_error(exc, str(path)) from None
-        entries.sort(key=lambda e: e["name"])
-        return {"path": self._shown(target), "entries": entries, "truncated": truncated}
+        start = bisect.bisect_right(names, after) if after is not None else 0
+        page = names[start : start + limit]
+        entries: List[Dict[str, Any]] = []
+        for name in page:
+            try:
+                entries.append(_describe(name, os.lstat(os.path.join(target, name))))
+            except OSError:
+                continue  # removed while listing
+        return {"path": self._shown(target), "entries": entries, "truncated": start + limit < len(names)}
 
     def stat(self, path: Any) -> Dict[str, Any]:
         target = self.resolve(path, follow=False)

@@ -88,3 +88,22 @@ def sandbox_usage() -> Dict[str, Optional[int]]:
         "memory_limit_bytes": limit,
         "cpu_ns": cpu_ns,
     }
+
+
+# cgroup v2, then v1: files with an "oom_kill N" line counting the sandbox's OOM kills.
+_CGROUP_OOM = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
+
+
+def oom_kills() -> Optional[int]:
+    """How many processes the kernel has OOM-killed in the sandbox's cgroup (None off a cgroup)."""
+    for path in _CGROUP_OOM:
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) == 2 and fields[0] == "oom_kill" and fields[1].isdigit():
+                return int(fields[1])
+    return None

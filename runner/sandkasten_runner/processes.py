@@ -90,6 +90,11 @@ class ChildRegistry:
 
 # Python ignores these; an ignored signal stays ignored across exec.
 RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+# When the sandbox runs out of memory the kernel kills the process with the highest
+# score. Everything the runner starts (and their children, who inherit it) scores
+# higher than the runner, so a memory bomb kills the bomb, not the sandbox.
+# Raising one's own score needs no privilege.
+CHILD_OOM_SCORE_ADJ = b"500"
 
 
 def fork_exec(
@@ -103,6 +108,7 @@ def fork_exec(
     if pid == 0:  # child: only simple system calls until exec
         try:
             os.setsid()
+            _raise_oom_score()
             if controlling_tty >= 0:
                 fcntl.ioctl(controlling_tty, termios.TIOCSCTTY, 0)
             for fd, source in enumerate(stdio):
@@ -116,6 +122,17 @@ def fork_exec(
         finally:
             os._exit(127)
     return pid
+
+
+def _raise_oom_score() -> None:
+    try:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+        try:
+            os.write(fd, CHILD_OOM_SCORE_ADJ)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # no /proc (or a kernel without it): the limits still hold, the runner is just less shielded
 
 
 def iter_processes() -> Iterator[Tuple[int, int, int, int]]:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from . import __version__, errors
 from .errors import RunnerError
 from .files import Workspace
-from .health import sandbox_usage
+from .health import oom_kills, sandbox_usage
 from .kernel import Kernel
 from .processes import ChildRegistry, descendants, kill_session
 from .protocol import (
@@ -105,7 +105,7 @@ class Runner:
             "exec": self._exec,
             "write": self._write,
             "read": self._read,
-            "list": lambda r: (self.workspace.list(r.arg("path", str, ".")), b""),
+            "list": lambda r: (self.workspace.list(r.arg("path", str, "."), after=r.arg("after", str)), b""),
             "stat": lambda r: (self.workspace.stat(r.arg("path", str, required=True)), b""),
             "remove": lambda r: (
                 self.workspace.remove(r.arg("path", str, required=True), r.arg("recursive", bool, False)),
@@ -279,6 +279,7 @@ class Runner:
             raise RunnerError(errors.SHELL_BUSY, "another exec is running in this shell")
         try:
             collected = _OutputCollector(max_output, request.send if stream else None, request.id)
+            oom_before = oom_kills()
             started = time.monotonic()
             outcome = self.shell.exec(
                 command,
@@ -296,6 +297,10 @@ class Runner:
         result = dict(outcome)
         result.update(summary)
         result["duration_ms"] = duration_ms
+        oom_after = oom_kills()
+        # The kernel killed something for memory while this command ran: say so, since
+        # "exit 137" alone reads like any SIGKILL.
+        result["oom_killed"] = oom_before is not None and oom_after is not None and oom_after > oom_before
         return result, output
 
     def _terminal(self, request: Request) -> Reply:

@@ -37,7 +37,7 @@ from .errors import (
 from .pool import WarmPool
 from .runner_client import ExecResult, RunnerClient
 from .runner_terminal import RunnerTerminal
-from .sandbox_spec import LABEL_SANDBOX, SandboxLimits
+from .sandbox_spec import SandboxLimits
 from .sandboxes import LABEL_WORKSPACE, Sandbox, SandboxFactory, workspace_volume
 from .store import Event, SessionRecord, Store
 
@@ -99,7 +99,8 @@ class Engine:
 
     async def reconcile(self) -> dict[str, Any]:
         """Make the store and Docker agree. Workspace volumes are never touched."""
-        containers = {c.labels.get("sandkasten.session"): c for c in await self.backend.containers(LABEL_SANDBOX)}
+        own = await self.backend.containers(self.factory.own_label)  # never another server's sandboxes
+        containers = {c.labels.get("sandkasten.session"): c for c in own}
         report: dict[str, list[str]] = {"adopted": [], "lost": [], "removed_containers": [], "removed_run_dirs": []}
         for record in self.store.list_sessions():
             container = containers.pop(record.id, None)

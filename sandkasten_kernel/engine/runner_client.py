@@ -20,6 +20,9 @@ from .errors import RunnerRequestError, RunnerUnavailable
 from .runner_frames import read_frame
 from .runner_terminal import RunnerTerminal
 
+RUNNER_DEFAULT_TIMEOUT_MS = 60_000  # the runner's DEFAULT_TIMEOUT_MS
+# Beyond an exec's timeout the runner still kills the process group and sends the result.
+EXEC_GRACE_S = 15.0
 # Frames carry up to 64 MiB of payload; the stream buffer must not cap them.
 _STREAM_LIMIT = 1 << 20
 
@@ -34,6 +37,7 @@ class ExecResult:
     output_bytes: int
     shell_restarted: bool = False
     shell_exit: str | None = None
+    oom_killed: bool = False  # the kernel killed a process of the sandbox for memory meanwhile
 
     @classmethod
     def from_reply(cls, result: Mapping[str, Any], output: str) -> ExecResult:
@@ -46,6 +50,7 @@ class ExecResult:
             output_bytes=result["output_bytes"],
             shell_restarted=result.get("shell_restarted", False),
             shell_exit=result.get("shell_exit"),
+            oom_killed=result.get("oom_killed", False),
         )
 
 
@@ -65,6 +70,13 @@ def _exec_args(
     if env:
         args["env"] = dict(env)
     return args
+
+
+def _exec_deadline_s(timeout_ms: int | None) -> float | None:
+    """How long to wait for an exec's result: the runner ends the command at its timeout, so
+    a runner silent well past it is stuck, not busy. No timeout (0) means no deadline."""
+    timeout_ms = RUNNER_DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms
+    return timeout_ms / 1000 + EXEC_GRACE_S if timeout_ms else None
 
 
 class RunnerClient:
@@ -126,12 +138,15 @@ class RunnerClient:
         return await read_frame(self._reader, self.path)
 
     async def frames(
-        self, op: str, args: Mapping[str, Any], payload: bytes = b""
+        self, op: str, args: Mapping[str, Any], payload: bytes = b"", *, within_s: float | None = None
     ) -> AsyncIterator[tuple[Message, bytes]]:
         """Send one request and yield every reply frame, the final one last.
 
-        Error replies raise ``RunnerRequestError``.
+        Error replies raise ``RunnerRequestError``. With ``within_s``, a runner
+        that has not finished replying by then (frozen, say) raises
+        ``RunnerUnavailable`` instead of hanging the caller.
         """
+        deadline = None if within_s is None else asyncio.get_running_loop().time() + within_s
         async with self._lock:
             if self._handed_over or self._writer.is_closing():
                 raise RunnerUnavailable("the connection to %s is closed" % self.path)
@@ -144,7 +159,7 @@ class RunnerClient:
             finished = False
             try:
                 while True:
-                    message, data = await self._read_frame()
+                    message, data = await self._read_frame_by(deadline)
                     kind = message.get("type")
                     if kind == "error":
                         finished = True
@@ -166,10 +181,18 @@ class RunnerClient:
                     # Closing it also tells the runner to stop a streaming exec.
                     self._writer.close()
 
+    async def _read_frame_by(self, deadline: float | None) -> tuple[Message, bytes]:
+        if deadline is None:
+            return await self._read_frame()
+        try:
+            return await asyncio.wait_for(self._read_frame(), max(0.0, deadline - asyncio.get_running_loop().time()))
+        except asyncio.TimeoutError:
+            raise RunnerUnavailable("the runner at %s stopped answering (is the sandbox frozen?)" % self.path) from None
+
     async def request(
-        self, op: str, args: Mapping[str, Any] | None = None, payload: bytes = b""
+        self, op: str, args: Mapping[str, Any] | None = None, payload: bytes = b"", *, within_s: float | None = None
     ) -> tuple[dict[str, Any], bytes]:
-        async for message, data in self.frames(op, args or {}, payload):
+        async for message, data in self.frames(op, args or {}, payload, within_s=within_s):
             if message.get("type") == "result":
                 return message["result"], data
         raise RunnerUnavailable("the runner sent no result for %s" % op)
@@ -187,7 +210,7 @@ class RunnerClient:
         max_output: int | None = None,
     ) -> ExecResult:
         args = _exec_args(command, timeout_ms, cwd, env, stdin, max_output, stream=False)
-        result, output = await self.request("exec", args, stdin or b"")
+        result, output = await self.request("exec", args, stdin or b"", within_s=_exec_deadline_s(timeout_ms))
         return ExecResult.from_reply(result, output.decode("utf-8"))
 
     async def exec_stream(
@@ -204,7 +227,7 @@ class RunnerClient:
         holds everything that was streamed)."""
         args = _exec_args(command, timeout_ms, cwd, env, stdin, max_output, stream=True)
         chunks: list[str] = []
-        async for message, data in self.frames("exec", args, stdin or b""):
+        async for message, data in self.frames("exec", args, stdin or b"", within_s=_exec_deadline_s(timeout_ms)):
             if message["type"] == "output":
                 text = data.decode("utf-8")
                 chunks.append(text)
@@ -223,9 +246,22 @@ class RunnerClient:
         _, data = await self.request("read", args)
         return data
 
+    async def list_page(self, path: str = ".", after: str | None = None) -> dict[str, Any]:
+        """Up to the runner's page size of entries after the name ``after``; ``truncated``: more follow."""
+        args = {"path": path} if after is None else {"path": path, "after": after}
+        result, _ = await self.request("list", args)
+        return result
+
     async def list(self, path: str = ".") -> list[dict[str, Any]]:
-        result, _ = await self.request("list", {"path": path})
-        return list(result["entries"])
+        """Every entry of the directory, page by page."""
+        entries: list[dict[str, Any]] = []
+        after = None
+        while True:
+            page = await self.list_page(path, after)
+            entries.extend(page["entries"])
+            if not page["truncated"] or not page["entries"]:
+                return entries
+            after = page["entries"][-1]["name"]
 
     async def stat(self, path: str) -> dict[str, Any]:
         return (await self.request("stat", {"path": path}))[0]

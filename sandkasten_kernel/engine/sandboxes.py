@@ -24,6 +24,9 @@ from .sandbox_spec import SandboxLimits, SandboxSpec, check_run_dir
 LABEL_SESSION = "sandkasten.session"
 LABEL_POOL = "sandkasten.pool"
 LABEL_WORKSPACE = "sandkasten.workspace"
+# Which state directory (so which server) a sandbox belongs to: several servers may
+# share one Docker engine, and each reconciles only its own sandboxes.
+LABEL_STATE_DIR = "sandkasten.state_dir"
 READY_TIMEOUT_S = 60.0
 
 
@@ -60,11 +63,17 @@ class SandboxFactory:
     def __init__(self, backend: DockerBackend, state_dir: str) -> None:
         self.backend = backend
         self.sandboxes_dir = os.path.join(state_dir, "sandboxes")
+        self.state_dir = os.path.realpath(state_dir)
         os.makedirs(self.sandboxes_dir, mode=0o755, exist_ok=True)
         check_run_dir(os.path.join(self.sandboxes_dir, new_sandbox_id()))
 
     def run_dir(self, sandbox_id: str) -> str:
         return os.path.join(self.sandboxes_dir, sandbox_id)
+
+    @property
+    def own_label(self) -> str:
+        """The label filter matching this state directory's sandboxes and no one else's."""
+        return "%s=%s" % (LABEL_STATE_DIR, self.state_dir)
 
     async def create(
         self,
@@ -78,7 +87,7 @@ class SandboxFactory:
     ) -> Sandbox:
         """Start a sandbox and wait until its runner (and kernel, if asked) is ready."""
         sandbox_id = new_sandbox_id()
-        labels = {LABEL_SESSION: sandbox_id}
+        labels = {LABEL_SESSION: sandbox_id, LABEL_STATE_DIR: self.state_dir}
         if pool:
             labels[LABEL_POOL] = image
         if workspace:

@@ -191,6 +191,17 @@ async def test_a_killed_engine_leaves_sessions_a_new_engine_adopts(state_dir: st
         await engine.close()
 
 
+async def test_another_server_on_the_same_docker_leaves_our_sandboxes_alone(engine: Engine, short_dir: str) -> None:
+    record = await engine.create_session()
+    neighbour = Engine(settings_for(short_dir, images={}))
+    report = await neighbour.start()  # its reconcile sees our containers on the same Docker engine
+    try:
+        assert not report["removed_containers"]
+        assert (await engine.exec(record.id, "echo still here")).output == "still here\n"
+    finally:
+        await neighbour.close()
+
+
 def test_a_corrupt_store_is_a_clear_error_and_is_left_alone(state_dir: str) -> None:
     db = os.path.join(state_dir, "sandkasten.db")
     with open(db, "wb") as f:

@@ -171,10 +171,17 @@ class Session(_Releasing):
         return reply
 
     async def list(self, path: str = ".") -> list[FileEntry]:
-        reply = await self._transport.send(Call("GET", _calls.file_path(self.id, path)))
-        if not isinstance(reply, dict):
-            raise BadRequestError("%s is a file: use read()" % path, status=409, code="not_a_directory")
-        return [FileEntry(**entry) for entry in reply["entries"]]
+        """Every entry of the directory, sorted by name (the API sends large ones in pages)."""
+        entries: list[FileEntry] = []
+        params: dict[str, str] | None = None
+        while True:
+            reply = await self._transport.send(Call("GET", _calls.file_path(self.id, path), params=params))
+            if not isinstance(reply, dict):
+                raise BadRequestError("%s is a file: use read()" % path, status=409, code="not_a_directory")
+            entries.extend(FileEntry(**entry) for entry in reply["entries"])
+            if not reply.get("truncated") or not reply["entries"]:
+                return entries
+            params = {"after": entries[-1].name}
 
     async def remove(self, path: str, *, recursive: bool = False) -> None:
         params = {"recursive": "true"} if recursive else None

@@ -18,6 +18,7 @@ class ExecResult:
     duration_ms: float
     output_bytes: int = 0
     shell_restarted: bool = False
+    oom_killed: bool = False  # a process was killed for memory (the sandbox's limit) while it ran
 
     @property
     def ok(self) -> bool:
@@ -33,6 +34,7 @@ class ExecResult:
             duration_ms=data["duration_ms"],
             output_bytes=data.get("output_bytes", 0),
             shell_restarted=data.get("shell_restarted", False),
+            oom_killed=data.get("oom_killed", False),
         )
 
 

@@ -124,12 +124,21 @@ export class Session {
     return reply;
   }
 
+  /** Every entry of the directory, sorted by name (the API sends large ones in pages). */
   async list(path = '.'): Promise<FileEntry[]> {
-    const reply = await this.transport.send({ method: 'GET', path: filePath(this.id, path) });
-    if (reply instanceof Uint8Array || reply === undefined) {
-      throw new BadRequestError(`${path} is a file: use read()`, { status: 409, code: 'not_a_directory' });
+    const entries: FileEntry[] = [];
+    let query: Record<string, string> | undefined;
+    for (;;) {
+      const reply = await this.transport.send({ method: 'GET', path: filePath(this.id, path), query });
+      if (reply instanceof Uint8Array || reply === undefined) {
+        throw new BadRequestError(`${path} is a file: use read()`, { status: 409, code: 'not_a_directory' });
+      }
+      const page = reply as { entries: FileEntry[]; truncated?: boolean };
+      entries.push(...page.entries);
+      const last = page.entries.at(-1);
+      if (!page.truncated || last === undefined) return entries;
+      query = { after: last.name };
     }
-    return (reply as { entries: FileEntry[] }).entries;
   }
 
   async remove(path: string, options: { recursive?: boolean } = {}): Promise<void> {

@@ -383,6 +383,8 @@ export interface components {
             output_bytes?: number;
             shell_restarted?: boolean;
             shell_exit?: string | null;
+            /** @description A process of the sandbox was killed for memory (the memory limit) while the command ran */
+            oom_killed?: boolean;
         };
         ExecEvent: {
             /** @enum {string} */
@@ -434,7 +436,10 @@ export interface components {
         };
         Listing: {
             path: string;
+            /** @description Sorted by name */
             entries: components["schemas"]["Entry"][];
+            /** @description More entries follow: ask again with `after` */
+            truncated?: boolean;
         };
         Written: {
             path: string;
@@ -778,7 +783,10 @@ export interface operations {
     };
     readFile: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description For a directory: list the entries whose names sort after this one. A listing holds at most 10000 entries; when `truncated` is true, ask again with `after` set to the last name received. */
+                after?: string;
+            };
             header?: never;
             path: {
                 session_id: components["parameters"]["SessionId"];

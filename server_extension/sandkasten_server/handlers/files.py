@@ -115,7 +115,8 @@ class FilesHandler(SandkastenHandler):
         async with self.engine.runner(record.id) as runner:
             info = await runner.stat(path)
             if info["type"] == "directory":
-                self.reply({"path": info["path"], "entries": await runner.list(path)})
+                page = await runner.list_page(path, self.get_query_argument("after", None))
+                self.reply({"path": info["path"], "entries": page["entries"], "truncated": page["truncated"]})
                 return
             self.set_header("Content-Type", OCTET)
             offset = 0
