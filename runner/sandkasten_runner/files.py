@@ -37,6 +37,7 @@ _ERRNO_CODES = {
 }
 
 MAX_LIST_ENTRIES = 10000
+PATH_MAX = 4096
 
 
 def _os_error(exc: OSError, path: str) -> RunnerError:
@@ -78,6 +79,10 @@ class Workspace:
             raise RunnerError(errors.BAD_REQUEST, "path must be a string")
         if "\x00" in path:
             raise RunnerError(errors.INVALID_PATH, "path contains a NUL byte", path=path)
+        if len(path.encode("utf-8", "surrogateescape")) > PATH_MAX:
+            # The system would refuse it anyway; refusing here keeps the recursive
+            # directory creation for very deep paths from ever starting.
+            raise RunnerError(errors.INVALID_PATH, "the path is longer than %d bytes" % PATH_MAX, path=path[:200])
         relative = path
         if os.path.isabs(path):
             normal = os.path.normpath(path)
@@ -132,7 +137,8 @@ class Workspace:
             else:
                 # Write then rename, so a reader never sees half a file and a
                 # failed write (disk full) leaves the old content intact.
-                temporary = os.path.join(parent, ".%s.sk-%d.tmp" % (os.path.basename(target), os.getpid()))
+                # Not derived from the target's name: a name of NAME_MAX bytes must still be writable.
+                temporary = os.path.join(parent, ".sk-%d-%s.tmp" % (os.getpid(), os.urandom(4).hex()))
                 fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
                 try:
                     with os.fdopen(fd, "wb") as f:

@@ -58,6 +58,7 @@ class Engine:
         self.factory = SandboxFactory(self.backend, state_dir)
         self.pool = WarmPool(self.factory, self.default_limits(), settings.pool.with_kernel)
         self._sandboxes: dict[str, Sandbox] = {}
+        self._removals: dict[str, asyncio.Future[None]] = {}  # destroys in progress, by session
         self._reaper: asyncio.Task[None] | None = None
         # Sessions being created, per owner, and cold starts under way: counted
         # against the quotas so that concurrent creates cannot overshoot them.
@@ -270,7 +271,15 @@ class Engine:
         return self.store.list_sessions()
 
     async def destroy_session(self, session_id: str, reason: str = "requested") -> None:
+        """Remove the session's sandbox. Concurrent destroys of one session share one removal."""
         record = self.get_session(session_id)
+        removal = self._removals.get(record.id)
+        if removal is None:
+            removal = self._removals[record.id] = asyncio.ensure_future(self._remove(record, reason))
+            removal.add_done_callback(lambda _: self._removals.pop(record.id, None))
+        await asyncio.shield(removal)  # a caller that gives up does not stop the removal
+
+    async def _remove(self, record: SessionRecord, reason: str) -> None:
         await self.backend.remove(record.container_id)
         self._forget(record, reason)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sandkasten import SyncSandboxClient, SyncSession
+from sandkasten import SyncSession
 from sandkasten_server.launcher import Served
 
 Sessions = Callable[..., SyncSession]
@@ -114,7 +114,7 @@ def test_a_million_tiny_files(sessions: Sessions) -> None:
     # charged to its memory limit: a million fit in 2 GiB, and the runner survives either way.
     session = sessions(limits={"memory_mb": 2048})
     made = session.exec(
-        "mkdir /tmp/many && cd /tmp/many && python3 -c \"\nfor i in range(1_000_000):\n"
+        'mkdir /tmp/many && cd /tmp/many && python3 -c "\nfor i in range(1_000_000):\n'
         "    try: open(str(i), 'w').close()\n    except OSError as e: print(i, e.strerror); break\n\"; "
         "ls -f | wc -l",
         timeout_ms=240_000,

@@ -133,6 +133,11 @@ class Api:
 @pytest.fixture
 def api(jp_serverapp: Any, jp_fetch: Any, jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterator[Api]:
     """The extension started (engine, pool) as a server start would; every session destroyed afterwards."""
+    yield from started_api(jp_serverapp, jp_fetch, jp_asyncio_loop)
+
+
+def started_api(jp_serverapp: Any, jp_fetch: Any, jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterator[Api]:
+    """The ``api`` fixture's body, for test modules that configure the server their own way."""
     jp_asyncio_loop.run_until_complete(jp_serverapp.extension_manager.start_all_extensions())
     service: SandkastenService = jp_serverapp.web_app.settings["sandkasten_service"]
     assert service.engine is not None, service.problem
