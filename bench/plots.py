@@ -121,7 +121,13 @@ def concurrency(figures: dict[str, Any], path: Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.2))
     left.plot(agents, [level["cycles_per_s"] for level in levels], "o-", color=SANDKASTEN)
     for level in levels:
-        left.annotate("%d errors" % level["errors"], (level["agents"], level["cycles_per_s"]), fontsize=7)
+        left.annotate(
+            "%d errors" % level["errors"],
+            (level["agents"], level["cycles_per_s"]),
+            xytext=(4, -12),
+            textcoords="offset points",
+            fontsize=7,
+        )
     left.set_xticks(agents)
     left.set_xlabel("concurrent agents")
     left.set_ylabel("cycles / s")
