@@ -133,6 +133,19 @@ try {
   await panel.locator(`tr[data-image="${PYTHON_IMAGE}"] path[d^="M"]`).waitFor();
   await page.screenshot({ path: join(artifacts, 'dashboard-pool.png') });
 
+  step('delete a workspace, after a confirm dialog');
+  const workspace = `e2e-ws-${Date.now()}`;
+  const user = await api('POST', 'sessions', { workspace });
+  await api('DELETE', `sessions/${user.id}`);
+  await panel.locator('[data-tab="Workspaces"]').click();
+  const row = panel.locator(`tr[data-workspace="${workspace}"]`);
+  await row.locator('button', { hasText: 'Delete' }).click();
+  await page.locator('.jp-Dialog', { hasText: workspace }).locator('button.jp-mod-warn').click();
+  await row.waitFor({ state: 'detached' });
+  if ((await api('GET', 'workspaces')).workspaces.some(w => w.name === workspace)) {
+    throw new Error(`workspace ${workspace} is still there`);
+  }
+
   step('the config tab shows sandkasten.yaml and marks a bad value inline');
   await panel.locator('[data-tab="Config"]').click();
   const yaml = panel.locator('textarea.jp-Sandkasten-yaml');
@@ -142,6 +155,20 @@ try {
   await panel.locator('button', { hasText: 'Save' }).click();
   await panel.locator('.jp-Sandkasten-error', { hasText: 'max_sessions' }).waitFor();
   await page.screenshot({ path: join(artifacts, 'dashboard-config.png') });
+
+  step('the dark theme reaches the panel');
+  await page.keyboard.press('Control+Shift+C');
+  await page.keyboard.type('JupyterLab Dark');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.body.dataset.jpThemeLight === 'false');
+  await panel.locator('[data-tab="Events"]').click();
+  await panel.locator('td', { hasText: 'created' }).first().waitFor();
+  const background = await panel.evaluate(element => getComputedStyle(element).backgroundColor);
+  const [r, g, b] = background.match(/\d+/g).map(Number);
+  if (r + g + b > 3 * 100) {
+    throw new Error(`the panel's background is ${background} in the dark theme`);
+  }
+  await page.screenshot({ path: join(artifacts, 'dashboard-dark.png') });
 
   if (pageErrors.length > 0) {
     throw new Error(`errors in the page: ${pageErrors.join('; ')}`);

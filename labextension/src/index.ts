@@ -2,8 +2,8 @@
  * The plugin: the Sandkasten panel in the left sidebar and the command palette,
  * and the commands it uses to open a terminal or the files of a sandbox.
  */
-import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
+import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { ICommandPalette, IThemeManager, MainAreaWidget } from '@jupyterlab/apputils';
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { Terminal } from '@jupyterlab/terminal';
@@ -38,11 +38,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'The Sandkasten dashboard: sessions, warm pool, workspaces, config, events, terminals into sandboxes',
   autoStart: true,
   requires: [],
-  optional: [ICommandPalette, ILayoutRestorer, ILabShell],
+  optional: [ICommandPalette, ILayoutRestorer, IThemeManager],
   activate: (
     app: JupyterFrontEnd,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    themes: IThemeManager | null
   ): void => {
     const settings = app.serviceManager.serverSettings;
     const api = apiFor(settings);
@@ -73,6 +74,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Sandkasten: Open Dashboard',
       execute: () => app.shell.activateById(panel.id)
     });
+    // Terminals take the theme's colours when made; a theme change must reach the open ones.
+    const terminals = new Set<Terminal>();
+    themes?.themeChanged.connect(() => terminals.forEach(terminal => terminal.setOption('theme', 'inherit')));
+
     app.commands.addCommand(COMMANDS.terminal, {
       label: args => `Sandkasten: Terminal in ${shortId(String(args.sessionId ?? ''))}`,
       execute: async args => {
@@ -85,7 +90,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
         widget.title.icon = sandkastenIcon;
         widget.title.closable = true;
         widget.addClass('jp-Sandkasten-terminal');
-        widget.disposed.connect(() => connection.dispose());
+        terminals.add(content);
+        widget.disposed.connect(() => {
+          terminals.delete(content);
+          connection.dispose();
+        });
         app.shell.add(widget, 'main');
         app.shell.activateById(widget.id);
         return widget;

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from . import __version__, errors
 from .errors import RunnerError
@@ -94,6 +94,7 @@ class Runner:
         self._registry = registry
         env = {k: v for k, v in os.environ.items() if not k.startswith("SANDKASTEN_RUNNER_")}
         self._env = env
+        self._terminals: Set[Terminal] = set()  # open ones: stop() must end them too
         self.workspace = Workspace(workspace)
         self.shell = Shell(registry, self.workspace.root, os.path.join(scratch_dir, "shell"), env)
         self.kernel = Kernel(registry, run_dir, self.workspace.root, os.path.join(scratch_dir, "kernel"), env)
@@ -161,7 +162,7 @@ class Runner:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(-1, sig)
             return
-        for leader in (self.shell.pid, self.kernel.pid):
+        for leader in (self.shell.pid, self.kernel.pid, *(t.pid for t in list(self._terminals))):
             if leader is not None:
                 kill_session(leader, sig)
 
@@ -309,12 +310,13 @@ class Runner:
         cols = request.count("cols", 80) or 0
         terminal = Terminal(self._registry, self.workspace.root, self._env)
         pid = terminal.start(rows, cols)
+        self._terminals.add(terminal)
         try:
             request.send({"id": request.id, "type": "started", "pid": pid}, b"")
-        except OSError:
+            return terminal.serve(request.id, request.conn, request.send), b""
+        finally:
             terminal.close()
-            raise
-        return terminal.serve(request.id, request.conn, request.send), b""
+            self._terminals.discard(terminal)
 
     def _write(self, request: Request) -> Reply:
         path = request.arg("path", str, required=True)

@@ -55,6 +55,10 @@ class Terminal:
         self._child: Optional[Child] = None
         self._master = -1
 
+    @property
+    def pid(self) -> Optional[int]:
+        return self._child.pid if self._child else None
+
     def start(self, rows: int, cols: int) -> int:
         """Start bash on a new PTY; returns its pid."""
         check_size(rows, cols)
@@ -140,6 +144,7 @@ class Terminal:
             view = view[written:]
 
     def close(self) -> None:
+        """Kill every process of the terminal's session; safe to call more than once."""
         child = self._child
         if child is not None:
             kill_session(child.pid)

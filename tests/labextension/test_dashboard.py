@@ -65,7 +65,9 @@ def lab(built: Path, docker_client: object) -> Iterator[Served]:
     extension.symlink_to(built)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JUPYTER_PATH", jupyter_path)
-        patch.setenv("JUPYTERLAB_WORKSPACES_DIR", jupyter_path)  # a fresh layout, not the last run's
+        # A fresh layout and settings (the light theme), not the last run's.
+        patch.setenv("JUPYTERLAB_WORKSPACES_DIR", jupyter_path)
+        patch.setenv("JUPYTERLAB_SETTINGS_DIR", jupyter_path)
         server = launcher.start({"pool": {"images": {"python": 1}}, "session": {"ttl_s": 600}})
     yield server
     server.stop()

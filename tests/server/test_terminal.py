@@ -82,8 +82,8 @@ def test_a_terminal_into_the_sandbox_and_what_closing_it_does(api: Api, jp_ws_fe
         socket.close()
 
     api.run(use_terminal())
-    for _ in range(100):
-        ps = api.post("sessions/%s/exec" % session_id, {"command": "ps -eo args"}, headers=alice).json["output"]
+    for _ in range(200):
+        ps = api.post("sessions/%s/exec" % session_id, {"command": "ps -eww -o args"}, headers=alice).json["output"]
         if "sk-term-job" not in ps:
             break
         api.run(asyncio.sleep(0.1))
@@ -116,6 +116,8 @@ def test_only_the_owner_may_attach_and_only_with_the_token(api: Api, jp_ws_fetch
     with pytest.raises(HTTPClientError) as no_token:
         api.run(jp_ws_fetch(*route, headers={"Authorization": ""}))
     assert no_token.value.code == 401
+    assert no_token.value.response is not None
+    assert json.loads(no_token.value.response.body)["error"] == "unauthorized"  # JSON, like every API route
     with pytest.raises(HTTPClientError) as unknown:
         api.run(jp_ws_fetch("sandkasten", "api", "sessions", "nope", "terminal", headers=as_user("alice")))
     assert unknown.value.code == 404
@@ -131,3 +133,4 @@ def test_sessions_with_usage(api: Api) -> None:
     assert usage["memory_bytes"] > 0 and usage["pids"] >= 2 and usage["cpu_ns"] > 0
     assert usage["memory_limit_bytes"] == session["limits"]["memory_mb"] << 20
     assert api.get("sessions", headers=as_user("bob"), params={"usage": "true"}).json["sessions"] == []
+    assert api.get("sessions", headers=alice, params={"usage": "yes"}).status == 400

@@ -11,8 +11,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
+from tornado.websocket import WebSocketHandler
 
 from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.errors import EngineError, SessionNotFound
@@ -74,17 +76,13 @@ class SandkastenMixin:
         return record
 
     def websocket_session(self, session_id: str) -> str:
-        """The session a websocket asks for, checked before the upgrade: websockets cannot be
-        sent to a login page, so auth is checked here, as Jupyter's kernel channels do."""
+        """The id of the session a websocket asks for, if the caller may use it."""
         user = self.current_user
         if user is None:
-            raise web.HTTPError(401, "a valid token is required")
+            raise ApiError(401, "unauthorized", "a valid token is required: send 'Authorization: token <api_key>'")
         if not self.authorizer.is_authorized(self, user, "execute", self.auth_resource):
-            raise web.HTTPError(403, "not authorized to execute on %s" % self.auth_resource)
-        try:
-            return self.session_record(session_id).id
-        except EngineError as exc:
-            raise api_error(exc) from None
+            raise ApiError(403, "forbidden", "not authorized to execute on %s" % self.auth_resource)
+        return self.session_record(session_id).id
 
     def require_admin(self) -> None:
         if not self.is_admin:
@@ -142,21 +140,39 @@ class SandkastenHandler(SandkastenMixin, APIHandler):
             super().log_exception(typ, value, tb)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, EngineError):
-            exc = api_error(exc)
-        if isinstance(exc, ApiError):
-            self.set_status(exc.status_code)
-            for name, value in exc.headers.items():
-                self.set_header(name, value)
-            body = exc.body()
-        elif isinstance(exc, web.HTTPError):
-            body = {"error": http_error_code(status_code), "message": exc.log_message or self._reason}
-        else:  # a bug: the log has the traceback, the client does not
-            body = {"error": "internal", "message": "internal error; the server log has the details"}
-        if self.get_status() == 401:
-            self.set_header("WWW-Authenticate", "token")
-        elif self.get_status() == 405:
+        if status_code == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
+        write_json_error(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
+
+
+def write_json_error(handler: web.RequestHandler, status_code: int, exc: BaseException | None) -> None:
+    """An error as the API answers them, ``{"error", "message"}``; a 401 says which scheme to use."""
+    if isinstance(exc, EngineError):
+        exc = api_error(exc)
+    if isinstance(exc, ApiError):
+        handler.set_status(exc.status_code)
+        for name, value in exc.headers.items():
+            handler.set_header(name, value)
+        body = exc.body()
+    elif isinstance(exc, web.HTTPError):
+        body = {"error": http_error_code(status_code), "message": exc.log_message or handler._reason}
+    else:  # a bug: the log has the traceback, the client does not
+        body = {"error": "internal", "message": "internal error; the server log has the details"}
+    if handler.get_status() == 401:
+        handler.set_header("WWW-Authenticate", "token")
+    handler.set_header("Content-Type", "application/json")
+    handler.finish(json.dumps(body))
+
+
+class SandkastenSocketHandler(SandkastenMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):
+    """A websocket onto one session. Auth and the session are checked before the upgrade
+    (a websocket cannot be sent to a login page), and refusals are JSON like the REST routes'."""
+
+    session_id = ""
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        self.session_id = self.websocket_session(kwargs["session_id"])  # another user's session is a 404
+        await super().get(*args, **kwargs)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        write_json_error(self, status_code, kwargs.get("exc_info", (None, None, None))[1])

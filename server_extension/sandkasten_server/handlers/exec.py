@@ -10,11 +10,9 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import JupyterHandler
-from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
 from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketClosedError
 
 from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.errors import EngineError
@@ -23,7 +21,7 @@ from sandkasten_kernel.engine.runner_client import ExecResult
 from ..errors import ApiError, api_error
 from ..schema import validate
 from ..streaming import EventStream
-from .base import SandkastenHandler, SandkastenMixin
+from .base import SandkastenHandler, SandkastenSocketHandler
 
 
 def exec_options(body: dict[str, Any]) -> dict[str, Any]:
@@ -87,15 +85,10 @@ class ExecHandler(SandkastenHandler):
         stream.finish()
 
 
-class ExecSocketHandler(SandkastenMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):
+class ExecSocketHandler(SandkastenSocketHandler):
     """One exec at a time: send an ``ExecRequest`` as JSON text, receive its events."""
 
-    session_id = ""
     _running: asyncio.Task[None] | None = None
-
-    async def get(self, session_id: str) -> None:
-        self.session_id = self.websocket_session(session_id)
-        await super().get(session_id)
 
     def on_message(self, message: str | bytes) -> None:
         if self._running is not None and not self._running.done():

@@ -14,6 +14,7 @@ from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.errors import EngineError, SessionNotFound
 from sandkasten_kernel.engine.store import SessionRecord
 
+from ..errors import ApiError
 from ..session_kernels import SessionKernels
 from ..streaming import EventStream
 from .base import SandkastenHandler
@@ -43,7 +44,10 @@ class SessionsHandler(SandkastenHandler):
         kernels = self.service.kernels
         records = [r for r in self.engine.list_sessions() if self.may_see(r)]
         sessions = [session_json(r, kernels) for r in records]
-        if self.get_query_argument("usage", "false") == "true":  # the dashboard's CPU and memory columns
+        with_usage = self.get_query_argument("usage", "false")
+        if with_usage not in ("true", "false"):
+            raise ApiError(400, "bad_request", "query 'usage' must be true or false")
+        if with_usage == "true":  # the dashboard's CPU and memory columns
             usages = await asyncio.gather(*(usage_or_none(self.engine, r.id) for r in records))
             for session, usage in zip(sessions, usages, strict=True):
                 session["usage"] = usage

@@ -17,14 +17,12 @@ import json
 import time
 from typing import Any
 
-from jupyter_server.base.handlers import JupyterHandler
-from jupyter_server.base.websocket import WebSocketMixin
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketClosedError
 
 from sandkasten_kernel.engine.errors import EngineError
 from sandkasten_kernel.engine.runner_terminal import RunnerTerminal
 
-from .base import SandkastenMixin
+from .base import SandkastenSocketHandler
 
 DEFAULT_SIZE = (24, 80)
 # Typing in a terminal is use of the session (the idle reaper must not take it), counted at most this often.
@@ -35,15 +33,10 @@ def _size(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1000 else None
 
 
-class TerminalSocketHandler(SandkastenMixin, WebSocketMixin, WebSocketHandler, JupyterHandler):
-    session_id = ""
+class TerminalSocketHandler(SandkastenSocketHandler):
     _terminal: RunnerTerminal | None = None
     _pump: asyncio.Task[None] | None = None
     _touched = 0.0
-
-    async def get(self, session_id: str) -> None:
-        self.session_id = self.websocket_session(session_id)  # another user's session is a 404
-        await super().get(session_id)
 
     async def open(self, *args: Any, **kwargs: Any) -> None:
         rows = _size(self._int_argument("rows")) or DEFAULT_SIZE[0]
