@@ -98,11 +98,11 @@ def table(r: dict[str, Any]) -> list[str]:
         rows.append(
             (
                 "%s" % _size(size["bytes"]),
-                "%s / %s" % (size["sandkasten_write"]["mb_per_s"], size["sandkasten_read"]["mb_per_s"]),
-                "%s / %s" % (size["docker_cp_in"]["mb_per_s"], size["docker_cp_out"]["mb_per_s"]),
+                "%.3g / %.3g" % (size["sandkasten_write"]["mb_per_s"], size["sandkasten_read"]["mb_per_s"]),
+                "%.3g / %.3g" % (size["docker_cp_in"]["mb_per_s"], size["docker_cp_out"]["mb_per_s"]),
             )
         )
-    lines = ["| figure | median / p99 | Sandkasten warm is ... faster |", "|---|---|---|"]
+    lines = ["| figure | median / p99 | Sandkasten is ... faster (medians) |", "|---|---|---|"]
     lines += ["| %s | %s | %s |" % row for row in rows]
     lines += ["", "| target | wanted | measured | |", "|---|---|---|---|"]
     lines += [
