@@ -39,7 +39,7 @@ from .runner_client import ExecResult, RunnerClient
 from .runner_terminal import RunnerTerminal
 from .sandbox_spec import SandboxLimits
 from .sandboxes import LABEL_WORKSPACE, Sandbox, SandboxFactory, workspace_volume
-from .store import Event, SessionRecord, Store
+from .store import Event, SessionRecord, Store, StoreError
 
 log = logging.getLogger("sandkasten.engine")
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -312,14 +312,22 @@ class Engine:
 
     def touch(self, session_id: str, calls: int = 1) -> None:
         """Count work done on the session by other means (its kernel): it is not idle."""
-        self.store.touch(session_id, exec_count=calls)
+        self._note_activity(session_id, calls)
+
+    def _note_activity(self, session_id: str, calls: int = 0) -> None:
+        """Record use of the session. Best effort: with the store unwritable (disk full, locked)
+        the work itself still goes ahead; only the idle clock and the count lag."""
+        try:
+            self.store.touch(session_id, exec_count=calls)
+        except StoreError as exc:
+            log.warning("could not record activity of session %s: %s", session_id, exc)
 
     def runner(self, session_id: str, touch: bool = True) -> contextlib.AbstractAsyncContextManager[RunnerClient]:
         """``async with engine.runner(id) as runner``: a connection to the session's runner, lent
         from the ones kept open (or a new one); refreshes last_active unless ``touch`` is false."""
         record = self.get_session(session_id)
         if touch:
-            self.store.touch(session_id)
+            self._note_activity(session_id)
         return self._connections.lend(record.id, lambda: self._connect(record))
 
     async def _connect(self, record: SessionRecord) -> RunnerClient:
@@ -344,7 +352,7 @@ class Engine:
     async def exec(self, session_id: str, command: str, **options: Any) -> ExecResult:
         async with self.runner(session_id) as runner:
             result = await runner.exec(command, **options)
-        self.store.touch(session_id, exec_count=1)  # counted once it ran; a failed exec is not
+        self._note_activity(session_id, 1)  # counted once it ran; a failed exec is not
         return result
 
     async def exec_stream(
@@ -353,7 +361,7 @@ class Engine:
         async with self.runner(session_id) as runner:
             async for event in runner.exec_stream(command, **options):
                 yield event
-        self.store.touch(session_id, exec_count=1)
+        self._note_activity(session_id, 1)
 
     async def usage(self, session_id: str) -> dict[str, Any]:
         """The sandbox's processes, memory and cumulative CPU time (for the dashboard; not use of the session)."""
@@ -364,7 +372,7 @@ class Engine:
         """An interactive bash of its own in the session's sandbox, next to (never in) the exec shell.
         Closing it kills every process started in it."""
         record = self.get_session(session_id)
-        self.store.touch(session_id)
+        self._note_activity(session_id)
         client = await self._connect(record)
         try:
             return await client.open_terminal(rows, cols)

@@ -8,6 +8,7 @@ ends the server with SIGTERM, as an operator would.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -94,21 +95,36 @@ def start(config: dict[str, Any] | None = None, timeout: float = 120.0) -> Serve
     config_path = os.path.join(base, "sandkasten.yaml")
     with open(config_path, "w", encoding="utf-8") as f:
         yaml.safe_dump(settings, f)
-    log_path = os.path.join(base, "serve.log")
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sandkasten_kernel.cli", "serve", "--config", config_path, "--no-build"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     served = Served(
         "http://127.0.0.1:%d/sandkasten/api" % port,
         settings["api_key"],
         config_path,
         settings["state_dir"],
-        log_path,
-        process,
+        os.path.join(base, "serve.log"),
+        _launch(config_path, os.path.join(base, "serve.log")),
     )
+    return _wait_healthy(served, timeout)
+
+
+def restart(served: Served, timeout: float = 120.0) -> Served:
+    """A new server on ``served``'s config, port and state (the old process must have ended)."""
+    if served.process.poll() is None:
+        raise RuntimeError("the server is still running (pid %d)" % served.process.pid)
+    process = _launch(served.config_path, served.log_path)
+    return _wait_healthy(dataclasses.replace(served, process=process), timeout)
+
+
+def _launch(config_path: str, log_path: str) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "sandkasten_kernel.cli", "serve", "--config", config_path, "--no-build"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _wait_healthy(served: Served, timeout: float) -> Served:
+    process = served.process
     deadline = time.monotonic() + timeout
     while True:
         try:
