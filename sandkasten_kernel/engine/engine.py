@@ -477,11 +477,36 @@ class Engine:
                 continue
         return reaped
 
+    async def sweep_lost(self) -> list[str]:
+        """Drop the sessions and warm sandboxes whose containers stopped or vanished (a runner
+        killed, Docker restarted): one listing of this engine's containers, an event per loss.
+
+        Without it a lost session would only be noticed when someone next used it.
+        """
+        running = {c.id for c in await self.backend.containers(self.factory.own_label) if c.running}
+        lost = []
+        for record in self.store.list_sessions():
+            if record.container_id not in running and record.id not in self._removals:
+                if await self._still_there(record.container_id):
+                    continue  # started after the listing
+                await self.backend.remove(record.container_id)
+                self._forget(record, "lost: its container stopped (the runner died, or Docker restarted)")
+                lost.append(record.id)
+        await self.pool.drop_unless_running(running)
+        return lost
+
+    async def _still_there(self, container_id: str) -> bool:
+        container = await self.backend.inspect(container_id)
+        return container is not None and container.running
+
     async def _reap_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.session.reap_interval_s)
             try:
                 await self.reap_once()
+                lost = await self.sweep_lost()
+                if lost:
+                    log.warning("sessions lost with their containers: %s", ", ".join(lost))
             except EngineError as exc:
                 log.error("reaper: %s", exc)
 

@@ -95,6 +95,17 @@ class WarmPool:
         self._wake.set()
         return None
 
+    async def drop_unless_running(self, running: set[str]) -> None:
+        """Forget ready sandboxes whose container is not among ``running`` (the refill replaces them)."""
+        for image, queue in self._ready.items():
+            dead = [sandbox for sandbox in queue if sandbox.container_id not in running]
+            for sandbox in dead:
+                queue.remove(sandbox)
+                log.warning("warm sandbox %s of %s stopped; replacing it", sandbox.id, image)
+                await self._factory.destroy(sandbox)
+            if dead:
+                self._wake.set()
+
     # -- targets ---------------------------------------------------------------------
 
     async def resize(self, image: str, target: int) -> None:

@@ -19,6 +19,11 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A dockerd restart stops every container on the machine: that test goes last of all."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_docker") is not None)
+
+
 @pytest.fixture
 def start_server(docker_client: Any) -> Iterator[Callable[..., Served]]:
     """``start_server(**config)`` -> a running server; at the end every one is stopped and nothing is left."""
