@@ -106,6 +106,22 @@ try {
   await page.waitForTimeout(300);
   await page.screenshot({ path: join(artifacts, 'dashboard-terminal.png') });
 
+  step("browse the session's workspace files");
+  const upload = await fetch(`${base}/sandkasten/api/sessions/${sessionId}/files/notes/hello.txt`, {
+    method: 'PUT',
+    headers: { Authorization: `token ${key}` },
+    body: 'hello from the sandbox'
+  });
+  if (!upload.ok) {
+    throw new Error(`writing a file failed: ${upload.status}`);
+  }
+  await card.locator('[data-action="files"]').click();
+  const files = page.locator('.jp-Sandkasten-files:visible');
+  await files.locator('button', { hasText: 'notes/' }).click();
+  await files.locator('button', { hasText: 'hello.txt' }).click();
+  await files.locator('.jp-Sandkasten-viewer pre', { hasText: 'hello from the sandbox' }).waitFor();
+  await page.screenshot({ path: join(artifacts, 'dashboard-files.png') });
+
   step('destroy the session from the panel');
   await card.locator('[data-action="destroy"]').click();
   await page.locator('.jp-Dialog button.jp-mod-warn').click();
