@@ -35,6 +35,15 @@ from sandkasten_server.launcher import Served
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak-seconds",
+        default="45",
+        help="how long tests/faults/test_load.py keeps 50 agents busy (300 for the five-minute soak)",
+    )
+
+
 IMAGE_NAMES = list(IMAGES)
 TARGETS = ["host", *IMAGE_NAMES]
 
