@@ -56,11 +56,11 @@ FULL = Sizes(
     file_repeats=5,
 )
 QUICK = Sizes(
-    kernel_starts=2,
+    kernel_starts=1,
     gateway_starts=1,
     cold_kernel_starts=1,
     kernel_executes=10,
-    creates=2,
+    creates=1,
     cold_creates=1,
     execs=10,
     mb_execs=2,
