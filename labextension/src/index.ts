@@ -8,7 +8,7 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { Terminal } from '@jupyterlab/terminal';
 import { LabIcon } from '@jupyterlab/ui-components';
-import { API_PATH, SandkastenApi, Session } from './api';
+import { API_PATH, SandkastenApi } from './api';
 import { WorkspaceFiles } from './files';
 import { DashboardModel } from './model';
 import { DashboardPanel } from './panel';
@@ -37,7 +37,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: '@sandkasten/labextension:dashboard',
   description: 'The Sandkasten dashboard: sessions, warm pool, workspaces, config, events, terminals into sandboxes',
   autoStart: true,
-  requires: [],
   optional: [ICommandPalette, ILayoutRestorer, IThemeManager],
   activate: (
     app: JupyterFrontEnd,
@@ -117,5 +116,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export type { Session };
 export default plugin;
