@@ -28,6 +28,7 @@ from sandkasten_kernel.engine.docker_backend import connect, remove_sandbox, sta
 from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.errors import EngineError
 from sandkasten_kernel.engine.images import IMAGES
+from sandkasten_kernel.engine.run_dirs import remove_run_dir, unmount_all_under
 from sandkasten_kernel.engine.runner_client import RunnerClient
 from sandkasten_kernel.engine.sandbox_spec import SandboxLimits, SandboxSpec
 from sandkasten_server import launcher
@@ -143,6 +144,7 @@ def start_container_runner(docker_client: Any, image: str, **spec_options: Any) 
 
 def stop_container_runner(target: Target) -> None:
     remove_sandbox(target.container)
+    remove_run_dir(target.run_dir)
     shutil.rmtree(os.path.dirname(target.run_dir), ignore_errors=True)
 
 
@@ -207,6 +209,7 @@ def state_dir(docker_client: Any) -> Iterator[str]:
     ]
     for container in leftovers:
         container.remove(force=True)
+    unmount_all_under(path)
     shutil.rmtree(path, ignore_errors=True)
     assert not leftovers, "containers left behind: %s" % [c.name for c in leftovers]
 

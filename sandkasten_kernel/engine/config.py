@@ -114,6 +114,11 @@ class SandkastenSecurity(Configurable):
         ["base", "python", "node"],
         help="Images sessions may use: names of sandkasten images, or full image references.",
     ).tag(config=True)
+    runtime = Unicode(
+        "",
+        help="The OCI runtime sandboxes run under, as registered with Docker: empty for Docker's default "
+        "(runc), 'runsc' for gVisor, which puts a user-space kernel between sandboxed code and the host's.",
+    ).tag(config=True)
     admin_users = List(
         Unicode(),
         [],

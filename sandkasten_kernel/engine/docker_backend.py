@@ -132,6 +132,14 @@ class DockerBackend:
 
         return await self._run(inspect)
 
+    async def runtimes(self) -> set[str]:
+        """The OCI runtimes registered with the engine (runc, and e.g. runsc for gVisor)."""
+
+        def runtimes() -> set[str]:
+            return set(self.client.info().get("Runtimes", {}))
+
+        return await self._run(runtimes)
+
     async def version(self) -> dict[str, Any]:
         """The engine's version report; raises ``DockerUnavailable`` when it does not answer."""
 

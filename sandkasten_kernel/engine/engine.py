@@ -14,13 +14,12 @@ import logging
 import os
 import re
 import shlex
-import shutil
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from .cold_starts import ColdStartGate
-from .config import Settings
+from .config import ConfigError, Settings
 from .connections import RunnerConnections
 from .docker_backend import DockerBackend, connect, remove_sandbox_by_id
 from .errors import (
@@ -35,6 +34,7 @@ from .errors import (
     WorkspaceNotFound,
 )
 from .pool import WarmPool
+from .run_dirs import remove_run_dir
 from .runner_client import ExecResult, RunnerClient
 from .runner_terminal import RunnerTerminal
 from .sandbox_spec import SandboxLimits
@@ -55,7 +55,7 @@ class Engine:
         state_dir = settings.server.state_dir
         os.makedirs(state_dir, mode=0o755, exist_ok=True)
         self.store = Store(os.path.join(state_dir, "sandkasten.db"))
-        self.factory = SandboxFactory(self.backend, state_dir)
+        self.factory = SandboxFactory(self.backend, state_dir, settings.security.runtime)
         self.pool = WarmPool(self.factory, self.default_limits(), settings.pool.with_kernel)
         self._sandboxes: dict[str, Sandbox] = {}
         self._removals: dict[str, asyncio.Future[None]] = {}  # destroys in progress, by session
@@ -80,6 +80,7 @@ class Engine:
         another process's engine (a kernel provisioner in an agent script, say)
         must not remove containers it does not know.
         """
+        await self._check_runtime()
         report = await self.reconcile() if reconcile else {}
         if pool and self.settings.pool.enabled:
             targets = {self.settings.resolve_image(name): n for name, n in self.settings.pool.images.items()}
@@ -87,6 +88,17 @@ class Engine:
         if reaper:
             self._reaper = asyncio.create_task(self._reap_loop(), name="sandkasten-reaper")
         return report
+
+    async def _check_runtime(self) -> None:
+        """Refuse to start on a runtime Docker does not know, rather than fail every sandbox later."""
+        runtime = self.settings.security.runtime
+        if runtime:
+            known = await self.backend.runtimes()
+            if runtime not in known:
+                raise ConfigError(
+                    "security.runtime is %r, but Docker knows only %s: install it and register it in "
+                    '/etc/docker/daemon.json ("runtimes"), then restart dockerd' % (runtime, ", ".join(sorted(known)))
+                )
 
     async def close(self) -> None:
         """Stop background work and the warm pool. Sessions keep running: a new engine re-adopts them."""
@@ -117,10 +129,10 @@ class Engine:
             # Warm sandboxes of an earlier engine, or starts that never finished.
             await self.backend.remove(container.id)
             report["removed_containers"].append(container.name)
-            shutil.rmtree(self.factory.run_dir(sandbox_id or "-"), ignore_errors=True)
+            remove_run_dir(self.factory.run_dir(sandbox_id or "-"))
         for name in os.listdir(self.factory.sandboxes_dir):
             if name not in self._sandboxes:
-                shutil.rmtree(self.factory.run_dir(name), ignore_errors=True)
+                remove_run_dir(self.factory.run_dir(name))
                 report["removed_run_dirs"].append(name)
         if any(report.values()):
             self.store.add_event(None, "reconciled", **report)
@@ -300,7 +312,7 @@ class Engine:
     def _forget(self, record: SessionRecord, reason: str) -> None:
         self._connections.drop(record.id)
         self._sandboxes.pop(record.id, None)
-        shutil.rmtree(record.run_dir, ignore_errors=True)
+        remove_run_dir(record.run_dir)
         self.store.remove_session(record.id, reason)
 
     def _sandbox(self, record: SessionRecord) -> Sandbox:

@@ -16,6 +16,7 @@ from typing import Any
 import docker.types
 
 from .errors import EngineError
+from .run_dirs import mount_small_tmpfs
 from .sandbox_network import NETWORK_NAME
 
 SANDBOX_UID = 1000
@@ -49,6 +50,7 @@ class SandboxSpec:
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     name: str | None = None
+    runtime: str | None = None  # an OCI runtime registered with Docker (security.runtime); None: the default
 
 
 def check_run_dir(run_dir: str) -> None:
@@ -67,6 +69,8 @@ def prepare_run_dir(run_dir: str) -> None:
     os.makedirs(run_dir, mode=0o700, exist_ok=True)
     if os.geteuid() == 0:
         os.chown(run_dir, SANDBOX_UID, SANDBOX_UID)
+        if not os.path.ismount(run_dir):
+            mount_small_tmpfs(run_dir, SANDBOX_UID)
     os.chmod(run_dir, 0o700)
 
 
@@ -110,4 +114,6 @@ def container_options(spec: SandboxSpec) -> dict[str, Any]:
         "labels": labels,
         "ulimits": [docker.types.Ulimit(name="nofile", soft=4096, hard=4096)],
     }
+    if spec.runtime:
+        options["runtime"] = spec.runtime
     return options

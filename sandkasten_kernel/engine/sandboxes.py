@@ -11,13 +11,13 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
 from .docker_backend import DockerBackend
 from .errors import EngineError
 from .kernel_connection import kernel_connection_info
+from .run_dirs import remove_run_dir
 from .runner_client import RunnerClient
 from .sandbox_spec import SandboxLimits, SandboxSpec, check_run_dir
 
@@ -60,8 +60,9 @@ def workspace_volume(name: str) -> str:
 
 
 class SandboxFactory:
-    def __init__(self, backend: DockerBackend, state_dir: str) -> None:
+    def __init__(self, backend: DockerBackend, state_dir: str, runtime: str | None = None) -> None:
         self.backend = backend
+        self.runtime = runtime or None
         self.sandboxes_dir = os.path.join(state_dir, "sandboxes")
         self.state_dir = os.path.realpath(state_dir)
         os.makedirs(self.sandboxes_dir, mode=0o755, exist_ok=True)
@@ -101,6 +102,7 @@ class SandboxFactory:
             env=dict(env or {}),
             labels=labels,
             name="sandkasten-%s" % sandbox_id,
+            runtime=self.runtime,
         )
         info = await self.backend.start(spec)
         sandbox = Sandbox(sandbox_id, info.id, image, spec.run_dir, limits, network, workspace)
@@ -135,4 +137,4 @@ class SandboxFactory:
 
     async def destroy(self, sandbox: Sandbox) -> None:
         await self.backend.remove(sandbox.container_id)
-        shutil.rmtree(sandbox.run_dir, ignore_errors=True)
+        remove_run_dir(sandbox.run_dir)

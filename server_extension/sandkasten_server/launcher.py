@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from sandkasten_kernel.engine.run_dirs import unmount_all_under
+
 
 @dataclass
 class Served:
@@ -72,7 +74,9 @@ class Served:
                 self.process.wait()
 
     def remove_state(self) -> None:
-        shutil.rmtree(os.path.dirname(self.config_path), ignore_errors=True)
+        base = os.path.dirname(self.config_path)
+        unmount_all_under(base)  # run directories a killed server left mounted
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def free_port() -> int:

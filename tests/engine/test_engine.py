@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from sandkasten_kernel.engine.config import ConfigError
 from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.errors import (
     LimitExceeded,
@@ -200,6 +201,22 @@ async def test_another_server_on_the_same_docker_leaves_our_sandboxes_alone(engi
         assert (await engine.exec(record.id, "echo still here")).output == "still here\n"
     finally:
         await neighbour.close()
+
+
+async def test_the_runtime_is_configurable_and_an_unknown_one_is_refused(state_dir: str, docker_client: Any) -> None:
+    settings = settings_for(state_dir, images={})
+    settings.security.runtime = "runc"  # named explicitly: what `runsc` (gVisor) would be, where installed
+    engine = Engine(settings)
+    await engine.start()
+    try:
+        record = await engine.create_session()
+        assert docker_client.containers.get(record.container_id).attrs["HostConfig"]["Runtime"] == "runc"
+        await engine.destroy_session(record.id)
+    finally:
+        await engine.close()
+    settings.security.runtime = "no-such-runtime"
+    with pytest.raises(ConfigError, match=r"security.runtime is .no-such-runtime., but Docker knows only .*runc"):
+        await Engine(settings).start()
 
 
 def test_a_corrupt_store_is_a_clear_error_and_is_left_alone(state_dir: str) -> None:
