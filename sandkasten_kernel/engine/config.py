@@ -86,6 +86,18 @@ class SandkastenWorkspace(Configurable):
     enabled = Bool(True, help="Whether sessions may mount named workspaces (Docker volumes) at /workspace.").tag(
         config=True
     )
+    size_mb = Int(
+        1024,
+        help="Size of a named workspace, MiB: a disk image of its own, so it cannot fill the host's disk "
+        "(takes effect for workspaces made from then on).",
+    ).tag(config=True)
+
+    @validate("size_mb")
+    def _positive(self, proposal: dict[str, Any]) -> int:
+        value = int(proposal["value"])
+        if value < 16:
+            raise TraitError("must be at least 16")
+        return value
 
 
 class SandkastenPool(Configurable):

@@ -160,12 +160,15 @@ class DockerBackend:
 
     # -- volumes (workspaces) ---------------------------------------------------------
 
-    async def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+    async def ensure_volume(self, name: str, labels: dict[str, str], bind_to: str | None = None) -> None:
+        """Create the volume unless it exists; with ``bind_to``, as a bind of that host directory."""
+
         def ensure() -> None:
             try:
                 self.client.volumes.get(name)
             except docker.errors.NotFound:
-                self.client.volumes.create(name=name, labels=labels)
+                options = {"type": "none", "o": "bind", "device": bind_to} if bind_to else None
+                self.client.volumes.create(name=name, labels=labels, driver_opts=options)
 
         await self._run(ensure)
 

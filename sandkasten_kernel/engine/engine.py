@@ -40,6 +40,7 @@ from .runner_terminal import RunnerTerminal
 from .sandbox_spec import SandboxLimits
 from .sandboxes import LABEL_WORKSPACE, Sandbox, SandboxFactory, workspace_volume
 from .store import Event, SessionRecord, Store, StoreError
+from .workspace_disks import WorkspaceDisks
 
 log = logging.getLogger("sandkasten.engine")
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -56,6 +57,7 @@ class Engine:
         os.makedirs(state_dir, mode=0o755, exist_ok=True)
         self.store = Store(os.path.join(state_dir, "sandkasten.db"))
         self.factory = SandboxFactory(self.backend, state_dir, settings.security.runtime)
+        self.workspace_disks = WorkspaceDisks(state_dir, settings.workspace.size_mb)
         self.pool = WarmPool(self.factory, self.default_limits(), settings.pool.with_kernel)
         self._sandboxes: dict[str, Sandbox] = {}
         self._removals: dict[str, asyncio.Future[None]] = {}  # destroys in progress, by session
@@ -261,7 +263,8 @@ class Engine:
         quota = self.settings.quota
         async with self._cold_starts.slot(quota.max_cold_starts, quota.cold_start_wait_s):
             if workspace is not None:
-                await self.backend.ensure_volume(workspace_volume(workspace), {LABEL_WORKSPACE: workspace})
+                disk = await asyncio.to_thread(self.workspace_disks.ensure_mounted, workspace)
+                await self.backend.ensure_volume(workspace_volume(workspace), {LABEL_WORKSPACE: workspace}, disk)
             return await self.factory.create(image, limits, network, workspace, env)
 
     @staticmethod
@@ -536,12 +539,16 @@ class Engine:
             rows.append(
                 {
                     "name": name,
-                    "size_bytes": volume["size"],
+                    "size_bytes": self._workspace_size(name, volume["size"]),
                     "in_use_by": in_use.get(name, []),
                     "last_used": last_used.get(name),
                 }
             )
         return sorted(rows, key=lambda row: row["name"])
+
+    def _workspace_size(self, name: str, reported: int) -> int:
+        used = self.workspace_disks.used_bytes(name)
+        return reported if used is None else used
 
     async def delete_workspace(self, name: str) -> None:
         users = [r.id for r in self.store.list_sessions() if r.workspace == name]
@@ -549,6 +556,7 @@ class Engine:
             raise WorkspaceInUse("workspace %r is in use by session %s" % (name, ", ".join(users)))
         if not await self.backend.remove_volume(workspace_volume(name)):
             raise WorkspaceNotFound("no workspace %r" % name)
+        await asyncio.to_thread(self.workspace_disks.remove, name)
         self.store.add_event(None, "workspace_deleted", workspace=name)
 
     # -- pool and events ---------------------------------------------------------------

@@ -114,6 +114,29 @@ async def test_a_workspace_survives_destroy_and_is_mounted_again(engine: Engine)
     assert name not in {row["name"] for row in await engine.list_workspaces()}
 
 
+async def test_a_named_workspace_is_a_capped_image_that_survives_an_unmount(state_dir: str) -> None:
+    settings = settings_for(state_dir, images={})
+    settings.workspace.size_mb = 32
+    engine = Engine(settings)
+    await engine.start()
+    name = "cap-%s" % uuid.uuid4().hex[:8]
+    disks = engine.workspace_disks
+    try:
+        first = await engine.create_session(workspace=name)
+        filled = await engine.exec(first.id, "echo kept > a.txt; head -c 100M /dev/zero > big; df -m . | tail -1")
+        assert "No space left" in filled.output and int(filled.output.split()[-5]) <= 32
+        assert os.path.getsize(disks.image(name)) == 32 << 20  # the image, not the host's disk, filled
+        await engine.destroy_session(first.id)
+        subprocess.run(["umount", disks.mount_point(name)], check=True)  # as after a reboot
+        second = await engine.create_session(workspace=name)  # mounts the image again
+        assert (await engine.exec(second.id, "cat a.txt; ls -1")).output == "kept\na.txt\nbig\n"
+        await engine.destroy_session(second.id)
+        await engine.delete_workspace(name)
+        assert not os.path.exists(disks.image(name)) and not os.path.ismount(disks.mount_point(name))
+    finally:
+        await engine.close()
+
+
 async def test_destroy_removes_container_run_dir_and_record(engine: Engine, docker_client: Any) -> None:
     record = await engine.create_session()
     await engine.destroy_session(record.id)

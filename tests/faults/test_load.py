@@ -102,6 +102,7 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+@pytest.mark.timeout(3600)  # the soak's own deadline bounds it (--soak-seconds), not the suite's 300 s
 def test_fifty_agents_lose_nothing_and_leave_nothing(request: pytest.FixtureRequest, docker_client: Any) -> None:
     seconds = float(request.config.getoption("--soak-seconds"))
     volumes_before = {v.name for v in docker_client.volumes.list()}

@@ -27,6 +27,7 @@ def hostile_server(docker_client: Any) -> Iterator[Served]:
             "security": {"allow_network": True},
             "quota": {"max_sessions": 40, "max_sessions_per_user": 40},
             "defaults": {"memory_mb": 256, "pids": 128, "tmp_mb": 64, "workspace_mb": 64},
+            "workspace": {"size_mb": 64},
         }
     )
     yield server

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from sandkasten import SyncSession
+from sandkasten import SyncSandboxClient, SyncSession
 from sandkasten_server.launcher import Served
 
 Sessions = Callable[..., SyncSession]
@@ -45,10 +45,16 @@ def test_a_memory_bomb_is_oom_killed_and_the_client_is_told(sessions: Sessions) 
     assert not session.exec("python3 -c 'x = bytearray(1 << 20)'").oom_killed  # the flag is per command
 
 
-# /run/sandkasten is the host's run directory, a 4 MiB tmpfs of its own (the server runs as root here).
-@pytest.mark.parametrize("directory", ["/tmp", "/workspace", "/run/sandkasten"])
-def test_filling_a_disk_stops_at_its_size_and_the_host_disk_is_untouched(sessions: Sessions, directory: str) -> None:
-    session = sessions()
+# /run/sandkasten is the host's run directory, a 4 MiB tmpfs of its own, and a named workspace an
+# image of workspace.size_mb (the server runs as root here).
+@pytest.mark.parametrize(
+    ("directory", "workspace"),
+    [("/tmp", None), ("/workspace", None), ("/workspace", "hostile-fill"), ("/run/sandkasten", None)],
+)
+def test_filling_a_disk_stops_at_its_size_and_the_host_disk_is_untouched(
+    sessions: Sessions, client: SyncSandboxClient, directory: str, workspace: str | None
+) -> None:
+    session = sessions(workspace=workspace)
     host_free_before = shutil.disk_usage("/").free
     result = session.exec("head -c 2G /dev/zero > %s/fill; echo rc=$?; df -m %s | tail -1" % (directory, directory))
     assert "No space left on device" in result.output and "rc=1" in result.output
@@ -56,8 +62,11 @@ def test_filling_a_disk_stops_at_its_size_and_the_host_disk_is_untouched(session
     assert size_mb <= 64
     assert abs(shutil.disk_usage("/").free - host_free_before) < 512 << 20  # a tmpfs: not the host's disk
     session.exec("rm %s/fill" % directory)
-    assert session.write("%s/after.txt" % directory.removeprefix("/workspace").lstrip("/") or "after.txt", "ok")
+    assert session.write("after.txt", "ok")
     _alive(session)
+    if workspace is not None:
+        session.destroy()
+        client.workspaces.delete(workspace)
 
 
 def _exec_p99_ms(session: SyncSession, n: int) -> float:
