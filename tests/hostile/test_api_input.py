@@ -114,3 +114,14 @@ def test_every_call_on_a_destroyed_session_is_a_clean_404(sessions: Sessions, ht
         except httpx.HTTPError as exc:
             raise AssertionError((method, route, exc)) from exc
         assert (reply.status_code, reply.json()["error"]) == (404, "not_found"), (method, route, reply.text)
+
+
+def test_a_refused_upload_tells_the_client_not_to_reuse_the_connection(sessions: Sessions, http: httpx.Client) -> None:
+    # Refused before its body was read, the connection is dropped after the reply: a client
+    # that reused it would see its next call fail, so the reply says "Connection: close".
+    session = sessions()
+    session.destroy()
+    for _ in range(20):
+        reply = http.put("sessions/%s/files/x" % session.id, content=b"x" * 100)
+        assert (reply.status_code, reply.headers.get("Connection")) == (404, "close")
+        assert http.get("sessions/%s" % session.id).status_code == 404  # the next call finds a fresh connection

@@ -142,6 +142,11 @@ class SandkastenHandler(SandkastenMixin, APIHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         if status_code == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
+        if getattr(self, "_stream_request_body", False):
+            # Refused before the body was read, the connection cannot carry another request
+            # (tornado drops it after replying): say so, or a keep-alive client reuses it and
+            # gets a reset on its next call.
+            self.set_header("Connection", "close")
         write_json_error(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
 
 
