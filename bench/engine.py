@@ -29,6 +29,7 @@ from bench.report import print_rows, summary, time_sync, write_results
 from sandkasten_kernel.engine.config import load_settings
 from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.images import IMAGES
+from sandkasten_kernel.engine.run_dirs import unmount_all_under
 
 IMAGE = "python"
 
@@ -49,6 +50,7 @@ async def bench_engine(pool: dict[str, int], with_kernel: bool = True) -> AsyncI
         for record in engine.list_sessions():
             await engine.destroy_session(record.id)
         await engine.close()
+        unmount_all_under(state_dir)  # workspace images, if a figure made one
         shutil.rmtree(state_dir, ignore_errors=True)
 
 

@@ -34,6 +34,7 @@ from bench.report import print_rows, summary, time_async, time_sync, write_resul
 from sandkasten_kernel.engine.docker_backend import connect, remove_sandbox, start_sandbox
 from sandkasten_kernel.engine.images import BOOTSTRAP_TAG, IMAGES, ImageBuilder
 from sandkasten_kernel.engine.kernel_connection import kernel_connection_info
+from sandkasten_kernel.engine.run_dirs import remove_run_dir
 from sandkasten_kernel.engine.runner_client import RunnerClient
 from sandkasten_kernel.engine.sandbox_spec import SandboxSpec
 
@@ -48,6 +49,7 @@ def start(client: docker.DockerClient, image: str) -> tuple[Any, str]:
 
 def stop(container: Any, run_dir: str) -> None:
     remove_sandbox(container)
+    remove_run_dir(run_dir)  # a tmpfs mount of its own
     shutil.rmtree(os.path.dirname(run_dir), ignore_errors=True)
 
 

@@ -55,12 +55,15 @@ def start_sandbox(client: docker.DockerClient, spec: SandboxSpec) -> Container:
 
 
 def remove_sandbox(container: Container) -> None:
-    """Stop and remove the container; a container already gone is not an error."""
+    """Stop and remove the container; a container already gone, or going, is not an error."""
     try:
         container.remove(force=True)
     except docker.errors.NotFound:
         pass
     except docker.errors.APIError as exc:
+        if exc.status_code == 409 and "already in progress" in str(exc.explanation):
+            return  # someone else (another process, Docker's own cleanup) is removing it
+
         raise EngineError("docker could not remove %s: %s" % (container.short_id, exc.explanation or exc)) from None
 
 

@@ -504,9 +504,12 @@ class Engine:
             if record.container_id not in running and record.id not in self._removals:
                 if await self._still_there(record.container_id):
                     continue  # started after the listing
-                await self.backend.remove(record.container_id)
-                self._forget(record, "lost: its container stopped (the runner died, or Docker restarted)")
-                lost.append(record.id)
+                with contextlib.suppress(SessionNotFound):  # destroyed meanwhile
+                    # The shared removal: a DELETE arriving now waits for this one.
+                    await self.destroy_session(
+                        record.id, "lost: its container stopped (the runner died, or Docker restarted)"
+                    )
+                    lost.append(record.id)
         await self.pool.drop_unless_running(running)
         return lost
 
