@@ -147,15 +147,10 @@ class Load:
             self.cycles += 1
 
 
-def rss_kb(pid: int) -> int:
-    with open("/proc/%d/status" % pid) as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-
 async def load(served: Served, clients: int, seconds: float) -> dict[str, Any]:
     state = Load()
     limits = httpx.Limits(max_connections=clients * 2)
-    rss_before = rss_kb(served.process.pid)
+    rss_before = served.rss_mb()
     async with httpx.AsyncClient(base_url=served.url + "/", headers=served.headers, timeout=120, limits=limits) as c:
         until = time.monotonic() + seconds
         started = time.monotonic()
@@ -171,8 +166,8 @@ async def load(served: Served, clients: int, seconds: float) -> dict[str, Any]:
         "error_examples": state.errors[:5],
         "retries_after_503": state.retries,
         "sessions_left": len(left),
-        "server_rss_mb_before": round(rss_before / 1024, 1),
-        "server_rss_mb_after": round(rss_kb(served.process.pid) / 1024, 1),
+        "server_rss_mb_before": round(rss_before, 1),
+        "server_rss_mb_after": round(served.rss_mb(), 1),
         **{name: summary(samples) for name, samples in state.samples.items() if samples},
     }
 

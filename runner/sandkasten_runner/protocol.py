@@ -20,6 +20,8 @@ import struct
 from typing import Any, Dict, Optional, Tuple
 
 PROTOCOL_VERSION = 1
+# An exec's timeout when the request names none; the host's client waits on it too.
+DEFAULT_TIMEOUT_MS = 60_000
 
 HEADER = struct.Struct(">II")
 # The JSON part carries commands and metadata, never bulk data: keep it small so

@@ -23,6 +23,7 @@ from .health import oom_kills, sandbox_usage
 from .kernel import Kernel
 from .processes import ChildRegistry, descendants, kill_session
 from .protocol import (
+    DEFAULT_TIMEOUT_MS,
     MAX_PAYLOAD_BYTES,
     PROTOCOL_VERSION,
     Message,
@@ -34,7 +35,6 @@ from .protocol import (
 from .shell import ExecCancelled, Shell, valid_env_name
 from .terminal import Terminal
 
-DEFAULT_TIMEOUT_MS = 60_000
 DEFAULT_MAX_OUTPUT = 1 << 20
 # Decoding may triple invalid bytes (U+FFFD); the result must fit one payload.
 MAX_OUTPUT_LIMIT = 16 << 20

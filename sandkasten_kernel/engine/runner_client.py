@@ -14,13 +14,12 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sandkasten_runner.protocol import PROTOCOL_VERSION, Message, encode_frame
+from sandkasten_runner.protocol import DEFAULT_TIMEOUT_MS, PROTOCOL_VERSION, Message, encode_frame
 
 from .errors import RunnerRequestError, RunnerUnavailable
 from .runner_frames import read_frame
 from .runner_terminal import RunnerTerminal
 
-RUNNER_DEFAULT_TIMEOUT_MS = 60_000  # the runner's DEFAULT_TIMEOUT_MS
 # Beyond an exec's timeout the runner still kills the process group and sends the result.
 EXEC_GRACE_S = 15.0
 # Frames carry up to 64 MiB of payload; the stream buffer must not cap them.
@@ -75,7 +74,7 @@ def _exec_args(
 def _exec_deadline_s(timeout_ms: int | None) -> float | None:
     """How long to wait for an exec's result: the runner ends the command at its timeout, so
     a runner silent well past it is stuck, not busy. No timeout (0) means no deadline."""
-    timeout_ms = RUNNER_DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms
+    timeout_ms = DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms
     return timeout_ms / 1000 + EXEC_GRACE_S if timeout_ms else None
 
 

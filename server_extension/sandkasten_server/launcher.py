@@ -53,6 +53,14 @@ class Served:
             body = response.read()
         return json.loads(body) if body else None
 
+    def rss_mb(self) -> float:
+        """The server process's resident memory, MiB (read from /proc)."""
+        with open("/proc/%d/status" % self.process.pid) as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmRSS for pid %d" % self.process.pid)
+
     def log(self) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
             return f.read()

@@ -94,14 +94,6 @@ async def verify(session: Session, tally: Tally) -> None:
             del tally.written[(session_id, path)]
 
 
-def rss_mb(pid: int) -> float:
-    with open("/proc/%d/status" % pid) as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 @pytest.mark.timeout(3600)  # the soak's own deadline bounds it (--soak-seconds), not the suite's 300 s
 def test_fifty_agents_lose_nothing_and_leave_nothing(request: pytest.FixtureRequest, docker_client: Any) -> None:
     seconds = float(request.config.getoption("--soak-seconds"))
@@ -118,12 +110,12 @@ def test_fifty_agents_lose_nothing_and_leave_nothing(request: pytest.FixtureRequ
 
     def sample() -> None:
         while not sampling.wait(1.0):
-            samples.append(rss_mb(server.process.pid))
+            samples.append(server.rss_mb())
 
     sampler = threading.Thread(target=sample, daemon=True)
     tally = Tally()
     try:
-        rss_start = rss_mb(server.process.pid)
+        rss_start = server.rss_mb()
         sampler.start()
 
         async def run() -> None:

@@ -93,19 +93,11 @@ def test_a_cpu_spin_on_every_core_leaves_the_neighbours_exec_latency_within_3x(s
     assert loaded <= 3 * max(baseline, 5.0), "exec p99 %.1f ms under load, %.1f ms before" % (loaded, baseline)
 
 
-def _server_rss_mb(server: Served) -> float:
-    with open("/proc/%d/status" % server.process.pid) as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 def test_a_gigabyte_of_output_is_capped_and_streamed_in_bounded_memory(
     sessions: Sessions, hostile_server: Served
 ) -> None:
     session = sessions()
-    rss_before = _server_rss_mb(hostile_server)
+    rss_before = hostile_server.rss_mb()
     result = session.exec("head -c 1G /dev/zero | tr '\\0' a", timeout_ms=120_000)
     assert result.truncated and result.exit_code == 0
     assert result.output_bytes == 1 << 30 and len(result.output) < 64 << 20
@@ -115,7 +107,7 @@ def test_a_gigabyte_of_output_is_capped_and_streamed_in_bounded_memory(
         streamed += len(chunk)
     assert stream.result is not None and stream.result.truncated and stream.result.output_bytes == 1 << 30
     assert 0 < streamed < 64 << 20
-    assert _server_rss_mb(hostile_server) - rss_before < 150, "the server held the output"
+    assert hostile_server.rss_mb() - rss_before < 150, "the server held the output"
     _alive(session)
 
 
