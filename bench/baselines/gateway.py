@@ -16,9 +16,13 @@ kernels for ``root``.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import ipaddress
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -36,6 +40,7 @@ KERNEL_IMAGE = "sandkasten-bench/gateway-kernel:python"
 KERNEL_NAME = "gateway-docker-python"
 PARENT_IMAGE = IMAGES["python"].layers_tag  # Debian python3 + ipykernel, no Sandkasten runner
 DOCKERFILE = Path(__file__).with_name("gateway_kernel") / "Dockerfile"
+_SIOCGIFADDR = 0x8915  # linux/sockios.h
 # The image's python: wheels are fetched for it on the host.
 WHEEL_PLATFORM = ["--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"] + [
     arg
@@ -97,8 +102,56 @@ def ensure_kernel_image(client: docker.DockerClient) -> dict[str, Any]:
 
 
 def bridge_gateway(client: docker.DockerClient) -> str:
-    config = client.networks.get("bridge").attrs["IPAM"]["Config"]
-    return str(config[0]["Gateway"])
+    """The host's address on Docker's default bridge, as its containers reach it."""
+    return network_gateway(client.networks.get("bridge").attrs)
+
+
+def network_gateway(attrs: dict[str, Any]) -> str:
+    """A bridge network's gateway: the one its IPAM config names, else its interface's IPv4
+    address, else the first host of its subnet.
+
+    A freshly installed dockerd may report the default bridge's IPAM config as
+    ``[{"Subnet": ...}]`` with no ``Gateway``, although ``docker0`` has one.
+    """
+    configs = [c for c in (attrs.get("IPAM") or {}).get("Config") or [] if _is_ipv4(c.get("Subnet", ""))]
+    for config in configs:
+        if config.get("Gateway"):
+            return str(config["Gateway"]).split("/")[0]
+    interface = (attrs.get("Options") or {}).get("com.docker.network.bridge.name") or (
+        "docker0" if attrs.get("Name") == "bridge" else None
+    )
+    looked_at = ["the IPAM config %s" % json.dumps(configs)]
+    if interface:
+        address = interface_ipv4(interface)
+        if address:
+            return address
+        looked_at.append("the interface %s (no IPv4 address)" % interface)
+    for config in configs:
+        hosts = ipaddress.ip_network(config["Subnet"], strict=False).hosts()
+        first = next(hosts, None)
+        if first is not None:
+            return str(first)
+    raise RuntimeError(
+        "cannot find the gateway of Docker network %r: looked at %s" % (attrs.get("Name"), ", ".join(looked_at))
+    )
+
+
+def interface_ipv4(name: str) -> str | None:
+    """The IPv4 address of a network interface of this host (SIOCGIFADDR), or None."""
+    request = struct.pack("256s", name.encode()[:15])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            reply = fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, request)
+        except OSError:
+            return None
+    return socket.inet_ntoa(reply[20:24])
+
+
+def _is_ipv4(subnet: str) -> bool:
+    try:
+        return ipaddress.ip_network(subnet, strict=False).version == 4
+    except ValueError:
+        return False
 
 
 def install_kernelspec(client: docker.DockerClient, jupyter_dir: Path) -> str:
