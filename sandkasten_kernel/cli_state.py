@@ -105,14 +105,14 @@ def workspaces_list(options: argparse.Namespace) -> int:
         for row in rows:
             row["last_used"] = _age(row["last_used"]) + " ago" if row["last_used"] else None
             row["size"] = "%.1f MB" % (row.pop("size_bytes") / 1e6) if row["size_bytes"] >= 0 else "?"
-    print_table(rows, ["name", "size", "in_use_by", "last_used"], options.json, "no workspaces")
+    print_table(rows, ["name", "owner", "size", "in_use_by", "last_used"], options.json, "no workspaces")
     return 0
 
 
 def workspaces_delete(options: argparse.Namespace) -> int:
     engine = Engine(settings(options))
     for name in options.names:
-        asyncio.run(engine.delete_workspace(name))
+        asyncio.run(engine.delete_workspace(name, options.owner))
         print("deleted workspace %s" % name)
     return 0
 
@@ -152,9 +152,9 @@ def add_commands(commands: Any) -> None:
         dest="workspaces_command", required=True
     )
     command(workspaces, "list", workspaces_list, "list workspaces with size, users and last use", json_output=True)
-    command(
-        workspaces, "delete", workspaces_delete, "delete workspaces (refused while a session uses one)"
-    ).add_argument("names", nargs="+", metavar="NAME")
+    delete = command(workspaces, "delete", workspaces_delete, "delete workspaces (refused while a session uses one)")
+    delete.add_argument("names", nargs="+", metavar="NAME")
+    delete.add_argument("--owner", help="the user whose workspaces they are (default: the server's own, owner '-')")
     kernelspec = commands.add_parser("kernelspec", help="Jupyter kernelspecs that run kernels in sandboxes")
     install = command(
         kernelspec.add_subparsers(dest="kernelspec_command", required=True),

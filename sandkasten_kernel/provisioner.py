@@ -20,6 +20,13 @@ Which engine: the one registered with ``use_engine`` for the running event loop
 one, a process (an agent script with ``AsyncKernelManager``, say) gets an
 engine of its own from sandkasten.yaml that neither reconciles nor keeps a
 pool, so its kernels start cold.
+
+Whose kernel: the kernel manager does not say who asked for a kernel, so the
+server extension registers, with its engine, a way to find out (the user of the
+Jupyter request being served). The kernel's session then belongs to that user:
+it counts against their quotas, shows in their session list, and mounts their
+named workspace. Only a kernel no user asked for (an agent script's own) is
+owned by ``kernel:<id>``, with the server's own workspaces.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ import asyncio
 import atexit
 import contextlib
 import signal
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo
@@ -38,16 +47,44 @@ from .engine.config import find_config, load_settings
 from .engine.engine import Engine
 from .engine.errors import EngineError, SessionLost, SessionNotFound
 
-_engines: dict[asyncio.AbstractEventLoop, Engine] = {}
 POLL_INTERVAL_S = 0.1
 
 
-def use_engine(engine: Engine | None) -> None:
-    """Make ``engine`` the one provisioners on the current event loop use (None: forget it)."""
+@dataclass(frozen=True)
+class KernelUser:
+    """Who is starting a kernel, as the engine records sessions."""
+
+    owner: str  # holds the kernel's session; quotas count per owner
+    workspace_owner: str | None  # whose named workspace it mounts (None: the server's own)
+
+
+KernelUserLookup = Callable[[], KernelUser | None]
+_engines: dict[asyncio.AbstractEventLoop, Engine] = {}
+_kernel_users: dict[asyncio.AbstractEventLoop, KernelUserLookup] = {}
+
+
+def use_engine(engine: Engine | None, kernel_user: KernelUserLookup | None = None) -> None:
+    """Make ``engine`` the one provisioners on the current event loop use (None: forget it).
+
+    ``kernel_user``, called when a kernel's sandbox is claimed (in the task that
+    asked for the kernel), says who is starting it; None from it: nobody known.
+    """
+    loop = asyncio.get_running_loop()
     if engine is None:
-        _engines.pop(asyncio.get_running_loop(), None)
+        _engines.pop(loop, None)
+        _kernel_users.pop(loop, None)
+        return
+    _engines[loop] = engine
+    if kernel_user is None:
+        _kernel_users.pop(loop, None)
     else:
-        _engines[asyncio.get_running_loop()] = engine
+        _kernel_users[loop] = kernel_user
+
+
+def starting_user() -> KernelUser | None:
+    """Who is starting a kernel now, by the lookup registered for this event loop."""
+    lookup = _kernel_users.get(asyncio.get_running_loop())
+    return lookup() if lookup is not None else None
 
 
 # Sandboxes of kernels a process-own engine started: released when the process
@@ -114,12 +151,14 @@ class SandkastenProvisioner(KernelProvisionerBase):
             self.session_id = engine.get_session(bind_to).id
             self.bound = True
         if self.session_id is None:
+            user = starting_user()
             record = await engine.create_session(
                 image=self.image,
                 workspace=self.workspace,
                 limits=dict(self.limits) or None,
                 network=self.network,
-                owner="kernel:%s" % self.kernel_id,
+                owner=user.owner if user else "kernel:%s" % self.kernel_id,
+                workspace_owner=user.workspace_owner if user else None,
             )
             self.session_id = record.id
             if engine in _process_engines:

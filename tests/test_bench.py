@@ -13,7 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("module", ["bench.runtime", "bench.engine", "bench.kernels", "bench.http", "bench.sdk"])
+@pytest.mark.parametrize(
+    "module", ["bench.runtime", "bench.engine", "bench.kernels", "bench.http", "bench.sdk", "bench.boundary"]
+)
 def test_the_benchmark_runs(module: str, tmp_path: Path, docker_client: Any) -> None:
     out = tmp_path / "result.json"
     result = subprocess.run(
@@ -62,3 +64,24 @@ def test_the_suite_runs_every_figure_and_plots_it(tmp_path: Path, docker_client:
     for name in FIGURES:
         assert (tmp_path / ("suite-%s.png" % name.replace("_", "-"))).stat().st_size > 10_000
     assert "wrote %s" % out in result.stdout
+
+
+def test_the_bridge_gateway_is_found_without_a_gateway_in_its_ipam_config(docker_client: Any) -> None:
+    """A fresh dockerd may report the default bridge as ``[{"Subnet": ...}]`` with no ``Gateway``:
+    the lookup falls back to the bridge interface's own address (#14)."""
+    from bench.baselines.gateway import bridge_gateway, network_gateway
+
+    attrs = docker_client.networks.get("bridge").attrs
+    interface = attrs["Options"]["com.docker.network.bridge.name"]
+    shown = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", interface], capture_output=True, text=True)
+    address = shown.stdout.split()[3].split("/")[0]  # "5: docker0 inet 172.17.0.1/16 ..."
+    assert bridge_gateway(docker_client) == address
+    without_gateway = dict(attrs, IPAM={"Config": [{"Subnet": c["Subnet"]} for c in attrs["IPAM"]["Config"]]})
+    assert network_gateway(without_gateway) == address
+
+
+def test_a_network_with_no_gateway_at_all_is_a_clear_error(docker_client: Any) -> None:
+    from bench.baselines.gateway import network_gateway
+
+    with pytest.raises(RuntimeError, match="cannot find the gateway of Docker network 'none': looked at"):
+        network_gateway(docker_client.networks.get("none").attrs)

@@ -4,16 +4,15 @@
 // Env: SANDKASTEN_URL (server root), SANDKASTEN_API_KEY, PYTHON (an interpreter with the
 // `sandkasten` SDK), SANDKASTEN_ARTIFACTS (where screenshots go), CHROMIUM (default /usr/bin/chromium).
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
-const base = process.env.SANDKASTEN_URL;
-const key = process.env.SANDKASTEN_API_KEY;
-const artifacts = process.env.SANDKASTEN_ARTIFACTS ?? 'test-artifacts';
+import { artifacts, base, jsonCaller, key, step } from './common.mjs';
+
+const api = jsonCaller(`${base}/sandkasten/api`);
+
 const python = process.env.PYTHON ?? 'python3';
 const PYTHON_IMAGE = 'sandkasten/runtime:python';
-mkdirSync(artifacts, { recursive: true });
 
 async function widenSidebar(page, by) {
   const handle = page.locator('#jp-main-split-panel > .lm-SplitPanel-handle').first();
@@ -24,22 +23,6 @@ async function widenSidebar(page, by) {
     await page.mouse.move(box.x + by, box.y + box.height / 2, { steps: 5 });
     await page.mouse.up();
   }
-}
-
-function step(text) {
-  console.log(`e2e: ${text}`);
-}
-
-async function api(method, path, body) {
-  const response = await fetch(`${base}/sandkasten/api/${path}`, {
-    method,
-    headers: { Authorization: `token ${key}`, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  });
-  if (!response.ok) {
-    throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
-  }
-  return response.status === 204 ? null : response.json();
 }
 
 function createSessionWithTheSdk() {

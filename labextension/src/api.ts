@@ -49,6 +49,8 @@ export interface Pool {
 
 export interface Workspace {
   name: string;
+  /** The user it belongs to; null: the server's own (absent from servers before workspaces had owners). */
+  owner?: string | null;
   size_bytes: number | null;
   in_use_by: string[];
   last_used: number | null;
@@ -112,8 +114,10 @@ export class SandkastenApi {
     return (await this.json<{ workspaces: Workspace[] }>('GET', 'workspaces')).workspaces;
   }
 
-  async deleteWorkspace(name: string): Promise<void> {
-    await this.json('DELETE', `workspaces/${encodeURIComponent(name)}`);
+  /** `owner` as the listing gave it: names are per user, so an admin says whose (null: the server's own). */
+  async deleteWorkspace(name: string, owner?: string | null): Promise<void> {
+    const whose = owner === undefined ? '' : `?owner=${encodeURIComponent(owner ?? '')}`;
+    await this.json('DELETE', `workspaces/${encodeURIComponent(name)}${whose}`);
   }
 
   async config(): Promise<ConfigView> {

@@ -1,6 +1,7 @@
 /**
- * The plugin: the Sandkasten panel in the left sidebar and the command palette,
- * and the commands it uses to open a terminal or the files of a sandbox.
+ * The plugins: the Sandkasten panel in the left sidebar and the command palette,
+ * and the commands it uses to open a terminal or the files of a sandbox; and
+ * untrusted outputs for kernels in sandboxes (outputsPlugin.ts).
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, IThemeManager, MainAreaWidget } from '@jupyterlab/apputils';
@@ -14,6 +15,7 @@ import { DashboardModel } from './model';
 import { DashboardPanel } from './panel';
 import { SandboxTerminalConnection } from './terminalConnection';
 import { shortId } from './format';
+import { outputsPlugin } from './outputsPlugin';
 
 const ICON_SVG =
   '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><g class="jp-icon3" fill="#616161">' +
@@ -116,4 +118,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, outputsPlugin];

@@ -7,7 +7,7 @@ import { Dialog, ReactWidget, showDialog, UseSignal } from '@jupyterlab/apputils
 import { Message } from '@lumino/messaging';
 import { DashboardModel, Part } from './model';
 import { ConfigEditor } from './configEditor';
-import { Pool, Session } from './api';
+import { Pool, Session, Workspace } from './api';
 import { sparklinePath } from './sparkline';
 import {
   formatBytes,
@@ -319,14 +319,15 @@ function PoolRow(props: { image: string; status: Pool['images'][string]; model: 
 
 function WorkspacesTab(props: { model: DashboardModel }): JSX.Element {
   const { model } = props;
-  const remove = async (name: string): Promise<void> => {
+  const remove = async (ws: Workspace): Promise<void> => {
+    const name = ws.owner ? `${ws.owner}'s "${ws.name}"` : `"${ws.name}"`;
     const answer = await showDialog({
       title: 'Delete workspace',
-      body: `Delete workspace "${name}" and every file in it? This cannot be undone.`,
+      body: `Delete workspace ${name} and every file in it? This cannot be undone.`,
       buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
     });
     if (answer.button.accept) {
-      await attempt(`delete workspace ${name}`, () => model.api.deleteWorkspace(name), model);
+      await attempt(`delete workspace ${ws.name}`, () => model.api.deleteWorkspace(ws.name, ws.owner), model);
     }
   };
   const now = Date.now();
@@ -340,6 +341,7 @@ function WorkspacesTab(props: { model: DashboardModel }): JSX.Element {
             <thead>
               <tr>
                 <th>name</th>
+                {workspaces.some(ws => ws.owner) && <th>owner</th>}
                 <th>size</th>
                 <th>in use by</th>
                 <th>last used</th>
@@ -348,13 +350,14 @@ function WorkspacesTab(props: { model: DashboardModel }): JSX.Element {
             </thead>
             <tbody>
               {workspaces.map(ws => (
-                <tr key={ws.name} data-workspace={ws.name}>
+                <tr key={`${ws.owner ?? ''}/${ws.name}`} data-workspace={ws.name}>
                   <td>{ws.name}</td>
+                  {workspaces.some(w => w.owner) && <td>{ws.owner ?? '–'}</td>}
                   <td>{formatBytes(ws.size_bytes)}</td>
                   <td>{ws.in_use_by.length ? ws.in_use_by.map(shortId).join(', ') : '–'}</td>
                   <td>{ws.last_used ? `${formatDuration(secondsSince(ws.last_used, now))} ago` : '–'}</td>
                   <td>
-                    <button className="jp-mod-styled jp-mod-warn" disabled={ws.in_use_by.length > 0} onClick={() => void remove(ws.name)}>
+                    <button className="jp-mod-styled jp-mod-warn" disabled={ws.in_use_by.length > 0} onClick={() => void remove(ws)}>
                       Delete
                     </button>
                   </td>

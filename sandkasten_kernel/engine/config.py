@@ -17,6 +17,7 @@ key and the file.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -137,6 +138,38 @@ class SandkastenSecurity(Configurable):
         help="Jupyter user names that may see and act on every session. With Jupyter Server's own token or "
         "password login there is a single user, who is always an admin.",
     ).tag(config=True)
+    egress_allow = List(
+        Unicode(),
+        [],
+        help="IPv4 networks (CIDRs, e.g. 10.20.0.0/16 for an internal package mirror) that sandboxes with network "
+        "may reach although egress_deny or the ranges dropped by default (private, 100.64.0.0/10, link-local, "
+        "cloud metadata addresses) cover them; matched first. The host itself stays out of reach.",
+    ).tag(config=True)
+    egress_deny = List(
+        Unicode(),
+        [],
+        help="More IPv4 networks (CIDRs) that sandboxes with network may not reach, besides the ranges dropped by "
+        "default. [0.0.0.0/0] with egress_allow makes an allow-list.",
+    ).tag(config=True)
+
+    @validate("egress_allow", "egress_deny")
+    def _cidrs(self, proposal: dict[str, Any]) -> list[str]:
+        return [_ipv4_network(value) for value in proposal["value"]]
+
+
+def _ipv4_network(value: str) -> str:
+    """``value`` as an IPv4 network in normal form (an address alone is its /32), or a TraitError saying why not."""
+    try:
+        network = ipaddress.ip_network(value)
+    except ValueError as exc:
+        if "host bits set" in str(exc):
+            raise TraitError(
+                "%r has host bits set: did you mean %s?" % (value, ipaddress.ip_network(value, strict=False))
+            ) from None
+        raise TraitError("%r is not an IPv4 network (a CIDR such as 10.0.0.0/8)" % value) from None
+    if network.version != 4:
+        raise TraitError("%r is IPv6: sandboxes have no IPv6 at all, list IPv4 networks only" % value)
+    return str(network)
 
 
 class SandkastenQuota(Configurable):
@@ -150,12 +183,44 @@ class SandkastenQuota(Configurable):
     cold_start_wait_s = Float(
         10.0, help="How long a create waits for a cold-start slot before it gets 503 (pool exhausted)."
     ).tag(config=True)
-    max_body_mb = Int(512, help="Largest request body the API accepts, MiB; larger gets 413.").tag(config=True)
+    max_body_mb = Int(512, help="Largest request body, MiB (chunked ones too); larger gets 413.").tag(config=True)
+    max_archive_mb = Int(
+        1024,
+        help="Largest archive upload once decompressed (tar headers and members), MiB; larger gets 413 and what "
+        "it had written is removed. The default is the default /workspace size. It bounds a decompression bomb.",
+    ).tag(config=True)
+    max_archive_members = Int(
+        10000, help="Most members (files, directories, links) one archive upload may hold; more gets 413."
+    ).tag(config=True)
+    max_workspaces_per_user = Int(
+        10,
+        help="Most named workspaces one user has (0: no limit); making another gets 429 until one is deleted. "
+        "A single-user server's workspaces are one user's.",
+    ).tag(config=True)
+    max_workspaces_total_mb = Int(
+        51200,
+        help="Most disk all named workspaces together may claim, MiB, counting workspace.size_mb for each as it "
+        "was when the workspace was made (0: no limit); a workspace beyond it gets 429.",
+    ).tag(config=True)
 
-    @validate("max_sessions", "max_sessions_per_user", "max_cold_starts", "max_body_mb", "cold_start_wait_s")
+    @validate(
+        "max_sessions",
+        "max_sessions_per_user",
+        "max_cold_starts",
+        "max_body_mb",
+        "cold_start_wait_s",
+        "max_workspaces_per_user",
+        "max_workspaces_total_mb",
+    )
     def _not_negative(self, proposal: dict[str, Any]) -> Any:
         if proposal["value"] < 0:
             raise TraitError("must not be negative")
+        return proposal["value"]
+
+    @validate("max_archive_mb", "max_archive_members")
+    def _positive(self, proposal: dict[str, Any]) -> Any:
+        if proposal["value"] < 1:
+            raise TraitError("must be at least 1 (a bound on untrusted work has no 'no limit')")
         return proposal["value"]
 
 

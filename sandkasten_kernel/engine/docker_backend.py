@@ -19,7 +19,7 @@ import requests
 from docker.models.containers import Container
 
 from .errors import DockerUnavailable, EngineError, ImageError
-from .sandbox_network import ensure_sandbox_network
+from .sandbox_network import EgressPolicy, ensure_sandbox_network
 from .sandbox_spec import SandboxSpec, container_options, prepare_run_dir
 
 T = TypeVar("T")
@@ -37,12 +37,12 @@ def connect(timeout: float = 60.0) -> docker.DockerClient:
     return client
 
 
-def start_sandbox(client: docker.DockerClient, spec: SandboxSpec) -> Container:
+def start_sandbox(client: docker.DockerClient, spec: SandboxSpec, egress: EgressPolicy | None = None) -> Container:
     """Create the run directory and start a hardened container for ``spec``."""
     prepare_run_dir(spec.run_dir)
     options: dict[str, Any] = container_options(spec)
-    if spec.network:
-        ensure_sandbox_network(client)
+    if spec.network:  # the egress policy's network, its host rules checked (and repaired) first
+        options["network_mode"] = ensure_sandbox_network(client, egress)
     try:
         container: Container = client.containers.run(**options)
     except docker.errors.ImageNotFound:
@@ -77,20 +77,24 @@ class ContainerInfo:
     id: str
     name: str
     labels: dict[str, str]
-    running: bool
+    running: bool  # running or paused: its processes are there (a frozen sandbox is not a lost one)
 
 
 def _info(container: Container) -> ContainerInfo:
     return ContainerInfo(
-        container.id or "", container.name or "", dict(container.labels or {}), container.status == "running"
+        container.id or "",
+        container.name or "",
+        dict(container.labels or {}),
+        container.status in ("running", "paused"),
     )
 
 
 class DockerBackend:
     """Async face of the calls above: each blocking docker-py call runs in an executor."""
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(self, client: docker.DockerClient, egress: EgressPolicy | None = None) -> None:
         self.client = client
+        self.egress = egress  # security.egress_allow/egress_deny for sandboxes with network
         self._cleanups: set[asyncio.Future[None]] = set()
 
     async def _run(self, call: Callable[..., T], *args: Any) -> T:
@@ -101,7 +105,7 @@ class DockerBackend:
             raise DockerUnavailable("the Docker engine stopped answering: %s" % exc) from None
 
     async def start(self, spec: SandboxSpec) -> ContainerInfo:
-        started = asyncio.ensure_future(self._run(start_sandbox, self.client, spec))
+        started = asyncio.ensure_future(self._run(start_sandbox, self.client, spec, self.egress))
         try:
             return _info(await asyncio.shield(started))
         except asyncio.CancelledError:
@@ -174,6 +178,16 @@ class DockerBackend:
                 self.client.volumes.create(name=name, labels=labels, driver_opts=options)
 
         await self._run(ensure)
+
+    async def volume_exists(self, name: str) -> bool:
+        def exists() -> bool:
+            try:
+                self.client.volumes.get(name)
+                return True
+            except docker.errors.NotFound:
+                return False
+
+        return await self._run(exists)
 
     async def volumes(self, label: str) -> list[dict[str, Any]]:
         """Volumes with ``label``, with their size where the engine reports it."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import os
-import re
 import shlex
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -34,25 +34,28 @@ from .errors import (
     WorkspaceNotFound,
 )
 from .pool import WarmPool
-from .run_dirs import remove_run_dir
 from .runner_client import ExecResult, RunnerClient
 from .runner_terminal import RunnerTerminal
+from .sandbox_network import EgressPolicy
 from .sandbox_spec import SandboxLimits
-from .sandboxes import LABEL_WORKSPACE, Sandbox, SandboxFactory, workspace_volume
-from .store import Event, SessionRecord, Store, StoreError
+from .sandboxes import LABEL_STATE_DIR, LABEL_WORKSPACE, Sandbox, SandboxFactory
+from .store import Event, SessionRecord, Store, StoreError, WorkspaceRow
 from .workspace_disks import WorkspaceDisks
+from .workspace_names import SERVER_PREFIX, WorkspaceRef, valid_name, workspace_ref
 
 log = logging.getLogger("sandkasten.engine")
-WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 LIMIT_NAMES = ("cpus", "memory_mb", "pids")
 # Below these a sandbox cannot run its runner and shell (and Docker reads 0 CPUs as "no limit").
 LIMIT_MINIMA = {"cpus": 0.25, "memory_mb": 128, "pids": 32}
+# How long the hooks run before a reap (stopping the session's kernel) may take; the sandbox goes anyway.
+REAP_HOOK_DEADLINE_S = 30.0
 
 
 class Engine:
     def __init__(self, settings: Settings, backend: DockerBackend | None = None) -> None:
         self.settings = settings
-        self.backend = backend or DockerBackend(connect())
+        egress = EgressPolicy.of(settings.security.egress_allow, settings.security.egress_deny)
+        self.backend = backend or DockerBackend(connect(), egress)
         state_dir = settings.server.state_dir
         os.makedirs(state_dir, mode=0o755, exist_ok=True)
         self.store = Store(os.path.join(state_dir, "sandkasten.db"))
@@ -62,6 +65,7 @@ class Engine:
         self._sandboxes: dict[str, Sandbox] = {}
         self._removals: dict[str, asyncio.Future[None]] = {}  # destroys in progress, by session
         self._reaper: asyncio.Task[None] | None = None
+        self._reaping: dict[str, asyncio.Future[bool]] = {}  # reaps under way, by session: one task each
         # Sessions being created, per owner, and cold starts under way: counted
         # against the quotas so that concurrent creates cannot overshoot them.
         self._creating: collections.Counter[str] = collections.Counter()
@@ -108,6 +112,8 @@ class Engine:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        for reap in list(self._reaping.values()):
+            reap.cancel()
         await self.pool.close()
         self._connections.close()
         self.store.close()
@@ -131,10 +137,10 @@ class Engine:
             # Warm sandboxes of an earlier engine, or starts that never finished.
             await self.backend.remove(container.id)
             report["removed_containers"].append(container.name)
-            remove_run_dir(self.factory.run_dir(sandbox_id or "-"))
+            self.factory.forget(sandbox_id or "-", self.factory.run_dir(sandbox_id or "-"))
         for name in os.listdir(self.factory.sandboxes_dir):
             if name not in self._sandboxes:
-                remove_run_dir(self.factory.run_dir(name))
+                self.factory.forget(name, self.factory.run_dir(name))
                 report["removed_run_dirs"].append(name)
         if any(report.values()):
             self.store.add_event(None, "reconciled", **report)
@@ -183,18 +189,25 @@ class Engine:
         network: bool | None = None,
         ttl_s: int | None = None,
         owner: str | None = None,
+        workspace_owner: str | None = None,
     ) -> SessionRecord:
-        """Claim a warm sandbox, or start one cold when none fits or the pool is empty."""
+        """Claim a warm sandbox, or start one cold when none fits or the pool is empty.
+
+        ``owner`` holds the session (quotas count per owner); ``workspace`` names a
+        workspace of ``workspace_owner`` (None: the server's own), made if missing.
+        """
         image_ref = self.settings.resolve_image(image)
         sandbox_limits = self._limits(limits)
         network = self.settings.defaults.network if network is None else network
         if network and not self.settings.security.allow_network:
             raise NotAllowed("network is not allowed by the configuration (security.allow_network)")
+        named: WorkspaceRef | None = None
         if workspace is not None:
             if not self.settings.workspace.enabled:
                 raise NotAllowed("named workspaces are disabled by the configuration (workspace.enabled)")
-            if not WORKSPACE_NAME.match(workspace):
+            if not valid_name(workspace):
                 raise EngineError("workspace names are 1-63 letters, digits, '.', '_' or '-', not %r" % workspace)
+            named = workspace_ref(self.factory.state_dir, workspace, workspace_owner)
         if ttl_s is not None and (ttl_s < 0 or (self.settings.session.ttl_s and ttl_s > self.settings.session.ttl_s)):
             raise LimitExceeded("ttl_s must be between 0 and %d" % self.settings.session.ttl_s)
         env = dict(env or {})
@@ -202,7 +215,7 @@ class Engine:
         self._check_quota(owner_key)
         self._creating[owner_key] += 1
         try:
-            sandbox = await self._claim_or_start(image_ref, sandbox_limits, network, workspace, env)
+            sandbox = await self._claim_or_start(image_ref, sandbox_limits, network, named, env)
         finally:
             self._creating[owner_key] -= 1
         warm = sandbox.warm
@@ -224,14 +237,15 @@ class Engine:
             env=env,
             owner=owner,
             warm=warm,
+            workspace_owner=workspace_owner if named else None,
         )
         try:
             self.store.add_session(record)
         except EngineError:
             await self.factory.destroy(sandbox)
             raise
-        if workspace is not None:
-            self.store.add_event(record.id, "workspace_used", workspace=workspace)
+        if named is not None:
+            self.store.add_event(record.id, "workspace_used", workspace=named.name, owner=named.owner)
         self._sandboxes[record.id] = sandbox
         return record
 
@@ -249,7 +263,7 @@ class Engine:
             )
 
     async def _claim_or_start(
-        self, image: str, limits: SandboxLimits, network: bool, workspace: str | None, env: dict[str, str]
+        self, image: str, limits: SandboxLimits, network: bool, workspace: WorkspaceRef | None, env: dict[str, str]
     ) -> Sandbox:
         """A warm sandbox if one fits, else a cold start, within the cold-start limit."""
         poolable = workspace is None and not network and limits == self.pool.limits
@@ -263,8 +277,7 @@ class Engine:
         quota = self.settings.quota
         async with self._cold_starts.slot(quota.max_cold_starts, quota.cold_start_wait_s):
             if workspace is not None:
-                disk = await asyncio.to_thread(self.workspace_disks.ensure_mounted, workspace)
-                await self.backend.ensure_volume(workspace_volume(workspace), {LABEL_WORKSPACE: workspace}, disk)
+                await self._ensure_workspace(workspace)
             return await self.factory.create(image, limits, network, workspace, env)
 
     @staticmethod
@@ -315,7 +328,7 @@ class Engine:
     def _forget(self, record: SessionRecord, reason: str) -> None:
         self._connections.drop(record.id)
         self._sandboxes.pop(record.id, None)
-        remove_run_dir(record.run_dir)
+        self.factory.forget(record.id, record.run_dir)
         self.store.remove_session(record.id, reason)
 
     def _sandbox(self, record: SessionRecord) -> Sandbox:
@@ -403,15 +416,15 @@ class Engine:
         """
         record = self.get_session(session_id)
         sandbox = self._sandbox(record)
+        if sandbox.kernel is None:  # re-attaching: the info this host saved when it started the kernel
+            sandbox.kernel = self.factory.saved_kernel_info(sandbox)
         async with await self._connect(record) as runner:
             status = await runner.kernel_status()
             if status["alive"] and sandbox.kernel is None:
-                sandbox.kernel = self.factory.kernel_info_on_disk(sandbox)
+                await runner.kernel_shutdown()  # a kernel whose key this host does not know: start anew
+                status = {"alive": False, "started": False}
             if not status["alive"]:
-                if status["started"]:
-                    await runner.kernel_restart()
-                else:
-                    await self.factory.start_kernel(sandbox, runner)
+                await self.factory.start_kernel(sandbox, runner, restart=status["started"])
         if kernel_id is not None:
             self.store.update(session_id, kernel_id=kernel_id)
         assert sandbox.kernel is not None
@@ -480,17 +493,38 @@ class Engine:
         return max([record.last_active, *(when for when in reported if when is not None)])
 
     async def reap_once(self) -> list[str]:
-        reaped = []
+        """Destroy the sessions past their ttl or idle timeout; the ids of those destroyed."""
+        reaps = self._start_reaps()
+        done = await asyncio.gather(*reaps.values())
+        return [session_id for session_id, reaped in zip(reaps, done, strict=True) if reaped]
+
+    def _start_reaps(self) -> dict[str, asyncio.Future[bool]]:
+        """A task per expired session not already being reaped: one sandbox that does not
+        answer (its kernel's shutdown waits on its runner) holds up only its own reap."""
         for session_id, reason in self.expired():
-            try:
-                record = self.get_session(session_id)
-                for hook in self.before_reap:
-                    await hook(record)
-                await self.destroy_session(session_id, reason)
-                reaped.append(session_id)
-            except SessionNotFound:
-                continue
-        return reaped
+            if session_id not in self._reaping:
+                reap = self._reaping[session_id] = asyncio.ensure_future(self._reap(session_id, reason))
+                reap.add_done_callback(functools.partial(self._reap_done, session_id))
+        return dict(self._reaping)
+
+    def _reap_done(self, session_id: str, _: asyncio.Future[bool]) -> None:
+        self._reaping.pop(session_id, None)
+
+    async def _reap(self, session_id: str, reason: str) -> bool:
+        try:
+            record = self.get_session(session_id)
+            for hook in self.before_reap:
+                try:
+                    await asyncio.wait_for(hook(record), REAP_HOOK_DEADLINE_S)
+                except Exception as exc:  # a hook that fails or hangs must not keep the sandbox alive
+                    log.warning("reaping %s: a hook failed (%r); removing the sandbox anyway", session_id, exc)
+            await self.destroy_session(session_id, reason)
+        except SessionNotFound:
+            return False
+        except EngineError as exc:
+            log.error("reaper: session %s: %s", session_id, exc)
+            return False
+        return True
 
     async def sweep_lost(self) -> list[str]:
         """Drop the sessions and warm sandboxes whose containers stopped or vanished (a runner
@@ -521,7 +555,7 @@ class Engine:
         while True:
             await asyncio.sleep(self.settings.session.reap_interval_s)
             try:
-                await self.reap_once()
+                self._start_reaps()  # not awaited: the sweep below never waits on a sandbox
                 lost = await self.sweep_lost()
                 if lost:
                     log.warning("sessions lost with their containers: %s", ", ".join(lost))
@@ -529,38 +563,102 @@ class Engine:
                 log.error("reaper: %s", exc)
 
     # -- workspaces --------------------------------------------------------------------
+    #
+    # A workspace is a name within an owner (see workspace_names): the store records
+    # each one made, with its owner and the disk it may claim, and the quotas count
+    # those records. The server's own workspaces made before the store recorded
+    # them are still found by their volumes, and recorded when next used.
+
+    async def _ensure_workspace(self, workspace: WorkspaceRef) -> None:
+        """Record the workspace (within the quotas, if it is new), then mount its disk and make its volume."""
+        made = await self._record_workspace(workspace)
+        try:
+            disk = await asyncio.to_thread(self.workspace_disks.ensure_mounted, workspace)
+            labels = {LABEL_WORKSPACE: workspace.name, LABEL_STATE_DIR: self.factory.state_dir}
+            await self.backend.ensure_volume(workspace.volume, labels, disk)
+        except BaseException:
+            if made:  # nothing of it is in use: take it back, so it claims no quota
+                with contextlib.suppress(OSError, EngineError):  # the first error is the one to report
+                    await asyncio.shield(asyncio.to_thread(self.workspace_disks.remove, workspace))
+                with contextlib.suppress(EngineError):
+                    self.store.remove_workspace(workspace.volume)
+            raise
+
+    async def _record_workspace(self, workspace: WorkspaceRef) -> bool:
+        """Record the workspace in the store; True if it is new (and so was checked against the quotas)."""
+        if self.store.get_workspace(workspace.volume) is not None:
+            return False
+        size_mb = self.workspace_disks.size_mb  # the size its image is made at
+        row = WorkspaceRow(workspace.volume, workspace.owner, workspace.name, size_mb, time.time())
+        if workspace.owner is None and (
+            self.workspace_disks.has_image(workspace) or await self.backend.volume_exists(workspace.volume)
+        ):
+            self.store.add_workspace(row)  # the server's own, made before the store recorded workspaces
+            return False
+        return self.store.add_workspace(row, lambda rows: self._check_workspace_quota(workspace, rows))
+
+    def _check_workspace_quota(self, workspace: WorkspaceRef, rows: list[WorkspaceRow]) -> None:
+        quota = self.settings.quota
+        mine = sum(1 for row in rows if row.owner == workspace.owner)
+        if quota.max_workspaces_per_user and mine >= quota.max_workspaces_per_user:
+            raise QuotaExceeded(
+                "you have %d workspaces, the limit per user (quota.max_workspaces_per_user); delete one first"
+                % quota.max_workspaces_per_user
+            )
+        size_mb, taken_mb = self.workspace_disks.size_mb, sum(row.size_mb for row in rows)
+        if quota.max_workspaces_total_mb and taken_mb + size_mb > quota.max_workspaces_total_mb:
+            raise QuotaExceeded(
+                "a new workspace needs %d MiB, and workspaces hold %d MiB of the %d MiB all of them may take "
+                "(quota.max_workspaces_total_mb)" % (size_mb, taken_mb, quota.max_workspaces_total_mb)
+            )
 
     async def list_workspaces(self) -> list[dict[str, Any]]:
+        """Every workspace of this server, each with its owner (None: the server's own)."""
+        state_dir = self.factory.state_dir
         in_use: dict[str, list[str]] = {}
         for record in self.store.list_sessions():
             if record.workspace:
-                in_use.setdefault(record.workspace, []).append(record.id)
+                volume = workspace_ref(state_dir, record.workspace, record.workspace_owner).volume
+                in_use.setdefault(volume, []).append(record.id)
+        volumes = {v["name"]: v for v in await self.backend.volumes(LABEL_WORKSPACE)}
+        known = [workspace_ref(state_dir, row.name, row.owner) for row in self.store.list_workspaces()]
+        recorded = {ref.volume for ref in known}
+        for found in volumes.values():
+            name = found["labels"].get(LABEL_WORKSPACE, "")
+            ours = found["labels"].get(LABEL_STATE_DIR, state_dir) == state_dir
+            if found["name"] not in recorded and found["name"] == SERVER_PREFIX + name and ours:
+                known.append(workspace_ref(state_dir, name, None))  # the server's own, not recorded yet
         last_used = self.store.workspace_last_used()
-        rows = []
-        for volume in await self.backend.volumes(LABEL_WORKSPACE):
-            name = volume["labels"].get(LABEL_WORKSPACE, volume["name"])
-            rows.append(
-                {
-                    "name": name,
-                    "size_bytes": self._workspace_size(name, volume["size"]),
-                    "in_use_by": in_use.get(name, []),
-                    "last_used": last_used.get(name),
-                }
-            )
-        return sorted(rows, key=lambda row: row["name"])
+        rows = [
+            {
+                "name": ref.name,
+                "owner": ref.owner,
+                "size_bytes": self._workspace_size(ref, volumes.get(ref.volume, {}).get("size", -1)),
+                "in_use_by": in_use.get(ref.volume, []),
+                "last_used": last_used.get((ref.owner, ref.name)),
+            }
+            for ref in known
+        ]
+        return sorted(rows, key=lambda row: (row["owner"] or "", row["name"]))
 
-    def _workspace_size(self, name: str, reported: int) -> int:
-        used = self.workspace_disks.used_bytes(name)
+    def _workspace_size(self, workspace: WorkspaceRef, reported: int) -> int:
+        used = self.workspace_disks.used_bytes(workspace)
         return reported if used is None else used
 
-    async def delete_workspace(self, name: str) -> None:
-        users = [r.id for r in self.store.list_sessions() if r.workspace == name]
+    async def delete_workspace(self, name: str, owner: str | None = None) -> None:
+        """Delete ``owner``'s workspace ``name`` (None: the server's own) and its files."""
+        if not valid_name(name):
+            raise WorkspaceNotFound("no workspace %r" % name)
+        workspace = workspace_ref(self.factory.state_dir, name, owner)
+        users = [r.id for r in self.store.list_sessions() if r.workspace == name and r.workspace_owner == owner]
         if users:
             raise WorkspaceInUse("workspace %r is in use by session %s" % (name, ", ".join(users)))
-        if not await self.backend.remove_volume(workspace_volume(name)):
+        recorded = self.store.get_workspace(workspace.volume) is not None
+        if not await self.backend.remove_volume(workspace.volume) and not recorded:
             raise WorkspaceNotFound("no workspace %r" % name)
-        await asyncio.to_thread(self.workspace_disks.remove, name)
-        self.store.add_event(None, "workspace_deleted", workspace=name)
+        await asyncio.to_thread(self.workspace_disks.remove, workspace)
+        self.store.remove_workspace(workspace.volume)
+        self.store.add_event(None, "workspace_deleted", workspace=name, owner=owner)
 
     # -- pool and events ---------------------------------------------------------------
 

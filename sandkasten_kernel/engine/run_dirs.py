@@ -5,6 +5,10 @@ the kernel's connection file live there). On a plain directory, code in the
 sandbox could fill the host's disk through it; mounted as a 4 MiB tmpfs
 (nosuid, nodev, noexec) it fills only itself. Mounting needs root, as the
 server normally has; without it the directory stays plain and a warning says so.
+
+The directory is root's, writable by the sandbox's group, and sticky
+(``RUN_DIR_MODE``): the sandbox makes its names there, and the host pins the
+ones it connects to (see ``run_dir_names``).
 """
 
 from __future__ import annotations
@@ -17,16 +21,18 @@ import shutil
 log = logging.getLogger("sandkasten.engine")
 
 RUN_DIR_MB = 4
+RUN_DIR_MODE = 0o1770  # root's, the sandbox group's to write in, sticky: pinned names stay put
 _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 2, 4, 8
 _MNT_DETACH = 2
 _libc = ctypes.CDLL(None, use_errno=True)
 _warned = False
 
 
-def mount_small_tmpfs(path: str, uid: int) -> bool:
-    """Mount a RUN_DIR_MB tmpfs owned by ``uid`` at ``path``; False where that is not permitted."""
+def mount_small_tmpfs(path: str, gid: int) -> bool:
+    """Mount a RUN_DIR_MB tmpfs at ``path``, root's with group ``gid`` and RUN_DIR_MODE;
+    False where that is not permitted."""
     global _warned
-    options = "size=%dm,mode=0700,uid=%d,gid=%d" % (RUN_DIR_MB, uid, uid)
+    options = "size=%dm,mode=%o,uid=0,gid=%d" % (RUN_DIR_MB, RUN_DIR_MODE, gid)
     flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
     if _libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", flags, options.encode()) == 0:
         return True

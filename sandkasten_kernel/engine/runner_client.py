@@ -17,6 +17,7 @@ from typing import Any
 from sandkasten_runner.protocol import DEFAULT_TIMEOUT_MS, PROTOCOL_VERSION, Message, encode_frame
 
 from .errors import RunnerRequestError, RunnerUnavailable
+from .run_dir_names import checked_socket_path
 from .runner_frames import read_frame
 from .runner_terminal import RunnerTerminal
 
@@ -24,6 +25,13 @@ from .runner_terminal import RunnerTerminal
 EXEC_GRACE_S = 15.0
 # Frames carry up to 64 MiB of payload; the stream buffer must not cap them.
 _STREAM_LIMIT = 1 << 20
+# Every call has a deadline: a runner that stops answering (frozen, starved, or
+# not a runner at all) fails its own caller and holds up nobody else. Kernel
+# starts wait for the kernel's sockets (the runner gives it 30 s) and restarts
+# stop the old kernel first; usage is polled for listings, so it gives up soonest.
+HELLO_DEADLINE_S = 10.0
+CALL_DEADLINE_S = 30.0
+OP_DEADLINES_S = {"kernel_start": 60.0, "kernel_restart": 75.0, "kernel_shutdown": 30.0, "health": 60.0, "usage": 5.0}
 
 
 @dataclass(frozen=True)
@@ -90,13 +98,19 @@ class RunnerClient:
 
     @classmethod
     async def connect(cls, path: str, timeout: float = 10.0) -> RunnerClient:
-        """Connect to ``path`` and exchange ``hello``; retries until ``timeout``
-        so a caller can connect to a sandbox that is still starting."""
+        """Connect to the socket at ``path`` and exchange ``hello``; retries until ``timeout``
+        so a caller can connect to a sandbox that is still starting.
+
+        ``path`` names a socket in a run directory, which the sandbox controls: it
+        is reached through a checked descriptor, never by following a link there
+        (``run_dir_names``).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             try:
-                reader, writer = await asyncio.open_unix_connection(path, limit=_STREAM_LIMIT)
+                with checked_socket_path(path) as checked:
+                    reader, writer = await asyncio.open_unix_connection(checked, limit=_STREAM_LIMIT)
                 break
             except (FileNotFoundError, ConnectionRefusedError) as exc:
                 if loop.time() >= deadline:
@@ -105,7 +119,11 @@ class RunnerClient:
             except OSError as exc:
                 raise RunnerUnavailable("cannot connect to %s: %s" % (path, exc)) from None
         client = cls(reader, writer, path)
-        hello, _ = await client.request("hello", {"version": PROTOCOL_VERSION})
+        try:
+            hello, _ = await client.request("hello", {"version": PROTOCOL_VERSION}, within_s=HELLO_DEADLINE_S)
+        except BaseException:
+            client.close_nowait()
+            raise
         client.runner_version = hello.get("runner")
         return client
 
@@ -191,6 +209,9 @@ class RunnerClient:
     async def request(
         self, op: str, args: Mapping[str, Any] | None = None, payload: bytes = b"", *, within_s: float | None = None
     ) -> tuple[dict[str, Any], bytes]:
+        """One request and its result. Without ``within_s`` the op's deadline applies (OP_DEADLINES_S)."""
+        if within_s is None and op != "exec":
+            within_s = OP_DEADLINES_S.get(op, CALL_DEADLINE_S)
         async for message, data in self.frames(op, args or {}, payload, within_s=within_s):
             if message.get("type") == "result":
                 return message["result"], data
@@ -301,7 +322,7 @@ class RunnerClient:
             self._writer.write(encode_frame({"id": request_id, "op": "terminal", "args": {"rows": rows, "cols": cols}}))
             try:
                 await self._writer.drain()
-                message, _ = await self._read_frame()
+                message, _ = await self._read_frame_by(asyncio.get_running_loop().time() + CALL_DEADLINE_S)
             except (OSError, RunnerUnavailable):
                 self._writer.close()
                 raise

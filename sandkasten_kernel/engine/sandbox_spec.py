@@ -16,7 +16,7 @@ from typing import Any
 import docker.types
 
 from .errors import EngineError
-from .run_dirs import mount_small_tmpfs
+from .run_dirs import RUN_DIR_MODE, mount_small_tmpfs
 from .sandbox_network import NETWORK_NAME
 
 SANDBOX_UID = 1000
@@ -64,14 +64,19 @@ def check_run_dir(run_dir: str) -> None:
 
 
 def prepare_run_dir(run_dir: str) -> None:
-    """Create the host run directory, owned by the sandbox user and private to it."""
+    """Create the host run directory: root's, the sandbox's to write in, nobody else's (RUN_DIR_MODE).
+
+    Without root it is the server user's, private to it (and its names cannot be pinned).
+    """
     check_run_dir(run_dir)
     os.makedirs(run_dir, mode=0o700, exist_ok=True)
-    if os.geteuid() == 0:
-        os.chown(run_dir, SANDBOX_UID, SANDBOX_UID)
-        if not os.path.ismount(run_dir):
-            mount_small_tmpfs(run_dir, SANDBOX_UID)
-    os.chmod(run_dir, 0o700)
+    if os.geteuid() != 0:
+        os.chmod(run_dir, 0o700)
+        return
+    if not os.path.ismount(run_dir):
+        mount_small_tmpfs(run_dir, SANDBOX_UID)
+    os.chown(run_dir, 0, SANDBOX_UID)
+    os.chmod(run_dir, RUN_DIR_MODE)
 
 
 def _tmpfs(size_mb: int, mode: str, owned: bool = False) -> str:

@@ -8,7 +8,7 @@ starts both come through here.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -16,10 +16,17 @@ from typing import Any
 
 from .docker_backend import DockerBackend
 from .errors import EngineError
-from .kernel_connection import kernel_connection_info
+from .kernel_connection import (
+    kernel_connection_info,
+    kernel_socket_names,
+    load_connection_info,
+    save_connection_info,
+)
+from .run_dir_names import CONTROL_SOCKET, pin, unpin
 from .run_dirs import remove_run_dir
 from .runner_client import RunnerClient
 from .sandbox_spec import SandboxLimits, SandboxSpec, check_run_dir
+from .workspace_names import WorkspaceRef
 
 LABEL_SESSION = "sandkasten.session"
 LABEL_POOL = "sandkasten.pool"
@@ -44,7 +51,7 @@ class Sandbox:
 
     @property
     def socket(self) -> str:
-        return os.path.join(self.run_dir, "control.sock")
+        return os.path.join(self.run_dir, CONTROL_SOCKET)
 
     async def connect(self, timeout: float = 5.0) -> RunnerClient:
         return await RunnerClient.connect(self.socket, timeout=timeout)
@@ -55,17 +62,16 @@ def new_sandbox_id() -> str:
     return secrets.token_hex(6)
 
 
-def workspace_volume(name: str) -> str:
-    return "sandkasten-ws-%s" % name
-
-
 class SandboxFactory:
     def __init__(self, backend: DockerBackend, state_dir: str, runtime: str | None = None) -> None:
         self.backend = backend
         self.runtime = runtime or None
         self.sandboxes_dir = os.path.join(state_dir, "sandboxes")
+        # The host's own copy of each kernel's connection info (never read back from a run directory).
+        self.connections_dir = os.path.join(state_dir, "kernel-connections")
         self.state_dir = os.path.realpath(state_dir)
         os.makedirs(self.sandboxes_dir, mode=0o755, exist_ok=True)
+        os.makedirs(self.connections_dir, mode=0o700, exist_ok=True)
         check_run_dir(os.path.join(self.sandboxes_dir, new_sandbox_id()))
 
     def run_dir(self, sandbox_id: str) -> str:
@@ -81,7 +87,7 @@ class SandboxFactory:
         image: str,
         limits: SandboxLimits,
         network: bool = False,
-        workspace: str | None = None,
+        workspace: WorkspaceRef | None = None,
         env: dict[str, str] | None = None,
         with_kernel: bool = False,
         pool: bool = False,
@@ -92,11 +98,11 @@ class SandboxFactory:
         if pool:
             labels[LABEL_POOL] = image
         if workspace:
-            labels[LABEL_WORKSPACE] = workspace
+            labels[LABEL_WORKSPACE] = workspace.name
         spec = SandboxSpec(
             image=image,
             run_dir=self.run_dir(sandbox_id),
-            workspace_volume=workspace_volume(workspace) if workspace else None,
+            workspace_volume=workspace.volume if workspace else None,
             limits=limits,
             network=network,
             env=dict(env or {}),
@@ -105,9 +111,11 @@ class SandboxFactory:
             runtime=self.runtime,
         )
         info = await self.backend.start(spec)
-        sandbox = Sandbox(sandbox_id, info.id, image, spec.run_dir, limits, network, workspace)
+        workspace_name = workspace.name if workspace else None
+        sandbox = Sandbox(sandbox_id, info.id, image, spec.run_dir, limits, network, workspace_name)
         try:
             async with await sandbox.connect(timeout=READY_TIMEOUT_S) as runner:
+                pin(sandbox.run_dir, [CONTROL_SOCKET])  # before any code of the sandbox's own runs
                 if with_kernel:
                     await self.start_kernel(sandbox, runner)
         except (EngineError, OSError) as exc:
@@ -118,23 +126,39 @@ class SandboxFactory:
             raise
         return sandbox
 
-    async def start_kernel(self, sandbox: Sandbox, runner: RunnerClient) -> None:
-        info = kernel_connection_info(sandbox.run_dir)
-        await runner.kernel_start(info)
-        sandbox.kernel = info
+    async def start_kernel(self, sandbox: Sandbox, runner: RunnerClient, *, restart: bool = False) -> None:
+        """Start the sandbox's kernel (``restart``: again, with the info it had) and pin its sockets.
 
-    @staticmethod
-    def kernel_info_on_disk(sandbox: Sandbox) -> dict[str, Any]:
-        """The running kernel's connection info, from the file the runner wrote (after a re-attach)."""
-        path = os.path.join(sandbox.run_dir, "kernel.json")
+        Every Jupyter client connects to those sockets by path, so they are pinned
+        (``run_dir_names``) once the runner reports them bound; the old ones are
+        removed first, as the runner cannot replace pinned names.
+        """
+        unpin(sandbox.run_dir, kernel_socket_names())
+        if restart and sandbox.kernel is not None:
+            await runner.kernel_restart()
+        else:
+            info = kernel_connection_info(sandbox.run_dir)
+            await runner.kernel_start(info)
+            sandbox.kernel = info
+            save_connection_info(self.kernel_info_path(sandbox.id), info)
+        pin(sandbox.run_dir, kernel_socket_names())
+
+    def kernel_info_path(self, sandbox_id: str) -> str:
+        return os.path.join(self.connections_dir, "%s.json" % sandbox_id)
+
+    def saved_kernel_info(self, sandbox: Sandbox) -> dict[str, Any] | None:
+        """The connection info of the kernel this host started in ``sandbox`` (after a re-attach)."""
         try:
-            with open(path, encoding="utf-8") as f:
-                info: dict[str, Any] = json.load(f)
+            return load_connection_info(self.kernel_info_path(sandbox.id))
         except (OSError, ValueError) as exc:
-            raise EngineError("cannot read the kernel's connection file %s: %s" % (path, exc)) from None
-        info["ip"] = os.path.join(sandbox.run_dir, "kernel")  # the host's view of the same sockets
-        return info
+            raise EngineError("cannot read the kernel's connection info of %s: %s" % (sandbox.id, exc)) from None
+
+    def forget(self, sandbox_id: str, run_dir: str) -> None:
+        """Remove what the host keeps of a sandbox: its run directory and its kernel's info."""
+        remove_run_dir(run_dir)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.kernel_info_path(sandbox_id))
 
     async def destroy(self, sandbox: Sandbox) -> None:
         await self.backend.remove(sandbox.container_id)
-        remove_run_dir(sandbox.run_dir)
+        self.forget(sandbox.id, sandbox.run_dir)

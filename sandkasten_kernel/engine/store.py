@@ -1,7 +1,13 @@
 """The session store: SQLite in WAL mode at ``<state_dir>/sandkasten.db``.
 
-It holds sessions and their events. Docker labels hold the rest of the truth
-(which containers exist); the engine reconciles the two on start.
+It holds sessions, their events, and who owns each named workspace. Docker
+labels hold the rest of the truth (which containers exist); the engine
+reconciles the two on start.
+
+The schema's version is SQLite's ``user_version``. A database of an older
+version is brought up to date in one transaction when it is opened (a server and
+an agent script's process may open it at once: the first migrates, the other
+finds it done); one of a newer version is refused, never rewritten.
 
 Calls are short and local, and serialized by a lock; they run on the caller's
 thread. A database that is locked or corrupt raises ``StoreError``: it is never
@@ -14,14 +20,14 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import EngineError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -40,8 +46,17 @@ CREATE TABLE IF NOT EXISTS sessions (
     kernel_id TEXT,
     owner TEXT,
     warm INTEGER NOT NULL,
-    exec_count INTEGER NOT NULL DEFAULT 0
+    exec_count INTEGER NOT NULL DEFAULT 0,
+    workspace_owner TEXT
 );
+CREATE TABLE IF NOT EXISTS workspaces (
+    volume TEXT PRIMARY KEY,
+    owner TEXT,
+    name TEXT NOT NULL,
+    size_mb INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS workspaces_owner ON workspaces (owner);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -51,6 +66,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_session ON events (session_id);
 """
+# What brings a database of version N-1 to N (the tables new in N come from SCHEMA).
+MIGRATIONS = {
+    2: ["ALTER TABLE sessions ADD COLUMN workspace_owner TEXT"],
+}
 
 
 class StoreError(EngineError):
@@ -76,6 +95,7 @@ class SessionRecord:
     owner: str | None = None
     warm: bool = False
     exec_count: int = 0
+    workspace_owner: str | None = None  # whose named workspace it mounts (None: the server's own)
 
     def public(self) -> dict[str, Any]:
         """The record as the API shows it (no host paths, no env values)."""
@@ -83,6 +103,17 @@ class SessionRecord:
         data.pop("run_dir")
         data["env"] = sorted(self.env)
         return data
+
+
+@dataclass(frozen=True)
+class WorkspaceRow:
+    """A named workspace the store knows: its volume, whose it is, and the disk it may claim."""
+
+    volume: str
+    owner: str | None  # None: the server's own
+    name: str
+    size_mb: int
+    created_at: float
 
 
 @dataclass(frozen=True)
@@ -96,6 +127,10 @@ class Event:
 
 _JSON_FIELDS = ("limits", "env")
 _BOOL_FIELDS = ("network", "warm")
+
+
+def _row_to_workspace(row: sqlite3.Row) -> WorkspaceRow:
+    return WorkspaceRow(**dict(row))
 
 
 def _row_to_record(row: sqlite3.Row) -> SessionRecord:
@@ -116,16 +151,32 @@ class Store:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    "%s has schema version %d; this Sandkasten knows up to %d" % (path, version, SCHEMA_VERSION)
-                )
-            self._db.executescript(SCHEMA)
-            self._db.execute("PRAGMA user_version=%d" % SCHEMA_VERSION)
+            self._migrate()
             self._db.execute("SELECT count(*) FROM sessions").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreError("the session store %s cannot be used: %s (it was left as it is)" % (path, exc)) from None
+
+    def _migrate(self) -> None:
+        """Create the tables, or bring an older database's up to SCHEMA_VERSION, in one transaction."""
+        self._db.execute("BEGIN IMMEDIATE")  # another process migrating at once waits, then finds it done
+        try:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    "%s has schema version %d; this Sandkasten knows up to %d" % (self.path, version, SCHEMA_VERSION)
+                )
+            if version > 0:  # 0 is a new database: SCHEMA makes every table as it is now
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS.get(step, []):
+                        self._db.execute(statement)
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute("PRAGMA user_version=%d" % SCHEMA_VERSION)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
@@ -190,13 +241,44 @@ class Store:
                 self._event(db, session_id, "destroyed", {"reason": reason})
         return gone
 
-    def workspace_last_used(self) -> dict[str, float]:
-        """When each workspace was last used, from session events."""
+    # -- workspaces -------------------------------------------------------------------
+
+    def add_workspace(self, row: WorkspaceRow, check: Callable[[list[WorkspaceRow]], None] | None = None) -> bool:
+        """Record ``row`` unless its volume is known already; False if it was.
+
+        ``check`` sees every workspace recorded and may refuse the new one by
+        raising; check and insert are one transaction, so concurrent creates (this
+        process's or another's) cannot both pass a quota meant for one of them.
+        """
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM workspaces WHERE volume = ?", (row.volume,)).fetchone():
+                return False
+            if check is not None:
+                check([_row_to_workspace(r) for r in db.execute("SELECT * FROM workspaces")])
+            db.execute(
+                "INSERT INTO workspaces (volume, owner, name, size_mb, created_at) VALUES (?, ?, ?, ?, ?)",
+                (row.volume, row.owner, row.name, row.size_mb, row.created_at),
+            )
+        return True
+
+    def get_workspace(self, volume: str) -> WorkspaceRow | None:
+        rows = self._query("SELECT * FROM workspaces WHERE volume = ?", (volume,))
+        return _row_to_workspace(rows[0]) if rows else None
+
+    def list_workspaces(self) -> list[WorkspaceRow]:
+        return [_row_to_workspace(row) for row in self._query("SELECT * FROM workspaces ORDER BY owner, name")]
+
+    def remove_workspace(self, volume: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM workspaces WHERE volume = ?", (volume,))
+
+    def workspace_last_used(self) -> dict[tuple[str | None, str], float]:
+        """When each workspace, by (owner, name), was last used, from session events."""
         rows = self._query(
-            "SELECT json_extract(detail, '$.workspace') AS name, max(at) AS at FROM events "
-            "WHERE kind = 'workspace_used' GROUP BY name"
+            "SELECT json_extract(detail, '$.owner') AS owner, json_extract(detail, '$.workspace') AS name, "
+            "max(at) AS at FROM events WHERE kind = 'workspace_used' GROUP BY owner, name"
         )
-        return {row["name"]: row["at"] for row in rows}
+        return {(row["owner"], row["name"]): row["at"] for row in rows}
 
     # -- events ---------------------------------------------------------------------
 

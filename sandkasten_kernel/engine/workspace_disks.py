@@ -1,9 +1,10 @@
 """Named workspaces on disk images of a fixed size, so a workspace cannot fill the host's disk.
 
 A plain Docker volume lives on the host's disk with no cap. Instead, each named
-workspace gets a sparse ext4 image, ``<state_dir>/workspaces/images/<name>.img``
-of ``workspace.size_mb``, loop-mounted at ``<state_dir>/workspaces/mounts/<name>``; the
-Docker volume ``sandkasten-ws-<name>`` binds that directory. The engine mounts
+workspace gets a sparse ext4 image, ``<state_dir>/workspaces/[users/<tag>/]images/<name>.img``
+of ``workspace.size_mb``, loop-mounted at ``.../mounts/<name>`` beside it (a user's
+under a folder of their own, see ``workspace_names``); the workspace's Docker
+volume binds that directory. The engine mounts
 the image before any sandbox uses the volume, so after a reboot the first
 session on it mounts it again. The image is the data: the volume is only its
 name. Creating images and loop mounts need root, ``mkfs.ext4`` and loop devices;
@@ -21,6 +22,7 @@ import subprocess
 from .errors import EngineError
 from .run_dirs import remove_run_dir
 from .sandbox_spec import SANDBOX_UID
+from .workspace_names import WorkspaceRef
 
 log = logging.getLogger("sandkasten.engine")
 
@@ -31,11 +33,15 @@ class WorkspaceDisks:
         self.size_mb = size_mb
         self._usable: bool | None = None
 
-    def mount_point(self, name: str) -> str:
-        return os.path.join(self.root, "mounts", name)
+    def mount_point(self, workspace: WorkspaceRef) -> str:
+        return os.path.join(self.root, workspace.disk_dir, "mounts", workspace.name)
 
-    def image(self, name: str) -> str:
-        return os.path.join(self.root, "images", name + ".img")  # apart: a workspace may be named "x.img"
+    def image(self, workspace: WorkspaceRef) -> str:
+        # apart from the mounts: a workspace may be named "x.img"
+        return os.path.join(self.root, workspace.disk_dir, "images", workspace.name + ".img")
+
+    def has_image(self, workspace: WorkspaceRef) -> bool:
+        return os.path.exists(self.image(workspace))
 
     @property
     def usable(self) -> bool:
@@ -51,11 +57,11 @@ class WorkspaceDisks:
                 )
         return self._usable
 
-    def ensure_mounted(self, name: str) -> str | None:
+    def ensure_mounted(self, workspace: WorkspaceRef) -> str | None:
         """The directory the workspace's volume binds, its image made and mounted; None: uncapped."""
         if not self.usable:
             return None
-        mount_point, image = self.mount_point(name), self.image(name)
+        mount_point, image = self.mount_point(workspace), self.image(workspace)
         if os.path.ismount(mount_point):
             return mount_point
         os.makedirs(mount_point, mode=0o755, exist_ok=True)
@@ -72,18 +78,18 @@ class WorkspaceDisks:
                 os.rmdir(os.path.join(mount_point, "lost+found"))
         return mount_point
 
-    def used_bytes(self, name: str) -> int | None:
-        mount_point = self.mount_point(name)
+    def used_bytes(self, workspace: WorkspaceRef) -> int | None:
+        mount_point = self.mount_point(workspace)
         if not os.path.ismount(mount_point):
             return None
         stats = os.statvfs(mount_point)
         return (stats.f_blocks - stats.f_bfree) * stats.f_frsize
 
-    def remove(self, name: str) -> None:
+    def remove(self, workspace: WorkspaceRef) -> None:
         """Unmount and delete the workspace's image (its volume is already gone)."""
-        remove_run_dir(self.mount_point(name))  # unmount, then the empty mount point
-        if os.path.exists(self.image(name)):
-            os.unlink(self.image(name))
+        remove_run_dir(self.mount_point(workspace))  # unmount, then the empty mount point
+        if os.path.exists(self.image(workspace)):
+            os.unlink(self.image(workspace))
 
     @staticmethod
     def _run(command: list[str]) -> None:

@@ -44,6 +44,8 @@ LIVE_KEYS = {
     "quota.max_cold_starts",
     "quota.cold_start_wait_s",
     "quota.max_body_mb",
+    "quota.max_workspaces_per_user",
+    "quota.max_workspaces_total_mb",
 }
 
 

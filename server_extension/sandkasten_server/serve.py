@@ -22,6 +22,8 @@ from sandkasten_kernel.engine.errors import EngineError
 from sandkasten_kernel.engine.images import ImageBuilder
 from sandkasten_kernel.kernelspecs import allowed_images, kernel_name
 
+from .sandboxed_kernelspecs import SandboxedKernelSpecManager
+
 
 def data_dir() -> str:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
@@ -75,7 +77,11 @@ def server_config(config_path: str, extra: list[str]) -> Config:
     # The API key opens sandboxes, not the host: no host terminals, no host kernels,
     # and the contents API sees an empty folder of its own.
     config.ServerApp.terminals_enabled = False
-    config.KernelSpecManager.allowed_kernelspecs = {kernel_name(name) for name in allowed_images(settings)}
+    config.ServerApp.kernel_spec_manager_class = SandboxedKernelSpecManager
+    images = allowed_images(settings)
+    config.KernelSpecManager.allowed_kernelspecs = {kernel_name(name) for name in images}
+    if images:  # a kernel started without a name is a sandboxed one too
+        config.MappingKernelManager.default_kernel_name = kernel_name("python" if "python" in images else images[0])
     home = os.path.join(settings.server.state_dir, "home")
     os.makedirs(home, exist_ok=True)
     config.ServerApp.root_dir = home

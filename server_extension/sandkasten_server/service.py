@@ -17,6 +17,7 @@ from sandkasten_kernel.engine.errors import EngineError
 from sandkasten_kernel.provisioner import use_engine
 
 from .errors import RETRY_AFTER_S, ApiError
+from .identity import kernel_user
 from .session_kernels import SessionKernels
 
 log = logging.getLogger("sandkasten.server")
@@ -69,7 +70,7 @@ class SandkastenService:
             self.built = None
             log.error("Sandkasten is unavailable: %s", exc)
             return
-        use_engine(engine)
+        use_engine(engine, kernel_user)  # a kernel started through /api/kernels is its requester's session
         # A person working in a session's kernel (through /api/kernels) keeps it from the idle reaper.
         engine.activity_probes.append(self.kernels.last_activity)
         engine.before_reap.append(self.kernels.stop)  # no kernel left behind on a reaped session
@@ -80,7 +81,10 @@ class SandkastenService:
 
     async def stop(self) -> None:
         """Stop the sessions' kernels (they need the engine), then the engine. Sessions keep running."""
-        await self.kernels.close()
+        try:
+            await self.kernels.close()
+        except Exception:  # a kernel Jupyter failed to start is still listed, and errors here
+            log.exception("stopping the sessions' kernels failed; stopping the engine anyway")
         if self.built is not None:
             engine, self.engine, self.built = self.built, None, None
             self.problem = "the server is shutting down"

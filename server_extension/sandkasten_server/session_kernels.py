@@ -6,6 +6,12 @@ and a person can open a console on the kernel an agent drives: same
 variables, same /workspace. ``run`` executes code on it with the timeout
 contract of ``exec``: on timeout the kernel is interrupted and keeps its
 state; if the interrupt does not take, it is restarted.
+
+Output is capped like exec's too (``max_output``, the same default and
+largest value): stdout, stderr, rich results and the error together keep at
+most that many bytes, and the result says ``truncated``. Past the cap the code
+runs on (until it ends or times out, as an exec does) and its output is read
+and dropped, streamed or not; it is collected in lists and joined once.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -29,6 +36,9 @@ from .errors import ApiError
 
 INTERRUPT_GRACE_S = 5.0  # how long an interrupted execution may take to stop before a restart
 POLL_S = 1.0  # how often a silent kernel is checked for being alive
+# As exec's (runner/PROTOCOL.md: DEFAULT_MAX_OUTPUT, MAX_OUTPUT_LIMIT); the OpenAPI CodeRequest says the same.
+DEFAULT_MAX_OUTPUT = 1 << 20
+MAX_OUTPUT_LIMIT = 16 << 20
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -41,6 +51,8 @@ class CodeResult:
     error: dict[str, Any] | None = None
     execution_count: int | None = None
     timed_out: bool = False
+    truncated: bool = False  # output past max_output was dropped
+    output_bytes: int = 0  # all the output, kept or not
     kernel_restarted: bool = False
     duration_ms: float = 0.0
     kernel_id: str = ""
@@ -49,20 +61,68 @@ class CodeResult:
         return asdict(self)
 
 
-def _event_of(message: dict[str, Any], result: CodeResult) -> dict[str, Any] | None:
-    """Fold one IOPub message into ``result``; return the event to stream, if any."""
+class Outputs:
+    """What an execution printed and showed, kept up to ``cap`` bytes in all; the rest only counted."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.kept = 0
+        self.total = 0
+        self.streams: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self.results: list[dict[str, Any]] = []
+        self.truncated = False
+
+    def text(self, value: Any) -> str:
+        """The part of ``value`` (a text from the kernel) that fits (whole characters), counted."""
+        text = value if isinstance(value, str) else str(value)
+        data = text.encode("utf-8", "surrogatepass")
+        self.total += len(data)
+        room = self.cap - self.kept
+        if len(data) > room:
+            self.truncated = True
+            text = data[: max(room, 0)].decode("utf-8", "ignore")
+            data = text.encode("utf-8", "surrogatepass")
+        self.kept += len(data)
+        return text
+
+    def fits(self, value: Any) -> bool:
+        """Whether ``value`` (a rich result: an image is kept whole or not at all) fits, counted."""
+        size = len(json.dumps(value, default=str))
+        self.total += size
+        if size > self.cap - self.kept:
+            self.truncated = True
+            return False
+        self.kept += size
+        return True
+
+    def into(self, result: CodeResult) -> None:
+        result.stdout = "".join(self.streams["stdout"])
+        result.stderr = "".join(self.streams["stderr"])
+        result.results = self.results
+        result.truncated = self.truncated
+        result.output_bytes = self.total
+
+
+def _event_of(message: dict[str, Any], result: CodeResult, outputs: Outputs) -> dict[str, Any] | None:
+    """Fold one IOPub message into ``result`` and ``outputs``; return the event to stream, if any."""
     kind, content = message["msg_type"], message["content"]
     if kind == "stream":
         name = "stderr" if content.get("name") == "stderr" else "stdout"
-        setattr(result, name, getattr(result, name) + content["text"])
-        return {"type": name, "text": content["text"]}
+        text = outputs.text(content.get("text", ""))
+        if not text:
+            return None
+        outputs.streams[name].append(text)
+        return {"type": name, "text": text}
     if kind in ("execute_result", "display_data"):
         rich = {"kind": kind, "data": content.get("data", {}), "metadata": content.get("metadata", {})}
-        result.results.append(rich)
+        if not outputs.fits(rich):
+            return None
+        outputs.results.append(rich)
         return {"type": "result", **rich}
     if kind == "error":
-        result.error = {k: content.get(k, "") for k in ("ename", "evalue")}
-        result.error["traceback"] = list(content.get("traceback", []))
+        result.error = {k: outputs.text(content.get(k, "")) for k in ("ename", "evalue")}
+        traceback = [outputs.text(line) for line in content.get("traceback", [])]
+        result.error["traceback"] = [line for line in traceback if line]
         return {"type": "error", **result.error}
     if kind == "execute_input":
         result.execution_count = content.get("execution_count")
@@ -139,24 +199,36 @@ class SessionKernels:
         if client is not None:
             client.stop_channels()
 
-    async def run(self, record: SessionRecord, code: str, timeout_s: float, emit: Emit | None = None) -> CodeResult:
+    async def run(
+        self,
+        record: SessionRecord,
+        code: str,
+        timeout_s: float,
+        emit: Emit | None = None,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+    ) -> CodeResult:
         async with self._locks[record.id]:
             kernel_id = await self.ensure(record)
             started = time.monotonic()
             result = CodeResult(kernel_id=kernel_id)
+            outputs = Outputs(max_output)
             client = await self._client(kernel_id)
             msg_id = client.execute(code, allow_stdin=False, stop_on_error=False)
-            if not await self._collect(client, msg_id, result, started + timeout_s, emit):
+            if not await self._collect(client, msg_id, result, outputs, started + timeout_s, emit):
                 result.timed_out = True
                 await self.kernel_manager.interrupt_kernel(kernel_id)
-                if not await self._collect(client, msg_id, result, time.monotonic() + INTERRUPT_GRACE_S, emit):
+                grace = time.monotonic() + INTERRUPT_GRACE_S
+                if not await self._collect(client, msg_id, result, outputs, grace, emit):
                     self.forget(kernel_id)
                     await self.kernel_manager.restart_kernel(kernel_id)
                     result.kernel_restarted = True
+            outputs.into(result)
             result.duration_ms = round((time.monotonic() - started) * 1000, 3)
             return result
 
-    async def _collect(self, client: Any, msg_id: str, result: CodeResult, deadline: float, emit: Emit | None) -> bool:
+    async def _collect(
+        self, client: Any, msg_id: str, result: CodeResult, outputs: Outputs, deadline: float, emit: Emit | None
+    ) -> bool:
         """Read IOPub until the execution is idle (True) or ``deadline`` passes (False)."""
         while True:
             remaining = deadline - time.monotonic()
@@ -180,7 +252,7 @@ class SessionKernels:
                 continue  # someone else's execution on the same kernel (a person in JupyterLab)
             if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
                 return True
-            event = _event_of(message, result)
+            event = _event_of(message, result, outputs)
             if event is not None and emit is not None:
                 await emit(event)
 

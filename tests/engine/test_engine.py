@@ -23,6 +23,7 @@ from sandkasten_kernel.engine.errors import (
     WorkspaceInUse,
 )
 from sandkasten_kernel.engine.store import StoreError
+from sandkasten_kernel.engine.workspace_names import workspace_ref
 from tests.conftest import settings_for
 
 
@@ -120,19 +121,19 @@ async def test_a_named_workspace_is_a_capped_image_that_survives_an_unmount(stat
     engine = Engine(settings)
     await engine.start()
     name = "cap-%s" % uuid.uuid4().hex[:8]
-    disks = engine.workspace_disks
+    disks, workspace = engine.workspace_disks, workspace_ref(state_dir, name, None)  # the server's own
     try:
         first = await engine.create_session(workspace=name)
         filled = await engine.exec(first.id, "echo kept > a.txt; head -c 100M /dev/zero > big; df -m . | tail -1")
         assert "No space left" in filled.output and int(filled.output.split()[-5]) <= 32
-        assert os.path.getsize(disks.image(name)) == 32 << 20  # the image, not the host's disk, filled
+        assert os.path.getsize(disks.image(workspace)) == 32 << 20  # the image, not the host's disk, filled
         await engine.destroy_session(first.id)
-        subprocess.run(["umount", disks.mount_point(name)], check=True)  # as after a reboot
+        subprocess.run(["umount", disks.mount_point(workspace)], check=True)  # as after a reboot
         second = await engine.create_session(workspace=name)  # mounts the image again
         assert (await engine.exec(second.id, "cat a.txt; ls -1")).output == "kept\na.txt\nbig\n"
         await engine.destroy_session(second.id)
         await engine.delete_workspace(name)
-        assert not os.path.exists(disks.image(name)) and not os.path.ismount(disks.mount_point(name))
+        assert not os.path.exists(disks.image(workspace)) and not os.path.ismount(disks.mount_point(workspace))
     finally:
         await engine.close()
 

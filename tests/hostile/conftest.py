@@ -46,6 +46,11 @@ def client(hostile_server: Served) -> Iterator[SyncSandboxClient]:
 @pytest.fixture
 def sessions(client: SyncSandboxClient) -> Iterator[Callable[..., SyncSession]]:
     """``sessions(**create_options)`` -> a new session, destroyed after the test."""
+    yield from made_sessions(client)
+
+
+def made_sessions(client: SyncSandboxClient) -> Iterator[Callable[..., SyncSession]]:
+    """Yields ``create(**create_options)``; every session it made is destroyed when resumed."""
     made: list[SyncSession] = []
 
     def create(**options: Any) -> SyncSession:

@@ -6,15 +6,24 @@ read-only root and Docker's default seccomp profile and masked /proc paths.
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from sandkasten import SyncSession
+from sandkasten_kernel.engine.sandbox_network import BRIDGE_NAME
 from sandkasten_server.launcher import Served
+from tests.hostile.net_targets import (
+    Targets,
+    bridge_link_local,
+    gateway,
+    host_addresses,
+    host_listener,
+    network_targets,
+    reach,
+)
 
 Sessions = Callable[..., SyncSession]
 
@@ -92,16 +101,6 @@ def _connect_from(session: SyncSession, host: str, port: int) -> str:
     return session.exec("python3 connect.py", timeout_ms=20_000).output.strip()
 
 
-def _gateway(session: SyncSession) -> str:
-    """The sandbox's default gateway (the host's side of its bridge)."""
-    routes = session.exec("cat /proc/net/route").output.splitlines()[1:]
-    for line in routes:
-        fields = line.split()
-        if fields[1] == "00000000":
-            return socket.inet_ntoa(bytes.fromhex(fields[2])[::-1])
-    raise AssertionError("no default route in %s" % routes)
-
-
 def test_with_network_off_nothing_is_reachable(sessions: Sessions, hostile_server: Served) -> None:
     session = sessions()
     assert session.exec("cat /proc/net/dev | grep -c :").output.strip() == "1"  # lo only
@@ -118,8 +117,48 @@ def test_with_network_on_the_host_other_sandboxes_and_metadata_are_out_of_reach(
     deadline = time.monotonic() + 20
     while _connect_from(neighbour, neighbour_ip, 8000) != "connected":  # the server starts up
         assert time.monotonic() < deadline, "the neighbour's server never listened"
-    gateway = _gateway(online)
+    host_side = gateway(online)
     assert _connect_from(online, neighbour_ip, 8000) != "connected", "another sandbox is reachable"
-    assert _connect_from(online, gateway, _server_port(hostile_server)) != "connected", "the server is reachable"
+    assert _connect_from(online, host_side, _server_port(hostile_server)) != "connected", "the server is reachable"
     assert _connect_from(online, "169.254.169.254", 80) != "connected", "the metadata address is reachable"
     assert _connect_from(online, "deb.debian.org", 80) == "connected"  # and yet it is online
+
+
+@pytest.fixture(scope="module")
+def targets() -> Iterator[Targets]:
+    with network_targets() as made:
+        yield made
+
+
+def test_with_network_on_private_ranges_and_metadata_addresses_are_out_of_reach(
+    sessions: Sessions, targets: Targets
+) -> None:
+    """The host forwards to its other networks and to the clouds' metadata services: not for sandboxes."""
+    online = sessions(network=True)
+    outcome = reach(online, [(address, 80) for address in [*targets.private.values(), *targets.public]])
+    assert all(outcome[address] == "connected" for address in targets.public), outcome  # the routes work
+    reached = [name for name, address in targets.private.items() if outcome[address] == "connected"]
+    assert not reached, "reachable from a sandbox: %s (%s)" % (reached, outcome)
+    assert _connect_from(online, "deb.debian.org", 80) == "connected"  # names still resolve: DNS goes through
+
+
+def test_with_network_on_the_host_is_out_of_reach_on_every_address(sessions: Sessions) -> None:
+    online = sessions(network=True)
+    with host_listener() as port:
+        outcome = reach(online, [(address, port) for address in {gateway(online), *host_addresses(4)}])
+    assert "connected" not in outcome.values(), outcome
+
+
+def test_with_network_on_a_sandbox_has_no_ipv6(sessions: Sessions) -> None:
+    """No IPv6 address but loopback's, so no way to the host or a neighbour over IPv6 (link-local included)."""
+    online = sessions(network=True)
+    interfaces = [line.split()[-1] for line in online.exec("cat /proc/net/if_inet6").output.splitlines()]
+    assert set(interfaces) <= {"lo"}, interfaces
+    link_local = bridge_link_local(BRIDGE_NAME)
+    with host_listener() as port:
+        targets = [(address, port) for address in host_addresses(6, "scope", "global")]
+        if link_local is not None:
+            targets.append((link_local + "%eth0", port))
+        if targets:
+            outcome = reach(online, targets)
+            assert "connected" not in outcome.values(), outcome

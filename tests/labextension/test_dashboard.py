@@ -1,7 +1,8 @@
-"""The JupyterLab dashboard (labextension/): built, unit-tested, in the wheel, and driven in real Chromium.
+"""The JupyterLab extension (labextension/): built, unit-tested, in the wheel, and driven in real Chromium.
 
 One ``sandkasten serve`` with JupyterLab is started for the module; JUPYTER_PATH
-points it at this checkout's fresh build, so the browser sees the code under test.
+points it at this checkout's fresh build, so the browser sees the code under test:
+the dashboard, and the untrusted rendering of what sandboxed kernels output.
 """
 
 from __future__ import annotations
@@ -82,22 +83,49 @@ def test_unit_tests_pass(lab: Served) -> None:
     assert " failed" not in report and "skipped" not in report, report[-3000:]
 
 
-def test_the_dashboard_in_chromium(lab: Served) -> None:
+def browser_env(lab: Served) -> dict[str, str]:
+    """What the e2e scripts need: the server, Debian's Chromium (never a downloaded one), a place for screenshots."""
     if not os.path.exists(CHROMIUM):
         pytest.fail("%s is missing: apt-get install chromium (scripts/dev installs it)" % CHROMIUM)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    env = {
+    return {
         "SANDKASTEN_URL": lab.base_url,
         "SANDKASTEN_API_KEY": lab.api_key,
         "SANDKASTEN_ARTIFACTS": str(ARTIFACTS),
         "PYTHON": sys.executable,
         "CHROMIUM": CHROMIUM,
     }
-    result = npm("run", "e2e", env=env, timeout=300)
+
+
+def test_the_dashboard_in_chromium(lab: Served) -> None:
+    result = npm("run", "e2e", env=browser_env(lab), timeout=300)
     report = result.stdout + result.stderr
     assert result.returncode == 0, report[-6000:] + "\n--- server log ---\n" + lab.log()[-3000:]
     assert "e2e: passed" in result.stdout
     assert (ARTIFACTS / "dashboard-terminal.png").stat().st_size > 10_000
+
+
+def test_a_sandboxed_kernels_output_runs_no_script_in_the_operators_page(lab: Served) -> None:
+    """Human takeover, attacked: an agent's kernel emits HTML with <script>, <img onerror>, <svg onload>,
+    an iframe and ontoggle, an SVG with onload and <script>, Markdown with onerror, application/javascript,
+    an execute_result and an update_display, each of which would record itself in window.__skPwned.
+
+    The operator opens a console on the kernel from JupyterLab's Running panel and calls it, watches the
+    agent call it (all kernel activity shown), then does the same in a notebook and picks "Trust
+    Notebook". Nothing may run; the PNG plot, the pandas table and sanitized HTML must still show; the
+    saved notebook must not be signed (reopened, its cells stay untrusted).
+    """
+    shots = [
+        ARTIFACTS / ("untrusted-outputs-%s.png" % name)
+        for name in ("console", "console-foreign", "notebook", "notebook-trusted")
+    ]
+    for shot in shots:
+        shot.unlink(missing_ok=True)
+    result = npm("run", "e2e:outputs", env=browser_env(lab), timeout=400)
+    report = result.stdout + result.stderr
+    assert result.returncode == 0, report[-6000:] + "\n--- server log ---\n" + lab.log()[-3000:]
+    assert "e2e: passed" in result.stdout
+    assert all(shot.stat().st_size > 10_000 for shot in shots)
 
 
 def test_the_wheel_carries_the_prebuilt_dashboard(built: Path, tmp_path: Path) -> None:

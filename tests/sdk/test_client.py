@@ -84,6 +84,9 @@ async def test_every_session_call(served: Served, tmp_path: Path) -> None:
             assert (code.stdout, code.text, code.error) == ("out\n", "42", None)
             failed = await session.run_code("1/0")
             assert failed.error is not None and failed.error.ename == "ZeroDivisionError"
+            assert not code.truncated and code.output_bytes > len("out\n")
+            capped = await session.run_code("print('x' * 5000)", max_output=100)
+            assert (capped.stdout, capped.truncated, capped.output_bytes) == ("x" * 100, True, 5001)
             shown = await session.run_code(PNG_CODE)
             assert shown.results[0].png is not None and shown.results[0].png.startswith(b"\x89PNG")
 
@@ -131,6 +134,7 @@ def test_the_sync_twin(served: Served, tmp_path: Path) -> None:
             session.write("f.txt", "x")
             assert session.read("f.txt") == "x" and [e.name for e in session.list()] == ["f.txt"]
             assert session.run_code("1 + 1").text == "2"
+            assert session.run_code("print('y' * 50)", max_output=10).truncated
             assert session.id in [s.id for s in client.list_sessions()]
             assert client.get_session(session.id).info.image == "sandkasten/runtime:base"
             assert isinstance(client.pool.status(), dict) and isinstance(client.workspaces.list(), list)

@@ -128,3 +128,39 @@ def test_a_large_upload_streams_into_the_sandbox(api: Api) -> None:
     assert refused.status == 404 and refused.json["error"] == "not_found"
     bad_mode = api.put("sessions/%s/files/x" % session_id, b"data", params={"mode": "999"})
     assert bad_mode.status == 400 and "mode" in bad_mode.json["message"]
+
+
+def test_compressed_archives_unpack_as_they_stream(api: Api) -> None:
+    session_id = api.session()
+    files = {"a.txt": b"alpha\n", "deep/er/b.bin": os.urandom(3 << 20)}  # more than one write to the runner
+    for compression in ("gz", "bz2", "xz"):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:%s" % compression) as archive:  # type: ignore[call-overload]
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        reply = api.put("sessions/%s/archive/%s" % (session_id, compression), buffer.getvalue())
+        assert reply.status == 200, reply.body
+        assert reply.json["files"] == 2 and reply.json["bytes"] == sum(map(len, files.values()))
+        got = api.get("sessions/%s/files/%s/deep/er/b.bin" % (session_id, compression)).body
+        assert hashlib.sha256(got).digest() == hashlib.sha256(files["deep/er/b.bin"]).digest()
+    truncated = tar_of(files)[: 2 << 20]
+    reply = api.put("sessions/%s/archive/cut" % session_id, truncated)
+    assert reply.status == 400 and reply.json["error"] == "bad_archive", reply.body
+    assert api.get("sessions/%s/files/cut" % session_id).status == 404  # what it had written is gone
+
+
+def test_a_refused_archive_removes_what_it_wrote_and_keeps_what_was_there(api: Api) -> None:
+    session_id = api.session()
+    api.exec(session_id, "mkdir -p /workspace/keep/sub && echo old > /workspace/keep/old.txt")
+    url = "sessions/%s/archive/keep" % session_id
+    refused = api.put(url, tar_of({"new.txt": b"n", "sub/s.txt": b"s", "fresh/f.txt": b"f", "../out": b"x"}))
+    assert refused.status == 400 and "../out" in refused.json["message"]
+    assert "removed" in refused.json["message"], refused.json
+    listing = api.exec(session_id, "cd /workspace/keep && find . | sort")["output"]
+    assert listing == ".\n./old.txt\n./sub\n", listing  # the directory it did not make stays, empty
+
+    replaced = api.put(url, tar_of({"old.txt": b"new content", "/abs": b"x"}))
+    assert replaced.status == 400 and "1 of the files had replaced existing ones" in replaced.json["message"]
+    assert api.get("sessions/%s/files/keep/old.txt" % session_id).status == 404

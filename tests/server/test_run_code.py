@@ -130,3 +130,35 @@ def test_a_person_in_the_kernel_keeps_the_session_from_the_idle_reaper(api: Api,
     api.run(asyncio.sleep(5))  # idle now: the restarter's polls of the kernel do not count as use
     assert api.get("sessions/%s" % session_id).status == 404
     assert kernel_id not in api.service.kernels.kernel_manager  # its kernel went with it
+
+
+def test_output_past_max_output_is_dropped_and_the_result_says_so(api: Api) -> None:
+    session_id = api.session()
+    result = run_code(api, session_id, "print('a' * 3000); print('b' * 3000)", max_output=4000)
+    assert result["stdout"] == "a" * 3000 + "\n" + "b" * 999
+    assert result["truncated"] is True and result["output_bytes"] == 6002
+    whole = run_code(api, session_id, "print('fits')")
+    assert whole["stdout"] == "fits\n" and whole["truncated"] is False
+
+    # A rich result is kept whole or not at all; the error is cut to what is left.
+    big = run_code(
+        api, session_id, "from IPython.display import display\ndisplay({'text/plain': 'p' * 5000}, raw=True)"
+    )
+    assert big["results"][0]["data"]["text/plain"] == "p" * 5000 and not big["truncated"]  # under the default
+    cut = run_code(api, session_id, "print('c' * 90); raise ValueError('v' * 5000)", max_output=200)
+    assert cut["truncated"] and cut["error"]["ename"] == "ValueError" and len(cut["error"]["evalue"]) < 200
+    shown = run_code(api, session_id, "display({'text/plain': 'p' * 5000}, raw=True); print('after')", max_output=100)
+    assert shown["results"] == [] and shown["stdout"] == "after\n" and shown["truncated"]
+
+    # Streamed: no output event past the cap, and the code ran to its end.
+    reply = api.post(
+        "sessions/%s/run_code" % session_id,
+        {"code": "for i in range(200): print(i)\nfinished = True", "stream": True, "max_output": 20},
+    )
+    events = [json.loads(line) for line in reply.body.splitlines()]
+    assert "".join(e["text"] for e in events if e["type"] == "stdout") == "".join("%d\n" % i for i in range(200))[:20]
+    assert events[-1]["type"] == "done" and events[-1]["truncated"] is True
+    assert run_code(api, session_id, "finished")["results"][0]["data"]["text/plain"] == "True"
+
+    too_big = api.post("sessions/%s/run_code" % session_id, {"code": "1", "max_output": (16 << 20) + 1})
+    assert too_big.status == 400 and "max_output" in too_big.json["message"]

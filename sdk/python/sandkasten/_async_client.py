@@ -148,8 +148,11 @@ class Session(_Releasing):
 
     # -- the kernel ---------------------------------------------------------------------------
 
-    async def run_code(self, code: str, *, timeout_ms: int | None = None) -> CodeResult:
-        return CodeResult.from_json(await self._transport.send(_calls.code_call(self.id, code, timeout_ms)))
+    async def run_code(self, code: str, *, timeout_ms: int | None = None, max_output: int | None = None) -> CodeResult:
+        """Run ``code`` in the session's kernel. At most ``max_output`` bytes of output are kept (the server's
+        default: 1 MiB, as exec's); ``result.truncated`` says when more was dropped."""
+        call = _calls.code_call(self.id, code, timeout_ms, max_output)
+        return CodeResult.from_json(await self._transport.send(call))
 
     # -- files ----------------------------------------------------------------------------------
 

@@ -147,10 +147,14 @@ def exec_call(
     return Call("POST", "sessions/%s/exec" % session_id, json=body, stream=stream)
 
 
-def code_call(session_id: str, code: str, timeout_ms: int | None, stream: bool = False) -> Call:
+def code_call(
+    session_id: str, code: str, timeout_ms: int | None, max_output: int | None = None, stream: bool = False
+) -> Call:
     body: dict[str, Any] = {"code": code}
     if timeout_ms is not None:
         body["timeout_ms"] = timeout_ms
+    if max_output is not None:
+        body["max_output"] = max_output
     if stream:
         body["stream"] = True
     return Call("POST", "sessions/%s/run_code" % session_id, json=body, stream=stream)

@@ -76,6 +76,8 @@ class CodeResult:
     kernel_restarted: bool = False
     execution_count: int | None = None
     duration_ms: float = 0.0
+    truncated: bool = False  # output past max_output was dropped (the code ran on)
+    output_bytes: int = 0  # all the output, kept or not
 
     @property
     def text(self) -> str | None:
@@ -98,6 +100,8 @@ class CodeResult:
             kernel_restarted=data.get("kernel_restarted", False),
             execution_count=data.get("execution_count"),
             duration_ms=data.get("duration_ms", 0.0),
+            truncated=data.get("truncated", False),
+            output_bytes=data.get("output_bytes", 0),
         )
 
 
@@ -150,3 +154,4 @@ class WorkspaceInfo:
     size_bytes: int
     in_use_by: list[str]
     last_used: float | None
+    owner: str | None = None  # the user it belongs to (None: the server's own)

@@ -96,8 +96,8 @@ class SyncSession:
     def exec_stream(self, command: str, **options: Any) -> SyncExecStream:
         return SyncExecStream(self._session.exec_stream(command, **options), self._runner)
 
-    def run_code(self, code: str, *, timeout_ms: int | None = None) -> CodeResult:
-        return self._run(self._session.run_code(code, timeout_ms=timeout_ms))
+    def run_code(self, code: str, *, timeout_ms: int | None = None, max_output: int | None = None) -> CodeResult:
+        return self._run(self._session.run_code(code, timeout_ms=timeout_ms, max_output=max_output))
 
     def write(self, path: str, data: str | bytes, *, mode: int | None = None) -> int:
         return self._run(self._session.write(path, data, mode=mode))

@@ -95,10 +95,14 @@ export class Session {
     return new ExecStream(this.transport.events(call), options);
   }
 
-  /** Run code in the session's Jupyter kernel (variables persist). */
-  async runCode(code: string, options: { timeoutMs?: number } = {}): Promise<CodeResult> {
+  /**
+   * Run code in the session's Jupyter kernel (variables persist). At most `maxOutput` bytes of output are
+   * kept (the server's default: 1 MiB, as exec's); `truncated` in the result says when more was dropped.
+   */
+  async runCode(code: string, options: { timeoutMs?: number; maxOutput?: number } = {}): Promise<CodeResult> {
     const json: Record<string, unknown> = { code };
     if (options.timeoutMs !== undefined) json.timeout_ms = options.timeoutMs;
+    if (options.maxOutput !== undefined) json.max_output = options.maxOutput;
     return (await this.transport.send({ method: 'POST', path: `sessions/${this.id}/run_code`, json })) as CodeResult;
   }
 

@@ -103,6 +103,13 @@ export interface paths {
          *     `kernel_restarted: true`. With `stream: true` the outputs come as
          *     `CodeEvent`s (NDJSON, or SSE with `Accept: text/event-stream`); the
          *     last one is of type `done` and carries the whole `CodeResult`.
+         *
+         *     Output is capped by `max_output` as exec's is: stdout, stderr, rich
+         *     results and the error together keep at most that many bytes (a rich
+         *     result is kept whole or not at all), and `truncated` says when some
+         *     was dropped. The code runs on past the cap, until it ends or times
+         *     out; its further output is read and dropped, and a stream sends no
+         *     more output events.
          */
         post: operations["runCode"];
         delete?: never;
@@ -150,7 +157,13 @@ export interface paths {
         /**
          * Unpack a tar archive (the body) into a directory
          * @description Members with absolute paths or `..` are refused (400); links and
-         *     device files are skipped and listed in `skipped`.
+         *     device files are skipped and listed in `skipped`. The body may be
+         *     plain, gzip, bzip2 or xz; it is unpacked as it arrives. An archive
+         *     larger than `quota.max_archive_mb` once decompressed, or with more
+         *     than `quota.max_archive_members` members, is refused (413), as is a
+         *     body over `quota.max_body_mb`. A refused upload removes what it had
+         *     written (the files it wrote, including existing ones it had replaced,
+         *     and the directories it made); the error message says so.
          */
         put: operations["uploadDirectory"];
         post?: never;
@@ -167,7 +180,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Named workspaces (Docker volumes) */
+        /** Your named workspaces (an admin's list has everyone's, each with its owner) */
         get: operations["listWorkspaces"];
         put?: never;
         post?: never;
@@ -189,7 +202,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Delete a workspace and its files (refused while a session mounts it) */
+        /**
+         * Delete a workspace and its files (refused while a session mounts it)
+         * @description Your own workspace of that name, or with `owner` (admins only) that user's; another user's workspace is a 404, as if it did not exist.
+         */
         delete: operations["deleteWorkspace"];
         options?: never;
         head?: never;
@@ -308,7 +324,7 @@ export interface components {
         SessionCreate: {
             /** @description base, python or node (security.allowed_images) */
             image?: string;
-            /** @description A named workspace to mount at /workspace (created if missing) */
+            /** @description A named workspace of yours to mount at /workspace (created if missing, within quota.max_workspaces_per_user and quota.max_workspaces_total_mb). Names are per user: another user's workspace of the same name is a different one */
             workspace?: string | null;
             env?: {
                 [key: string]: string;
@@ -339,6 +355,8 @@ export interface components {
             /** @description Names of the session's variables (values are not shown) */
             env?: string[];
             owner: string | null;
+            /** @description Whose named workspace it mounts (null: the server's own) */
+            workspace_owner?: string | null;
             warm: boolean;
             exec_count?: number;
             kernel_id?: string | null;
@@ -396,6 +414,11 @@ export interface components {
             code: string;
             /** @default 60000 */
             timeout_ms: number;
+            /**
+             * @description Bytes of output kept (stdout, stderr, rich results and the error together), as exec's
+             * @default 1048576
+             */
+            max_output: number;
             /** @default false */
             stream: boolean;
         };
@@ -418,6 +441,10 @@ export interface components {
             error: components["schemas"]["CodeError"] | null;
             execution_count?: number | null;
             timed_out: boolean;
+            /** @description Output past max_output was dropped */
+            truncated: boolean;
+            /** @description All the output, kept or not, in bytes */
+            output_bytes?: number;
             kernel_restarted: boolean;
             duration_ms: number;
             kernel_id?: string;
@@ -454,6 +481,8 @@ export interface components {
         };
         Workspace: {
             name: string;
+            /** @description The user it belongs to (null: the server's own) */
+            owner?: string | null;
             /** @description -1 when the engine does not report it */
             size_bytes: number;
             in_use_by: string[];
@@ -556,7 +585,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The request body is over quota.max_body_mb, or a file is too large to read at once */
+        /** @description The request body is over quota.max_body_mb (chunked or not), an archive is over quota.max_archive_mb once decompressed or has more than quota.max_archive_members members, or a file is too large to read at once */
         TooLarge: {
             headers: {
                 [name: string]: unknown;
@@ -565,7 +594,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description Over quota.max_sessions_per_user or quota.max_sessions */
+        /** @description Over quota.max_sessions_per_user or quota.max_sessions, or a new named workspace over quota.max_workspaces_per_user or quota.max_workspaces_total_mb (the message names the option) */
         Quota: {
             headers: {
                 [name: string]: unknown;
@@ -978,7 +1007,10 @@ export interface operations {
     };
     deleteWorkspace: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Whose workspace (admins only; default: yours). Empty names the server's own, listed with owner null */
+                owner?: string;
+            };
             header?: never;
             path: {
                 name: string;

@@ -81,6 +81,19 @@ test('runCode: values, errors, rich output', async () => {
     assert.equal(result.results[0]?.data['text/plain'], '42');
     const failed = await session.runCode('1/0');
     assert.equal(failed.error?.ename, 'ZeroDivisionError');
+    assert.equal(result.truncated, false);
+  } finally {
+    await session.destroy();
+  }
+});
+
+test('runCode: output past maxOutput is dropped and the result says so', async () => {
+  const session = await client.createSession();
+  try {
+    const result = await session.runCode("print('x' * 5000)", { maxOutput: 100 });
+    assert.equal(result.stdout, 'x'.repeat(100));
+    assert.equal(result.truncated, true);
+    assert.equal(result.output_bytes, 5001);
   } finally {
     await session.destroy();
   }

@@ -1,4 +1,8 @@
-"""Server-wide routes: workspaces, pool, config, health, events, and the OpenAPI document."""
+"""Server-wide routes: workspaces, pool, config, health, events, and the OpenAPI document.
+
+Workspaces belong to their users like sessions do: a user lists and deletes their own,
+an admin everyone's; another user's workspace is answered as if it did not exist.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from sandkasten_kernel.engine.errors import EngineError
+from sandkasten_kernel.engine.errors import EngineError, WorkspaceNotFound
 
 from .. import config_edit
 from ..errors import ApiError
@@ -19,18 +23,33 @@ MAX_EVENTS = 1000
 
 
 class WorkspacesHandler(SandkastenHandler):
+    """The caller's workspaces (an admin's: everyone's, each with its owner)."""
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.reply({"workspaces": await self.engine.list_workspaces()})
+        rows = await self.engine.list_workspaces()
+        if not self.is_admin:
+            mine = self.workspace_owner
+            own_sessions = {r.id for r in self.engine.list_sessions() if r.owner == self.owner}
+            rows = [row for row in rows if row["owner"] == mine]
+            for row in rows:
+                row["in_use_by"] = [s for s in row["in_use_by"] if s in own_sessions]
+        self.reply({"workspaces": rows})
 
 
 class WorkspaceHandler(SandkastenHandler):
+    """Delete a workspace: the caller's own, or with ``?owner=`` (admins only) anyone's;
+    ``owner=`` empty names the server's own (listed with owner null)."""
+
     @web.authenticated
     @authorized
     async def delete(self, name: str) -> None:
-        self.require_admin()
-        await self.engine.delete_workspace(name)
+        asked = self.get_query_argument("owner", None)
+        owner = self.workspace_owner if asked is None else (asked or None)
+        if owner != self.workspace_owner and not self.is_admin:
+            raise WorkspaceNotFound("no workspace %r" % name)  # another user's is as if absent
+        await self.engine.delete_workspace(name, owner)
         self.set_status(204)
         self.finish()
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.identity import IdentityProvider
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
@@ -20,16 +21,13 @@ from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.errors import EngineError, SessionNotFound
 from sandkasten_kernel.engine.store import SessionRecord
 
+from .. import identity
 from ..errors import ApiError, api_error, http_error_code
 from ..schema import validate
 
 if TYPE_CHECKING:
     from ..service import SandkastenService
 
-# With Jupyter Server's own login (one shared token or password) there is one
-# person behind every request, whatever random name the server gives it.
-SINGLE_USER_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)
-LOCAL_USER = "local"
 HTTP_METHODS = ("get", "post", "put", "delete")
 
 
@@ -51,19 +49,22 @@ class SandkastenMixin:
     def engine(self) -> Engine:
         return self.service.engine_or_raise()
 
-    # -- identity ------------------------------------------------------------------------
+    # -- identity (see ..identity) ----------------------------------------------------------
 
     @property
     def owner(self) -> str:
         """Who is asking, as sessions record it (quotas count per owner)."""
-        if type(self.identity_provider) in SINGLE_USER_PROVIDERS:
-            return LOCAL_USER
-        return str(self.current_user.username)
+        return identity.owner_of(self)
+
+    @property
+    def workspace_owner(self) -> str | None:
+        """Whose named workspaces the caller's names are (None: the server's own, on a single-user server)."""
+        return identity.workspace_owner_of(self)
 
     @property
     def is_admin(self) -> bool:
-        owner = self.owner
-        return owner == LOCAL_USER or owner in self.service.settings.security.admin_users
+        """Only the single user of Jupyter Server's own login, or one of security.admin_users."""
+        return identity.is_admin(self, self.service.settings)
 
     def may_see(self, record: SessionRecord) -> bool:
         return self.is_admin or record.owner == self.owner
@@ -75,12 +76,13 @@ class SandkastenMixin:
             raise SessionNotFound("no session %r" % session_id)
         return record
 
-    def websocket_session(self, session_id: str) -> str:
+    async def websocket_session(self, session_id: str) -> str:
         """The id of the session a websocket asks for, if the caller may use it."""
         user = self.current_user
         if user is None:
             raise ApiError(401, "unauthorized", "a valid token is required: send 'Authorization: token <api_key>'")
-        if not self.authorizer.is_authorized(self, user, "execute", self.auth_resource):
+        # An authorizer may answer with a coroutine (a truthy object): it is awaited, as @authorized does.
+        if not await ensure_async(self.authorizer.is_authorized(self, user, "execute", self.auth_resource)):
             raise ApiError(403, "forbidden", "not authorized to execute on %s" % self.auth_resource)
         return self.session_record(session_id).id
 
@@ -89,17 +91,52 @@ class SandkastenMixin:
             raise ApiError(403, "forbidden", "only an admin (security.admin_users) may do this")
 
 
+@web.stream_request_body
 class SandkastenHandler(SandkastenMixin, APIHandler):
     # -- input -----------------------------------------------------------------------------
+    # Every body is read here as it arrives (tornado's stream mode), so each byte is counted
+    # against quota.max_body_mb, chunked or not, before it is held: a buffered handler (JSON)
+    # keeps at most the limit, and a streamed one (files, archives) overrides data_received
+    # and calls count_body. Tornado's own cap (Jupyter Server's max_body_size) is lifted for
+    # these routes: it answers a bare 400, and only after buffering up to 512 MiB.
+
+    _body_limit = 0
+    _body_seen = 0
 
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()
         length = self.request.headers.get("Content-Length")
-        limit = self.service.settings.quota.max_body_mb << 20
+        limit = self._body_limit = self.service.settings.quota.max_body_mb << 20
         if length is not None and length.isdigit() and int(length) > limit:
             raise ApiError(
                 413, "too_large", "the body is %s bytes; the limit is %d (quota.max_body_mb)" % (length, limit)
             )
+        self.request.connection.set_max_body_size(1 << 62)  # type: ignore[union-attr]
+        self.request.body = bytearray()  # type: ignore[assignment]  # bytes-like, appended to in place
+
+    def count_body(self, chunk: bytes) -> None:
+        """Count ``chunk`` of the body; past quota.max_body_mb, raise the 413."""
+        self._body_seen += len(chunk)
+        if self._body_seen > self._body_limit:
+            raise ApiError(
+                413, "too_large", "the body is more than the limit of %d bytes (quota.max_body_mb)" % self._body_limit
+            )
+
+    def refuse_body(self, exc: Exception) -> None:
+        """Answer ``exc`` while the body is still coming; tornado then closes the connection."""
+        self.log_exception(type(exc), exc, exc.__traceback__)
+        if not self._finished:
+            self.send_error(getattr(exc, "status_code", 500), exc_info=(type(exc), exc, exc.__traceback__))
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return  # refused already: the rest is dropped
+        try:
+            self.count_body(chunk)
+        except ApiError as exc:
+            self.refuse_body(exc)
+            return
+        self.request.body += chunk
 
     def json_body(self, schema: str, required: bool = True) -> dict[str, Any]:
         """The request body, parsed and checked against ``schema`` of the OpenAPI document."""
@@ -142,7 +179,8 @@ class SandkastenHandler(SandkastenMixin, APIHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         if status_code == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
-        if getattr(self, "_stream_request_body", False):
+        body = getattr(self.request, "_body_future", None)  # tornado's, in stream mode
+        if body is not None and not body.done():
             # Refused before the body was read, the connection cannot carry another request
             # (tornado drops it after replying): say so, or a keep-alive client reuses it and
             # gets a reset on its next call.
@@ -176,7 +214,7 @@ class SandkastenSocketHandler(SandkastenMixin, WebSocketMixin, WebSocketHandler,
     session_id = ""
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        self.session_id = self.websocket_session(kwargs["session_id"])  # another user's session is a 404
+        self.session_id = await self.websocket_session(kwargs["session_id"])  # another user's session is a 404
         await super().get(*args, **kwargs)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:

@@ -10,16 +10,18 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import ensure_async
 from tornado import web
 
+from sandkasten_kernel.engine.errors import EngineError
 from sandkasten_kernel.engine.runner_client import RunnerClient
 
 from ..errors import ApiError
-from ..tar_stream import CHUNK, pack, unpack
+from ..tar_reader import Limits
+from ..tar_stream import CHUNK, Unpack, as_api_error, noted, pack
 from .base import SandkastenHandler
 
 OCTET = "application/octet-stream"
 FLUSH_BYTES = 1 << 20
 UPLOAD_WRITE_BYTES = 4 << 20  # a PUT body goes to the runner in writes of this size
-_closing: set[asyncio.Future[None]] = set()  # uploads being let go after their client left
+_closing: set[asyncio.Future[Any]] = set()  # uploads being let go after their client left
 
 
 def octal_mode(text: str) -> int:
@@ -58,8 +60,12 @@ class Upload:
         self._started = True
 
     async def finish(self) -> dict[str, Any]:
-        if self._buffer or not self._started:
-            await self._flush()
+        try:
+            if self._buffer or not self._started:
+                await self._flush()
+        except BaseException as exc:
+            await self.close(exc)
+            raise
         await self.close()
         return self.result
 
@@ -68,44 +74,76 @@ class Upload:
             self._runner = None
             await self._connection.__aexit__(type(error) if error else None, error, None)
 
+    async def abort(self, reason: BaseException) -> ApiError:
+        """Stop (the body was refused, or the client left); a partly written file is removed.
+        The error to answer."""
+        error = as_api_error(reason)
+        if self._started and self._runner is not None:
+            with contextlib.suppress(EngineError):
+                await self._runner.remove(self.path)
+                error = noted(error, "the partly written file is removed")
+        await self.close(reason)
+        return error
 
-@web.stream_request_body
-class FilesHandler(SandkastenHandler):
-    """A PUT's body streams into the sandbox as it arrives: a large upload is never held whole in memory."""
 
-    upload: Upload | None = None
+class StreamedPut(SandkastenHandler):
+    """A PUT whose body streams into the sandbox as it arrives, never held whole in memory.
+
+    The body comes before put() runs, so its checks (auth, the session) happen in
+    prepare, first; each piece is counted against quota.max_body_mb as it comes.
+    A failure while the body is still coming is answered at once (and tornado then
+    closes the connection); one after it is answered by put() as usual.
+    """
+
+    upload: Upload | Unpack | None = None
 
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()
         if self.request.method != "PUT":
             return
-        # The body comes before put() runs, so its checks happen here, first.
         if self.current_user is None:
             self.get_login_url()  # raises the 401
         if not await ensure_async(self.authorizer.is_authorized(self, self.current_user, "write", self.auth_resource)):
             raise ApiError(403, "forbidden", "not authorized to write %s" % self.auth_resource)
         record = self.session_record(self.path_kwargs["session_id"])
-        mode = octal_mode(self.get_query_argument("mode", "644"))
-        self.request.connection.set_max_body_size(self.service.settings.quota.max_body_mb << 20)  # type: ignore[union-attr]
-        self.upload = Upload(self.engine.runner(record.id), self.path_kwargs.get("path") or ".", mode)
-        await self.upload.open()
+        self.upload = await self.start_upload(self.engine.runner(record.id), self.path_kwargs.get("path") or ".")
+
+    async def start_upload(
+        self, connection: contextlib.AbstractAsyncContextManager[RunnerClient], path: str
+    ) -> Upload | Unpack:
+        raise NotImplementedError
 
     async def data_received(self, chunk: bytes) -> None:
-        if self.upload is not None:
-            try:
-                await self.upload.feed(chunk)
-            except BaseException as exc:
-                await self.upload.close(exc)
-                self.upload = None
-                raise
+        if self.upload is None or self._finished:
+            return
+        try:
+            self.count_body(chunk)
+            await self.upload.feed(chunk)
+        except Exception as exc:
+            upload, self.upload = self.upload, None
+            self.refuse_body(await upload.abort(exc))
 
     def on_connection_close(self) -> None:
-        if self.upload is not None:  # the client left mid-upload: let the runner connection go
+        if self.upload is not None:  # the client left mid-upload: stop, remove what it wrote, let the runner go
             upload, self.upload = self.upload, None
-            closing = asyncio.ensure_future(upload.close(ConnectionError("the client went away")))
+            closing = asyncio.ensure_future(upload.abort(ConnectionError("the client went away")))
             _closing.add(closing)
             closing.add_done_callback(_closing.discard)
         super().on_connection_close()
+
+    async def finish_upload(self) -> dict[str, Any]:
+        assert self.upload is not None  # prepare() opened it
+        upload, self.upload = self.upload, None
+        return await upload.finish()
+
+
+class FilesHandler(StreamedPut):
+    async def start_upload(
+        self, connection: contextlib.AbstractAsyncContextManager[RunnerClient], path: str
+    ) -> Upload | Unpack:
+        upload = Upload(connection, path, octal_mode(self.get_query_argument("mode", "644")))
+        await upload.open()
+        return upload
 
     @web.authenticated
     @authorized
@@ -131,13 +169,7 @@ class FilesHandler(SandkastenHandler):
     @web.authenticated
     @authorized
     async def put(self, session_id: str, path: str | None = None) -> None:
-        assert self.upload is not None  # prepare() opened it
-        upload, self.upload = self.upload, None
-        try:
-            result = await upload.finish()
-        except BaseException as exc:
-            await upload.close(exc)
-            raise
+        result = await self.finish_upload()
         self.reply({"path": result["path"], "size": result["size"]}, 201)
 
     @web.authenticated
@@ -153,7 +185,15 @@ class FilesHandler(SandkastenHandler):
         self.finish()
 
 
-class ArchiveHandler(SandkastenHandler):
+class ArchiveHandler(StreamedPut):
+    async def start_upload(
+        self, connection: contextlib.AbstractAsyncContextManager[RunnerClient], path: str
+    ) -> Upload | Unpack:
+        quota = self.service.settings.quota
+        unpack = Unpack(connection, path, Limits(quota.max_archive_mb << 20, quota.max_archive_members))
+        await unpack.open()
+        return unpack
+
     @web.authenticated
     @authorized
     async def get(self, session_id: str, path: str | None = None) -> None:
@@ -183,7 +223,4 @@ class ArchiveHandler(SandkastenHandler):
     @web.authenticated
     @authorized
     async def put(self, session_id: str, path: str | None = None) -> None:
-        record = self.session_record(session_id)
-        path = path or "."
-        async with self.engine.runner(record.id) as runner:
-            self.reply(await unpack(runner, path, self.request.body))
+        self.reply(await self.finish_upload())

@@ -15,7 +15,7 @@ from sandkasten_kernel.engine.errors import EngineError, SessionNotFound
 from sandkasten_kernel.engine.store import SessionRecord
 
 from ..errors import ApiError
-from ..session_kernels import SessionKernels
+from ..session_kernels import DEFAULT_MAX_OUTPUT, SessionKernels
 from ..streaming import EventStream
 from .base import SandkastenHandler
 from .exec import error_event
@@ -65,6 +65,7 @@ class SessionsHandler(SandkastenHandler):
             network=body.get("network"),
             ttl_s=body.get("ttl_s"),
             owner=self.owner,
+            workspace_owner=self.workspace_owner,
         )
         if body.get("with_kernel"):
             try:
@@ -100,15 +101,16 @@ class RunCodeHandler(SandkastenHandler):
         record = self.session_record(session_id)
         body = self.json_body("CodeRequest")
         timeout_s = body.get("timeout_ms", DEFAULT_CODE_TIMEOUT_MS) / 1000
+        max_output = int(body.get("max_output", DEFAULT_MAX_OUTPUT))  # JSON Schema's integers include 5.0
         kernels = self.service.kernels
         self.engine.touch(record.id)
         if not body.get("stream"):
-            result = await kernels.run(record, body["code"], timeout_s)
+            result = await kernels.run(record, body["code"], timeout_s, max_output=max_output)
             self.reply(result.as_json())
             return
         stream = EventStream(self)
         try:
-            result = await kernels.run(record, body["code"], timeout_s, emit=stream.send)
+            result = await kernels.run(record, body["code"], timeout_s, emit=stream.send, max_output=max_output)
             await stream.send({"type": "done", **result.as_json()})
         except StreamClosedError:
             return
