@@ -192,6 +192,11 @@ class SandkastenQuota(Configurable):
     max_archive_members = Int(
         10000, help="Most members (files, directories, links) one archive upload may hold; more gets 413."
     ).tag(config=True)
+    max_kernel_message_mb = Int(
+        64,
+        help="Largest single message the server takes from a sandboxed kernel, MiB (its ZMQ sockets' "
+        "MAXMSGSIZE); a kernel sending a larger one is disconnected and the message dropped. Applies at start.",
+    ).tag(config=True)
     max_workspaces_per_user = Int(
         10,
         help="Most named workspaces one user has (0: no limit); making another gets 429 until one is deleted. "
@@ -217,7 +222,7 @@ class SandkastenQuota(Configurable):
             raise TraitError("must not be negative")
         return proposal["value"]
 
-    @validate("max_archive_mb", "max_archive_members")
+    @validate("max_archive_mb", "max_archive_members", "max_kernel_message_mb")
     def _positive(self, proposal: dict[str, Any]) -> Any:
         if proposal["value"] < 1:
             raise TraitError("must be at least 1 (a bound on untrusted work has no 'no limit')")

@@ -32,7 +32,7 @@ class SandkastenService:
         self.built: Engine | None = None  # the engine, before start() has reconciled it
         self.engine: Engine | None = None  # the engine, once it is ready for requests
         self.problem = problem
-        self.kernels = SessionKernels(kernel_manager)
+        self.kernels = SessionKernels(kernel_manager, settings.quota.max_kernel_message_mb << 20)
         try:
             if problem is None:
                 self.built = Engine(settings)

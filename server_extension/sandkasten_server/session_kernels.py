@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from queue import Empty
 from typing import Any
 
+import zmq
 from jupyter_client.kernelspec import NoSuchKernel
 
 from sandkasten_kernel.engine.images import IMAGES
@@ -130,8 +131,12 @@ def _event_of(message: dict[str, Any], result: CodeResult, outputs: Outputs) -> 
 
 
 class SessionKernels:
-    def __init__(self, kernel_manager: Any) -> None:
+    def __init__(self, kernel_manager: Any, max_message_bytes: int) -> None:
         self.kernel_manager = kernel_manager
+        # Code in the sandbox owns its kernel and could send one message as large as the sandbox's
+        # memory: every socket of the kernel manager's context (the websockets' and run_code's)
+        # drops a peer that sends more than this in one message, before it is received whole.
+        kernel_manager.context.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         self._clients: dict[str, Any] = {}
         # One execution at a time per session: they share one IOPub reader.
         self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
@@ -184,7 +189,8 @@ class SessionKernels:
     async def _client(self, kernel_id: str) -> Any:
         client = self._clients.get(kernel_id)
         if client is None:
-            client = self.kernel_manager.get_kernel(kernel_id).client()
+            # The kernel manager's context: its sockets carry the cap on one message (see __init__).
+            client = self.kernel_manager.get_kernel(kernel_id).client(context=self.kernel_manager.context)
             client.start_channels()
             try:
                 await client.wait_for_ready(timeout=60)

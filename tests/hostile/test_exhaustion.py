@@ -41,7 +41,12 @@ def small_server(docker_client: Any) -> Iterator[Served]:
     server = launcher.start(
         {
             "pool": {"images": {"python": 1}, "with_kernel": False},
-            "quota": {"max_body_mb": 1, "max_archive_mb": SMALL_ARCHIVE_MB, "max_archive_members": SMALL_MEMBERS},
+            "quota": {
+                "max_body_mb": 1,
+                "max_archive_mb": SMALL_ARCHIVE_MB,
+                "max_archive_members": SMALL_MEMBERS,
+                "max_kernel_message_mb": 4,
+            },
             "defaults": {"memory_mb": 256, "workspace_mb": 64},
         }
     )
@@ -378,3 +383,35 @@ def test_a_run_code_output_flood_is_capped_and_the_server_memory_bounded(
     assert events[-1]["type"] == "done" and events[-1]["truncated"] is True
     assert hostile_server.rss_mb() - rss_before < 100, "the server held the output"
     assert session.run_code("print('alive')").stdout == "alive\n"
+
+
+# One display message of 48 MiB from the sandbox's own kernel (the output cap counts only what is kept).
+HUGE_MESSAGE = "from IPython.display import display\ndisplay({'text/plain': 'x' * (48 << 20)}, raw=True)"
+
+
+def _peak_rss_mb(served: Served, reset: bool = False) -> float:
+    """The server's peak resident memory (VmHWM), MiB; ``reset`` starts a new peak from now."""
+    pid = served.process.pid
+    if reset:
+        with open("/proc/%d/clear_refs" % pid, "w") as clear:
+            clear.write("5")  # resets the peak to the current size
+    with open("/proc/%d/status" % pid) as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+
+
+def test_one_huge_kernel_message_is_never_received_whole(small_server: Served) -> None:
+    """The kernel is the sandbox's: past quota.max_kernel_message_mb the server drops the connection
+    instead of taking the message into its memory."""
+    with SyncSandboxClient(small_server.base_url, small_server.api_key) as small_client:
+        session = small_client.create_session()
+        path = "sessions/%s/run_code" % session.id
+        assert _call(small_server, "POST", path, json.dumps({"code": "1"}).encode())[0] == 200
+        before = _peak_rss_mb(small_server, reset=True)
+        status, body = _call(
+            small_server, "POST", path, json.dumps({"code": HUGE_MESSAGE, "timeout_ms": 15000}).encode()
+        )
+        assert status == 200 and len(body) < 1 << 20, body[:300]
+        assert _peak_rss_mb(small_server) - before < 24, "the server took the whole message in"
+        deadline = time.monotonic() + 30
+        while session.run_code("6 * 7", timeout_ms=5000).text != "42":  # the kernel's sockets reconnect
+            assert time.monotonic() < deadline, "the kernel never answered again"
