@@ -1,7 +1,7 @@
 """Resource readings for the ``health`` and ``usage`` ops: processes, memory and CPU time of the sandbox."""
 
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Set, Tuple
 
 from .processes import descendants, iter_processes
 
@@ -56,10 +56,28 @@ def cgroup_cpu_ns() -> Optional[int]:
     return None
 
 
-def own_cpu_ns() -> int:
-    """CPU time of this process and its reaped children, in ns (a runner on a host has no cgroup of its own)."""
+_CLOCK_TICK_NS = 10**9 // os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_ns(tree: Optional[Set[int]] = None) -> int:
+    """CPU time of this process, its reaped children and the live processes of ``tree`` other than
+    itself, in ns (a runner on a host has no cgroup of its own; its shell is a live child)."""
     t = os.times()
-    return int((t.user + t.system + t.children_user + t.children_system) * 1e9)
+    total = int((t.user + t.system + t.children_user + t.children_system) * 1e9)
+    for pid in tree or ():
+        if pid != os.getpid():
+            total += _process_cpu_ticks(pid) * _CLOCK_TICK_NS
+    return total
+
+
+def _process_cpu_ticks(pid: int) -> int:
+    """CPU time of a live process and of the children it reaped, in clock ticks (0 if it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    except (OSError, IndexError):
+        return 0
+    return sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime: proc(5) fields 14-17
 
 
 def sandbox_usage() -> Dict[str, Optional[int]]:
@@ -69,6 +87,7 @@ def sandbox_usage() -> Dict[str, Optional[int]]:
     its cgroup. Run on a host (tests), it counts its own process tree instead.
     """
     me = os.getpid()
+    tree: Optional[Set[int]] = None
     if me == 1:
         rss = {pid: pages for pid, _ppid, _sid, pages in iter_processes()}
         memory, limit = cgroup_memory()
@@ -79,7 +98,7 @@ def sandbox_usage() -> Dict[str, Optional[int]]:
         memory, limit = None, None
         cpu_ns = None
     if cpu_ns is None:
-        cpu_ns = own_cpu_ns()
+        cpu_ns = own_cpu_ns(tree if tree is not None else set(rss))
     rss_bytes = sum(rss.values()) * PAGE_SIZE
     return {
         "pids": len(rss),
