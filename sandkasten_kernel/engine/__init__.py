@@ -1,4 +1,93 @@
 """The engine: Docker sandboxes, the runner client, images.
 
 It never imports tornado or Jupyter Server; handlers and the provisioner call it.
+The names below are its public surface: code outside the engine (the server
+extension, the provisioner, the CLI) imports them from here, not from the
+submodules, which may move.
 """
+
+from .config import (
+    CONFIG_CLASSES,
+    CONFIG_ENV,
+    SECTIONS,
+    Settings,
+    find_config,
+    load_settings,
+    settings_from,
+    yaml_to_config,
+)
+from .docker_backend import DockerBackend, connect, remove_sandbox, start_sandbox
+from .engine import Engine
+from .errors import (
+    ConfigError,
+    DockerUnavailable,
+    EngineError,
+    FirewallError,
+    ImageError,
+    LimitExceeded,
+    NetworkIsolationError,
+    NotAllowed,
+    PoolExhausted,
+    QuotaExceeded,
+    RunnerRequestError,
+    RunnerUnavailable,
+    SessionLost,
+    SessionNotFound,
+    StoreError,
+    UnsafeRunDirEntry,
+    WorkspaceInUse,
+    WorkspaceNotFound,
+)
+from .images import DEFAULT_MIRROR, IMAGES, ImageBuilder
+from .run_dirs import unmount_all_under
+from .runner_client import ExecResult, RunnerClient
+from .runner_terminal import RunnerTerminal
+from .sandbox_spec import SandboxSpec
+from .sandboxes import LABEL_POOL, LABEL_SESSION
+from .store import Event, SessionRecord
+
+__all__ = [
+    "CONFIG_CLASSES",
+    "CONFIG_ENV",
+    "DEFAULT_MIRROR",
+    "IMAGES",
+    "LABEL_POOL",
+    "LABEL_SESSION",
+    "SECTIONS",
+    "ConfigError",
+    "DockerBackend",
+    "DockerUnavailable",
+    "Engine",
+    "EngineError",
+    "Event",
+    "ExecResult",
+    "FirewallError",
+    "ImageBuilder",
+    "ImageError",
+    "LimitExceeded",
+    "NetworkIsolationError",
+    "NotAllowed",
+    "PoolExhausted",
+    "QuotaExceeded",
+    "RunnerClient",
+    "RunnerRequestError",
+    "RunnerTerminal",
+    "RunnerUnavailable",
+    "SandboxSpec",
+    "SessionLost",
+    "SessionNotFound",
+    "SessionRecord",
+    "Settings",
+    "StoreError",
+    "UnsafeRunDirEntry",
+    "WorkspaceInUse",
+    "WorkspaceNotFound",
+    "connect",
+    "find_config",
+    "load_settings",
+    "remove_sandbox",
+    "settings_from",
+    "start_sandbox",
+    "unmount_all_under",
+    "yaml_to_config",
+]

@@ -16,6 +16,8 @@ from .errors import PoolExhausted
 
 
 class ColdStartGate:
+    """Lets at most a configured number of sandboxes start at once; the others wait their turn."""
+
     def __init__(self) -> None:
         self.running = 0
         self._changed = asyncio.Condition()

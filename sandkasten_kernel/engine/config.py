@@ -26,14 +26,12 @@ import yaml
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import Config, Configurable
 
-from .errors import EngineError
-
-
-class ConfigError(EngineError):
-    """A configuration file or value that cannot be used."""
+from .errors import ConfigError as ConfigError  # re-exported: callers import it from here
 
 
 class Sandkasten(Configurable):
+    """The server section of sandkasten.yaml: where it listens, its token, its state directory."""
+
     listen = Unicode("127.0.0.1:8080", help="host:port where `sandkasten serve` listens.").tag(config=True)
     api_key = Unicode("", help="The API token (Jupyter Server's token); empty generates one at start.").tag(config=True)
     state_dir = Unicode(
@@ -44,6 +42,8 @@ class Sandkasten(Configurable):
 
 
 class SandkastenDefaults(Configurable):
+    """The ``defaults:`` section: a session's image and limits unless it asks otherwise, and the most it may ask."""
+
     image = Unicode("python", help="Image of a session that names none: base, python or node.").tag(config=True)
     cpus = Float(1.0, help="CPUs per sandbox.").tag(config=True)
     memory_mb = Int(512, help="Memory per sandbox, MiB (swap included).").tag(config=True)
@@ -71,6 +71,8 @@ class SandkastenDefaults(Configurable):
 
 
 class SandkastenSession(Configurable):
+    """The ``session:`` section: when sessions expire."""
+
     ttl_s = Int(3600, help="A session is destroyed this many seconds after it was created (0: never).").tag(config=True)
     idle_timeout_s = Int(900, help="A session unused for this many seconds is destroyed (0: never).").tag(config=True)
     reap_interval_s = Float(5.0, help="How often expired sessions are looked for, seconds.").tag(config=True)
@@ -84,6 +86,8 @@ class SandkastenSession(Configurable):
 
 
 class SandkastenWorkspace(Configurable):
+    """The ``workspace:`` section: named workspaces and their size."""
+
     enabled = Bool(True, help="Whether sessions may mount named workspaces (Docker volumes) at /workspace.").tag(
         config=True
     )
@@ -102,6 +106,8 @@ class SandkastenWorkspace(Configurable):
 
 
 class SandkastenPool(Configurable):
+    """The ``pool:`` section: the warm sandboxes kept ready per image."""
+
     enabled = Bool(True, help="Keep warm sandboxes ready, so creating a session needs no container start.").tag(
         config=True
     )
@@ -121,6 +127,8 @@ class SandkastenPool(Configurable):
 
 
 class SandkastenSecurity(Configurable):
+    """The ``security:`` section: network, egress, images and runtime that sessions may use, and who administers."""
+
     allow_network = Bool(False, help="Whether sessions may ask for network at all.").tag(config=True)
     allowed_images = List(
         Unicode(),
@@ -173,6 +181,8 @@ def _ipv4_network(value: str) -> str:
 
 
 class SandkastenQuota(Configurable):
+    """The ``quota:`` section: how many sessions, cold starts and workspaces, and how large a request, are allowed."""
+
     max_sessions = Int(100, help="Most sessions at once, in all (0: no limit); more get 429.").tag(config=True)
     max_sessions_per_user = Int(
         20, help="Most sessions one user holds at once (0: no limit); more get 429. The API token is one user."

@@ -18,6 +18,8 @@ Connect = Callable[[], Awaitable[RunnerClient]]
 
 
 class RunnerConnections:
+    """Idle runner connections kept per session, lent to one caller at a time."""
+
     def __init__(self) -> None:
         self._idle: collections.defaultdict[str, list[RunnerClient]] = collections.defaultdict(list)
 

@@ -74,6 +74,8 @@ def remove_sandbox_by_id(client: docker.DockerClient, container_id: str) -> None
 
 @dataclass(frozen=True)
 class ContainerInfo:
+    """What the engine needs of a container: its id, name, labels and whether it runs."""
+
     id: str
     name: str
     labels: dict[str, str]
@@ -156,14 +158,6 @@ class DockerBackend:
             return result
 
         return await self._run(version)
-
-    async def stats(self, container_id: str) -> dict[str, Any]:
-        def stats() -> dict[str, Any]:
-            result = self.client.containers.get(container_id).stats(stream=False)
-            assert isinstance(result, dict)
-            return result
-
-        return await self._run(stats)
 
     # -- volumes (workspaces) ---------------------------------------------------------
 

@@ -19,10 +19,11 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from .cold_starts import ColdStartGate
-from .config import ConfigError, Settings
+from .config import Settings
 from .connections import RunnerConnections
 from .docker_backend import DockerBackend, connect, remove_sandbox_by_id
 from .errors import (
+    ConfigError,
     EngineError,
     LimitExceeded,
     NotAllowed,
@@ -30,6 +31,7 @@ from .errors import (
     RunnerUnavailable,
     SessionLost,
     SessionNotFound,
+    StoreError,
     WorkspaceInUse,
     WorkspaceNotFound,
 )
@@ -38,8 +40,8 @@ from .runner_client import ExecResult, RunnerClient
 from .runner_terminal import RunnerTerminal
 from .sandbox_network import EgressPolicy
 from .sandbox_spec import SandboxLimits
-from .sandboxes import LABEL_STATE_DIR, LABEL_WORKSPACE, Sandbox, SandboxFactory
-from .store import Event, SessionRecord, Store, StoreError, WorkspaceRow
+from .sandboxes import LABEL_SESSION, LABEL_STATE_DIR, LABEL_WORKSPACE, Sandbox, SandboxFactory
+from .store import Event, SessionRecord, Store, WorkspaceRow
 from .workspace_disks import WorkspaceDisks
 from .workspace_names import SERVER_PREFIX, WorkspaceRef, valid_name, workspace_ref
 
@@ -52,6 +54,8 @@ REAP_HOOK_DEADLINE_S = 30.0
 
 
 class Engine:
+    """Sessions on sandboxes: create, use, reap and destroy them, with the warm pool, the store and workspaces."""
+
     def __init__(self, settings: Settings, backend: DockerBackend | None = None) -> None:
         self.settings = settings
         egress = EgressPolicy.of(settings.security.egress_allow, settings.security.egress_deny)
@@ -121,7 +125,7 @@ class Engine:
     async def reconcile(self) -> dict[str, Any]:
         """Make the store and Docker agree. Workspace volumes are never touched."""
         own = await self.backend.containers(self.factory.own_label)  # never another server's sandboxes
-        containers = {c.labels.get("sandkasten.session"): c for c in own}
+        containers = {c.labels.get(LABEL_SESSION): c for c in own}
         report: dict[str, list[str]] = {"adopted": [], "lost": [], "removed_containers": [], "removed_run_dirs": []}
         for record in self.store.list_sessions():
             container = containers.pop(record.id, None)
@@ -319,7 +323,8 @@ class Engine:
         remove_sandbox_by_id(self.backend.client, record.container_id)
         self._forget(record, reason)
 
-    def _sandbox_of(self, record: SessionRecord) -> Sandbox:
+    def _build_sandbox(self, record: SessionRecord) -> Sandbox:
+        """A new ``Sandbox`` for the record, not cached (``_sandbox`` is the cached lookup)."""
         limits = SandboxLimits(**{name: record.limits[name] for name in LIMIT_NAMES})
         return Sandbox(
             record.id, record.container_id, record.image, record.run_dir, limits, record.network, record.workspace
@@ -335,16 +340,15 @@ class Engine:
         """The session's sandbox, kept once built (it carries the kernel's connection info)."""
         sandbox = self._sandboxes.get(record.id)
         if sandbox is None:
-            sandbox = self._sandboxes[record.id] = self._sandbox_of(record)
+            sandbox = self._sandboxes[record.id] = self._build_sandbox(record)
         return sandbox
 
     def touch(self, session_id: str, calls: int = 1) -> None:
-        """Count work done on the session by other means (its kernel): it is not idle."""
-        self._note_activity(session_id, calls)
+        """Record use of the session (it is not idle) and count ``calls`` more calls of work on it.
 
-    def _note_activity(self, session_id: str, calls: int = 0) -> None:
-        """Record use of the session. Best effort: with the store unwritable (disk full, locked)
-        the work itself still goes ahead; only the idle clock and the count lag."""
+        Best effort: with the store unwritable (disk full, locked) the work itself
+        still goes ahead; only the idle clock and the count lag.
+        """
         try:
             self.store.touch(session_id, exec_count=calls)
         except StoreError as exc:
@@ -355,7 +359,7 @@ class Engine:
         from the ones kept open (or a new one); refreshes last_active unless ``touch`` is false."""
         record = self.get_session(session_id)
         if touch:
-            self._note_activity(session_id)
+            self.touch(session_id, calls=0)
         return self._connections.lend(record.id, lambda: self._connect(record))
 
     async def _connect(self, record: SessionRecord) -> RunnerClient:
@@ -380,7 +384,7 @@ class Engine:
     async def exec(self, session_id: str, command: str, **options: Any) -> ExecResult:
         async with self.runner(session_id) as runner:
             result = await runner.exec(command, **options)
-        self._note_activity(session_id, 1)  # counted once it ran; a failed exec is not
+        self.touch(session_id, calls=1)  # counted once it ran; a failed exec is not
         return result
 
     async def exec_stream(
@@ -389,7 +393,7 @@ class Engine:
         async with self.runner(session_id) as runner:
             async for event in runner.exec_stream(command, **options):
                 yield event
-        self._note_activity(session_id, 1)
+        self.touch(session_id, calls=1)
 
     async def usage(self, session_id: str) -> dict[str, Any]:
         """The sandbox's processes, memory and cumulative CPU time (for the dashboard; not use of the session)."""
@@ -400,7 +404,7 @@ class Engine:
         """An interactive bash of its own in the session's sandbox, next to (never in) the exec shell.
         Closing it kills every process started in it."""
         record = self.get_session(session_id)
-        self._note_activity(session_id)
+        self.touch(session_id, calls=0)
         client = await self._connect(record)
         try:
             return await client.open_terminal(rows, cols)
@@ -659,6 +663,12 @@ class Engine:
         await asyncio.to_thread(self.workspace_disks.remove, workspace)
         self.store.remove_workspace(workspace.volume)
         self.store.add_event(None, "workspace_deleted", workspace=name, owner=owner)
+
+    # -- Docker ------------------------------------------------------------------------
+
+    async def docker_version(self) -> dict[str, Any]:
+        """Docker's version report (for the health check); raises ``DockerUnavailable`` when it does not answer."""
+        return await self.backend.version()
 
     # -- pool and events ---------------------------------------------------------------
 

@@ -59,3 +59,23 @@ class QuotaExceeded(EngineError):
 
 class PoolExhausted(EngineError):
     """No warm sandbox is ready and as many cold starts as allowed are under way: retry shortly."""
+
+
+class ConfigError(EngineError):
+    """A configuration file or value that cannot be used."""
+
+
+class StoreError(EngineError):
+    """The database cannot be used (locked, corrupt, disk full): nothing was reset."""
+
+
+class FirewallError(EngineError):
+    """The host's firewall could not be read or changed."""
+
+
+class NetworkIsolationError(EngineError):
+    """The isolated network for sandboxes could not be set up."""
+
+
+class UnsafeRunDirEntry(RunnerUnavailable):
+    """A name in a run directory is not the socket the host expects (a link, a FIFO, another file system)."""

@@ -25,14 +25,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import EngineError
+from .errors import FirewallError
 
 CHAIN_PREFIX = "SANDKASTEN-"
 _OUR_JUMP = re.compile(r"^-A \S+ -i \S+ -j %s\S+$" % CHAIN_PREFIX)
-
-
-class FirewallError(EngineError):
-    """The host's firewall could not be read or changed."""
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ Files = list[tuple[Path, str]]  # (source path, name in the build context)
 
 @dataclass(frozen=True)
 class ImageSpec:
+    """One sandbox image (base, python, node) and the image it builds on."""
+
     name: str
     parent: str | None  # another spec's name, or None for the Debian root image
 
@@ -67,6 +69,8 @@ IMAGES: dict[str, ImageSpec] = {
 
 @dataclass(frozen=True)
 class BuildOutcome:
+    """What building one image did: its tag, whether it was built or already current, and how long it took."""
+
     name: str
     tag: str
     built: bool
@@ -108,6 +112,8 @@ def _hash(files: Iterable[tuple[Path, str]], *extra: str) -> str:
 
 
 class ImageBuilder:
+    """Builds the sandbox images (root filesystem, package layers, runner) unless they are current."""
+
     def __init__(self, client: docker.DockerClient, progress: Progress = print, mirror: str = DEFAULT_MIRROR) -> None:
         self._client = client
         self._progress = progress

@@ -26,6 +26,8 @@ HISTORY_POINTS = 300  # ready counts, one per refill pass, for the dashboard's s
 
 @dataclass
 class PoolCounters:
+    """Claims, misses, starts and failures of one image's warm pool, for the status report."""
+
     claims: int = 0
     misses: int = 0
     started: int = 0
@@ -34,6 +36,8 @@ class PoolCounters:
 
 
 class WarmPool:
+    """Keeps running sandboxes ready per image and hands them out without a container start."""
+
     def __init__(self, factory: SandboxFactory, limits: SandboxLimits, with_kernel: bool) -> None:
         self._factory = factory
         self.limits = limits

@@ -29,16 +29,12 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 
-from .errors import RunnerUnavailable
+from .errors import UnsafeRunDirEntry
 
 log = logging.getLogger("sandkasten.engine")
 
 CONTROL_SOCKET = "control.sock"
 _warned = False
-
-
-class UnsafeRunDirEntry(RunnerUnavailable):
-    """A name in a run directory is not the socket the host expects (a link, a FIFO, another file system)."""
 
 
 def open_socket_entry(run_dir: str, name: str) -> int:

@@ -36,6 +36,8 @@ OP_DEADLINES_S = {"kernel_start": 60.0, "kernel_restart": 75.0, "kernel_shutdown
 
 @dataclass(frozen=True)
 class ExecResult:
+    """The outcome of one shell command in a sandbox, as the runner reports it."""
+
     output: str
     exit_code: int | None
     timed_out: bool
@@ -87,13 +89,14 @@ def _exec_deadline_s(timeout_ms: int | None) -> float | None:
 
 
 class RunnerClient:
+    """One connection to a sandbox's runner over its control socket: exec, files, kernel, terminal."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> None:
         self._reader = reader
         self._writer = writer
         self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
         self.path = path
-        self.runner_version: str | None = None
         self._handed_over = False  # the connection is a terminal's now (open_terminal)
 
     @classmethod
@@ -120,11 +123,10 @@ class RunnerClient:
                 raise RunnerUnavailable("cannot connect to %s: %s" % (path, exc)) from None
         client = cls(reader, writer, path)
         try:
-            hello, _ = await client.request("hello", {"version": PROTOCOL_VERSION}, within_s=HELLO_DEADLINE_S)
+            await client.request("hello", {"version": PROTOCOL_VERSION}, within_s=HELLO_DEADLINE_S)
         except BaseException:
             client.close_nowait()
             raise
-        client.runner_version = hello.get("runner")
         return client
 
     @property

@@ -18,6 +18,8 @@ from .runner_frames import read_frame
 
 
 class RunnerTerminal:
+    """An interactive PTY in a sandbox, over a control connection given over to it."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, pid: int) -> None:
         self._reader = reader
         self._writer = writer

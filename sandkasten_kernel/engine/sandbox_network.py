@@ -41,8 +41,9 @@ from typing import Any
 import docker
 import docker.errors
 
-from .errors import EngineError
-from .host_firewall import CHAIN_PREFIX, Firewall, FirewallError, Hook
+from .errors import FirewallError
+from .errors import NetworkIsolationError as NetworkIsolationError  # re-exported: callers import it from here
+from .host_firewall import CHAIN_PREFIX, Firewall, Hook
 
 NETWORK_NAME = "sandkasten-net"  # the network and bridge of the default policy (no egress lists)
 BRIDGE_NAME = "sk-br0"
@@ -65,10 +66,6 @@ RESOLV_CONFS = ("/etc/resolv.conf", "/run/systemd/resolve/resolv.conf")
 DOCKER_DAEMON_JSON = "/etc/docker/daemon.json"
 
 _lock = threading.Lock()
-
-
-class NetworkIsolationError(EngineError):
-    """The isolated network for sandboxes could not be set up."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ LONGEST_SOCKET_NAME = "kernel-65535"
 
 @dataclass(frozen=True)
 class SandboxLimits:
+    """The resources one sandbox may use: CPUs, memory, processes and its tmpfs sizes."""
+
     cpus: float = 1.0
     memory_mb: int = 512
     pids: int = 256
@@ -42,6 +44,8 @@ class SandboxLimits:
 
 @dataclass(frozen=True)
 class SandboxSpec:
+    """Everything needed to start one sandbox container: image, run directory, workspace, limits, network."""
+
     image: str
     run_dir: str  # host path, bind-mounted at /run/sandkasten
     workspace_volume: str | None = None  # a named volume, or None for a tmpfs /workspace

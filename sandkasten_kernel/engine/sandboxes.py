@@ -39,6 +39,8 @@ READY_TIMEOUT_S = 60.0
 
 @dataclass
 class Sandbox:
+    """A running sandbox: its container, run directory and limits, and its kernel's connection info once started."""
+
     id: str
     container_id: str
     image: str
@@ -63,6 +65,8 @@ def new_sandbox_id() -> str:
 
 
 class SandboxFactory:
+    """Starts sandboxes until their runner is ready, and removes them with their run directories."""
+
     def __init__(self, backend: DockerBackend, state_dir: str, runtime: str | None = None) -> None:
         self.backend = backend
         self.runtime = runtime or None

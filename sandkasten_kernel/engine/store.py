@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import EngineError
+from .errors import StoreError as StoreError  # re-exported: callers import it from here
 
 SCHEMA_VERSION = 2
 SCHEMA = """
@@ -72,12 +72,10 @@ MIGRATIONS = {
 }
 
 
-class StoreError(EngineError):
-    """The database cannot be used (locked, corrupt, disk full): nothing was reset."""
-
-
 @dataclass
 class SessionRecord:
+    """A session as the store keeps it: its sandbox, limits, owner, clocks and counters."""
+
     id: str
     container_id: str
     image: str
@@ -118,6 +116,8 @@ class WorkspaceRow:
 
 @dataclass(frozen=True)
 class Event:
+    """One entry of the event log (a session created, reaped, lost, ...)."""
+
     seq: int
     at: float
     session_id: str | None
@@ -143,6 +143,8 @@ def _row_to_record(row: sqlite3.Row) -> SessionRecord:
 
 
 class Store:
+    """The SQLite store of sessions, events and workspace owners, shared by the server and other processes."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()

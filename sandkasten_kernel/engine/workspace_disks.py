@@ -28,6 +28,8 @@ log = logging.getLogger("sandkasten.engine")
 
 
 class WorkspaceDisks:
+    """The fixed-size disk images that back named workspaces, and their loop mounts."""
+
     def __init__(self, state_dir: str, size_mb: int) -> None:
         self.root = os.path.join(os.path.realpath(state_dir), "workspaces")
         self.size_mb = size_mb

@@ -27,6 +27,8 @@ TAG_CHARS = 16  # 64 bits of SHA-256: no user name can be made to collide with a
 
 @dataclass(frozen=True)
 class WorkspaceRef:
+    """A named workspace within its owner, with the volume and disk directory it lives in."""
+
     name: str
     owner: str | None  # None: the server's own
     tag: str | None  # derived from the owner (None for the server's own)

@@ -16,7 +16,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Unicode
 from traitlets.config import Config
 
-from sandkasten_kernel.engine.config import CONFIG_CLASSES, ConfigError, find_config, load_settings
+from sandkasten_kernel.engine import CONFIG_CLASSES, ConfigError, find_config, load_settings
 from sandkasten_kernel.kernelspecs import allowed_images, kernel_name, write_kernelspec
 
 from .handlers import default_handlers

@@ -16,8 +16,7 @@ from typing import Any
 import yaml
 from traitlets.config import Configurable
 
-from sandkasten_kernel.engine.config import SECTIONS, ConfigError, Settings, settings_from, yaml_to_config
-from sandkasten_kernel.engine.engine import Engine
+from sandkasten_kernel.engine import SECTIONS, ConfigError, Engine, Settings, settings_from, yaml_to_config
 
 from .errors import ApiError
 

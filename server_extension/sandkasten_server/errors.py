@@ -10,8 +10,8 @@ from typing import Any
 
 from tornado import web
 
-from sandkasten_kernel.engine.config import ConfigError
-from sandkasten_kernel.engine.errors import (
+from sandkasten_kernel.engine import (
+    ConfigError,
     DockerUnavailable,
     EngineError,
     ImageError,
@@ -23,10 +23,10 @@ from sandkasten_kernel.engine.errors import (
     RunnerUnavailable,
     SessionLost,
     SessionNotFound,
+    StoreError,
     WorkspaceInUse,
     WorkspaceNotFound,
 )
-from sandkasten_kernel.engine.store import StoreError
 
 RETRY_AFTER_S = 1
 

@@ -21,7 +21,7 @@ from typing import Any
 from jupyter_server import CallContext
 from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvider
 
-from sandkasten_kernel.engine.config import Settings
+from sandkasten_kernel.engine import Settings
 from sandkasten_kernel.provisioner import KernelUser
 
 SINGLE_USER_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from sandkasten_kernel.engine.run_dirs import unmount_all_under
+from sandkasten_kernel.engine import unmount_all_under
 
 
 @dataclass

@@ -16,10 +16,7 @@ from typing import Any
 import yaml
 from traitlets.config import Config
 
-from sandkasten_kernel.engine.config import find_config, load_settings
-from sandkasten_kernel.engine.docker_backend import connect
-from sandkasten_kernel.engine.errors import EngineError
-from sandkasten_kernel.engine.images import ImageBuilder
+from sandkasten_kernel.engine import EngineError, ImageBuilder, connect, find_config, load_settings
 from sandkasten_kernel.kernelspecs import allowed_images, kernel_name
 
 from .sandboxed_kernelspecs import SandboxedKernelSpecManager

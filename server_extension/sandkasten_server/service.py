@@ -11,9 +11,7 @@ import logging
 import os
 from typing import Any
 
-from sandkasten_kernel.engine.config import Settings
-from sandkasten_kernel.engine.engine import Engine
-from sandkasten_kernel.engine.errors import EngineError
+from sandkasten_kernel.engine import Engine, EngineError, Settings
 from sandkasten_kernel.provisioner import use_engine
 
 from .errors import RETRY_AFTER_S, ApiError

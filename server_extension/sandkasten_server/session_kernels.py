@@ -29,8 +29,7 @@ from typing import Any
 import zmq
 from jupyter_client.kernelspec import NoSuchKernel
 
-from sandkasten_kernel.engine.images import IMAGES
-from sandkasten_kernel.engine.store import SessionRecord
+from sandkasten_kernel.engine import IMAGES, SessionRecord
 from sandkasten_kernel.kernelspecs import kernel_name
 
 from .errors import ApiError

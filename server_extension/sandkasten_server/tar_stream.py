@@ -24,8 +24,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from sandkasten_kernel.engine.errors import EngineError, RunnerRequestError
-from sandkasten_kernel.engine.runner_client import RunnerClient
+from sandkasten_kernel.engine import EngineError, RunnerClient, RunnerRequestError
 
 from .errors import ApiError, api_error
 from .tar_reader import Done, Limits, Member, read_archive

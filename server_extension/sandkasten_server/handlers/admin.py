@@ -12,7 +12,7 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from sandkasten_kernel.engine.errors import EngineError, WorkspaceNotFound
+from sandkasten_kernel.engine import EngineError, WorkspaceNotFound
 
 from .. import config_edit
 from ..errors import ApiError
@@ -109,7 +109,7 @@ class HealthHandler(SandkastenHandler):
         if service.engine is not None:
             engine = service.engine
             try:
-                version = await engine.backend.version()
+                version = await engine.docker_version()
                 report["docker"] = {"ok": True, "version": version.get("Version"), "api": version.get("ApiVersion")}
             except EngineError as exc:
                 report["docker"] = {"ok": False, "error": str(exc)}

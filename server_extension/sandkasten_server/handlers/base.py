@@ -17,9 +17,7 @@ from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web
 from tornado.websocket import WebSocketHandler
 
-from sandkasten_kernel.engine.engine import Engine
-from sandkasten_kernel.engine.errors import EngineError, SessionNotFound
-from sandkasten_kernel.engine.store import SessionRecord
+from sandkasten_kernel.engine import Engine, EngineError, SessionNotFound, SessionRecord
 
 from .. import identity
 from ..errors import ApiError, api_error, http_error_code

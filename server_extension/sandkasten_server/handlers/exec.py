@@ -14,9 +14,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError
 
-from sandkasten_kernel.engine.engine import Engine
-from sandkasten_kernel.engine.errors import EngineError
-from sandkasten_kernel.engine.runner_client import ExecResult
+from sandkasten_kernel.engine import Engine, EngineError, ExecResult
 
 from ..errors import ApiError, api_error
 from ..schema import validate

@@ -10,8 +10,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import ensure_async
 from tornado import web
 
-from sandkasten_kernel.engine.errors import EngineError
-from sandkasten_kernel.engine.runner_client import RunnerClient
+from sandkasten_kernel.engine import EngineError, RunnerClient
 
 from ..errors import ApiError
 from ..tar_reader import Limits

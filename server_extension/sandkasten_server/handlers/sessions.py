@@ -10,9 +10,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from sandkasten_kernel.engine.engine import Engine
-from sandkasten_kernel.engine.errors import EngineError, SessionNotFound
-from sandkasten_kernel.engine.store import SessionRecord
+from sandkasten_kernel.engine import Engine, EngineError, SessionNotFound, SessionRecord
 
 from ..errors import ApiError
 from ..session_kernels import DEFAULT_MAX_OUTPUT, SessionKernels

@@ -19,8 +19,7 @@ from typing import Any
 
 from tornado.websocket import WebSocketClosedError
 
-from sandkasten_kernel.engine.errors import EngineError
-from sandkasten_kernel.engine.runner_terminal import RunnerTerminal
+from sandkasten_kernel.engine import EngineError, RunnerTerminal
 
 from .base import SandkastenSocketHandler
 
