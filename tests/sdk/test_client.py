@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pytest
 
+import sandkasten
 from sandkasten import (
     AuthenticationError,
     BadRequestError,
-    ConnectionError,
     ExecTimeout,
     NotFoundError,
     QuotaExceededError,
     SandboxClient,
+    SandkastenConnectionError,
     SandkastenError,
     ServerError,
     SyncSandboxClient,
@@ -188,16 +189,31 @@ async def test_quota_and_server_errors(tight: Served) -> None:
 async def test_connection_errors_retry_only_where_safe() -> None:
     async with SandboxClient(base_url="http://127.0.0.1:%d" % free_port(), api_key="x") as client:
         started = time.monotonic()
-        with pytest.raises(ConnectionError):
+        with pytest.raises(SandkastenConnectionError):
             await client.list_sessions()  # GET: retried with backoff (0.2 + 0.5 + 1.0 s)
         assert time.monotonic() - started >= 1.7
         started = time.monotonic()
-        with pytest.raises(ConnectionError):
+        with pytest.raises(SandkastenConnectionError):
             await client.create_session()  # POST: not retried, it might have been done
         assert time.monotonic() - started < 1.0
 
 
 def test_errors_are_one_tree() -> None:
-    for cls in (AuthenticationError, NotFoundError, QuotaExceededError, ExecTimeout, ServerError, ConnectionError):
+    for cls in (
+        AuthenticationError,
+        NotFoundError,
+        QuotaExceededError,
+        ExecTimeout,
+        ServerError,
+        SandkastenConnectionError,
+    ):
         assert issubclass(cls, SandkastenError)
-    assert not issubclass(builtins.ConnectionError, SandkastenError)  # the SDK's ConnectionError is its own
+    assert not issubclass(builtins.ConnectionError, SandkastenError)  # the SDK's connection error is its own
+
+
+def test_the_old_connection_error_name_still_works_with_a_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="SandkastenConnectionError"):
+        assert sandkasten.ConnectionError is SandkastenConnectionError
+    assert "ConnectionError" not in sandkasten.__all__ and "SandkastenConnectionError" in sandkasten.__all__
+    with pytest.raises(AttributeError):
+        getattr(sandkasten, "NoSuchName")  # noqa: B009 - a name mypy would refuse

@@ -8,14 +8,17 @@ async with SandboxClient(base_url="http://127.0.0.1:8080", api_key="...") as cli
         print((await session.exec("python3 hello.py")).output)
 """
 
+import warnings
+from typing import TYPE_CHECKING, Any
+
 from ._async_client import ExecStream, SandboxClient, Session
 from ._exceptions import (
     AuthenticationError,
     BadRequestError,
-    ConnectionError,
     ExecTimeout,
     NotFoundError,
     QuotaExceededError,
+    SandkastenConnectionError,
     SandkastenError,
     ServerError,
 )
@@ -29,7 +32,6 @@ __all__ = [
     "BadRequestError",
     "CodeError",
     "CodeResult",
-    "ConnectionError",
     "ExecResult",
     "ExecStream",
     "ExecTimeout",
@@ -38,6 +40,7 @@ __all__ = [
     "QuotaExceededError",
     "RichResult",
     "SandboxClient",
+    "SandkastenConnectionError",
     "SandkastenError",
     "ServerError",
     "Session",
@@ -47,3 +50,18 @@ __all__ = [
     "SyncSession",
     "WorkspaceInfo",
 ]
+
+if TYPE_CHECKING:
+    ConnectionError = SandkastenConnectionError  # deprecated: at run time __getattr__ warns
+else:
+
+    def __getattr__(name: str) -> Any:
+        """The deprecated ``ConnectionError`` alias, with a warning (it shadowed the builtin)."""
+        if name == "ConnectionError":
+            warnings.warn(
+                "sandkasten.ConnectionError is deprecated: use sandkasten.SandkastenConnectionError",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return SandkastenConnectionError
+        raise AttributeError("module %r has no attribute %r" % (__name__, name))

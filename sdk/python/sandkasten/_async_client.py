@@ -14,7 +14,7 @@ import httpx
 
 from . import _calls
 from ._calls import Call
-from ._exceptions import BadRequestError, ConnectionError, NotFoundError
+from ._exceptions import BadRequestError, NotFoundError, SandkastenConnectionError
 from ._models import CodeResult, ExecResult, FileEntry, SessionInfo, WorkspaceInfo
 
 _Self = TypeVar("_Self", bound="_Releasing")
@@ -40,7 +40,7 @@ class _Transport:
                 return await self.http.request(call.method, call.path, **_calls.request_options(call))
             except httpx.TransportError as exc:
                 if attempt == len(delays):
-                    raise ConnectionError(
+                    raise SandkastenConnectionError(
                         "cannot reach the Sandkasten server: %s" % (exc or type(exc).__name__)
                     ) from exc
                 await asyncio.sleep(delays[attempt])
@@ -56,7 +56,7 @@ class _Transport:
                     if event is not None:
                         yield event
         except httpx.TransportError as exc:
-            raise ConnectionError("the stream from the Sandkasten server broke: %s" % exc) from exc
+            raise SandkastenConnectionError("the stream from the Sandkasten server broke: %s" % exc) from exc
 
 
 class ExecStream:
@@ -110,6 +110,7 @@ class Session(_Releasing):
         await self.destroy()
 
     async def refresh(self) -> SessionInfo:
+        """Fetch the session's description anew (``info``)."""
         self.info = SessionInfo.from_json(await self._transport.send(Call("GET", "sessions/%s" % self.id)))
         return self.info
 
@@ -130,6 +131,7 @@ class Session(_Releasing):
         stdin: str | None = None,
         raise_on_timeout: bool = False,
     ) -> ExecResult:
+        """Run ``command`` in the persistent shell; on timeout it is killed and its output so far returned."""
         call = _calls.exec_call(self.id, command, timeout_ms, cwd, env, stdin)
         return _calls.exec_result(await self._transport.send(call), raise_on_timeout)
 
@@ -143,6 +145,7 @@ class Session(_Releasing):
         stdin: str | None = None,
         raise_on_timeout: bool = False,
     ) -> ExecStream:
+        """Run ``command`` and iterate over its output as it comes; ``stream.result`` is set at the end."""
         call = _calls.exec_call(self.id, command, timeout_ms, cwd, env, stdin, stream=True)
         return ExecStream(self._transport.events(call), raise_on_timeout)
 
@@ -164,9 +167,11 @@ class Session(_Releasing):
         return int(reply["size"])
 
     async def read(self, path: str) -> str:
+        """The text (UTF-8) of the file at ``path``."""
         return (await self.read_bytes(path)).decode("utf-8")
 
     async def read_bytes(self, path: str) -> bytes:
+        """The bytes of the file at ``path``."""
         reply = await self._transport.send(Call("GET", _calls.file_path(self.id, path)))
         if isinstance(reply, dict):
             raise BadRequestError("%s is a directory: use list()" % path, status=409, code="is_a_directory")
@@ -187,6 +192,7 @@ class Session(_Releasing):
             params = {"after": entries[-1].name}
 
     async def remove(self, path: str, *, recursive: bool = False) -> None:
+        """Remove a file, or a directory (``recursive=True`` for a non-empty one)."""
         params = {"recursive": "true"} if recursive else None
         await self._transport.send(Call("DELETE", _calls.file_path(self.id, path), params=params))
 
@@ -205,18 +211,24 @@ class Session(_Releasing):
 
 
 class Workspaces:
+    """The server's named workspaces (``client.workspaces``)."""
+
     def __init__(self, transport: _Transport) -> None:
         self._transport = transport
 
     async def list(self) -> list[WorkspaceInfo]:
+        """The named workspaces you can see."""
         reply = await self._transport.send(Call("GET", "workspaces"))
         return [WorkspaceInfo(**w) for w in reply["workspaces"]]
 
     async def delete(self, name: str) -> None:
+        """Delete a named workspace (refused while a session uses it)."""
         await self._transport.send(Call("DELETE", "workspaces/%s" % name))
 
 
 class Pool:
+    """The server's warm pool of sandboxes (``client.pool``)."""
+
     def __init__(self, transport: _Transport) -> None:
         self._transport = transport
 
@@ -247,6 +259,7 @@ class SandboxClient(_Releasing):
         await self.close()
 
     async def close(self) -> None:
+        """Close the HTTP connections (sessions stay)."""
         await self._transport.http.aclose()
 
     async def create_session(
@@ -260,14 +273,17 @@ class SandboxClient(_Releasing):
         ttl: int | None = None,
         with_kernel: bool = False,
     ) -> Session:
+        """Start a sandbox; ``with_kernel`` starts its Jupyter kernel now rather than at the first ``run_code``."""
         call = _calls.create_call(image, workspace, env, limits, network, ttl, with_kernel)
         return Session(self._transport, SessionInfo.from_json(await self._transport.send(call)))
 
     async def get_session(self, session_id: str) -> Session:
+        """The session with this id."""
         return Session(
             self._transport, SessionInfo.from_json(await self._transport.send(Call("GET", "sessions/%s" % session_id)))
         )
 
     async def list_sessions(self) -> list[Session]:
+        """The sessions you can see."""
         reply = await self._transport.send(Call("GET", "sessions"))
         return [Session(self._transport, SessionInfo.from_json(s)) for s in reply["sessions"]]

@@ -38,8 +38,12 @@ class ServerError(SandkastenError):
     """The server could not do it (5xx): the engine or Docker is down, or the pool is exhausted."""
 
 
-class ConnectionError(SandkastenError):
-    """The server could not be reached, or the connection broke."""
+class SandkastenConnectionError(SandkastenError):
+    """The server could not be reached, or the connection broke.
+
+    (Named so as not to shadow the builtin ``ConnectionError``; ``sandkasten.ConnectionError``
+    remains as a deprecated alias.)
+    """
 
 
 class ExecTimeout(SandkastenError):

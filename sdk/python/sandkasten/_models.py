@@ -19,13 +19,16 @@ class ExecResult:
     output_bytes: int = 0
     shell_restarted: bool = False
     oom_killed: bool = False  # a process was killed for memory (the sandbox's limit) while it ran
+    shell_exit: str | None = None  # why the shell was replaced, when shell_restarted
 
     @property
     def ok(self) -> bool:
+        """The command exited with status 0."""
         return self.exit_code == 0
 
     @classmethod
     def from_json(cls, data: dict[str, Any], output: str | None = None) -> ExecResult:
+        """The result from the API's JSON; ``output`` replaces the reply's (a stream's collected chunks)."""
         return cls(
             output=data["output"] if output is None else output,
             exit_code=data["exit_code"],
@@ -35,6 +38,7 @@ class ExecResult:
             output_bytes=data.get("output_bytes", 0),
             shell_restarted=data.get("shell_restarted", False),
             oom_killed=data.get("oom_killed", False),
+            shell_exit=data.get("shell_exit"),
         )
 
 
@@ -48,17 +52,21 @@ class RichResult:
 
     @property
     def text(self) -> str | None:
+        """The plain-text form, if there is one."""
         value = self.data.get("text/plain")
         return value if isinstance(value, str) else None
 
     @property
     def png(self) -> bytes | None:
+        """The PNG image, decoded, if there is one."""
         value = self.data.get("image/png")
         return base64.b64decode(value) if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
 class CodeError:
+    """The exception that ended a ``run_code``: its class name, message and formatted traceback."""
+
     ename: str
     evalue: str
     traceback: list[str]
@@ -78,6 +86,7 @@ class CodeResult:
     duration_ms: float = 0.0
     truncated: bool = False  # output past max_output was dropped (the code ran on)
     output_bytes: int = 0  # all the output, kept or not
+    kernel_id: str | None = None  # the kernel that ran it
 
     @property
     def text(self) -> str | None:
@@ -87,6 +96,7 @@ class CodeResult:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CodeResult:
+        """The result from the API's JSON."""
         error = data.get("error")
         return cls(
             stdout=data["stdout"],
@@ -102,11 +112,14 @@ class CodeResult:
             duration_ms=data.get("duration_ms", 0.0),
             truncated=data.get("truncated", False),
             output_bytes=data.get("output_bytes", 0),
+            kernel_id=data.get("kernel_id"),
         )
 
 
 @dataclass(frozen=True)
 class FileEntry:
+    """One entry of a directory listing."""
+
     name: str
     type: str  # file, directory, symlink, other
     size: int
@@ -116,6 +129,8 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class SessionInfo:
+    """A session as the API describes it; ``raw`` is the whole reply (``kernel``, ``usage``, ...)."""
+
     id: str
     image: str
     status: str
@@ -128,9 +143,16 @@ class SessionInfo:
     network: bool
     kernel_id: str | None
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    # after ``raw`` so that positional construction stays as it was
+    ttl_s: int | None = None
+    idle_timeout_s: int | None = None
+    env: list[str] = field(default_factory=list)  # the names of its variables (values are not shown)
+    workspace_owner: str | None = None  # whose named workspace it mounts (None: the server's own)
+    exec_count: int = 0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SessionInfo:
+        """The session from the API's JSON."""
         kernel = data.get("kernel") or {}
         return cls(
             id=data["id"],
@@ -145,13 +167,20 @@ class SessionInfo:
             network=data.get("network", False),
             kernel_id=kernel.get("id"),
             raw=data,
+            ttl_s=data.get("ttl_s"),
+            idle_timeout_s=data.get("idle_timeout_s"),
+            env=list(data.get("env", [])),
+            workspace_owner=data.get("workspace_owner"),
+            exec_count=data.get("exec_count", 0),
         )
 
 
 @dataclass(frozen=True)
 class WorkspaceInfo:
+    """A named workspace: its size, the sessions using it and when it was last used."""
+
     name: str
     size_bytes: int
     in_use_by: list[str]
-    last_used: float | None
+    last_used: float | None = None  # optional in the API
     owner: str | None = None  # the user it belongs to (None: the server's own)

@@ -46,6 +46,7 @@ class SyncExecStream:
 
     @property
     def result(self) -> ExecResult | None:
+        """The command's result, once the output has been read to the end."""
         return self._stream.result
 
     def __iter__(self) -> Iterator[str]:
@@ -72,6 +73,7 @@ class SyncSession:
 
     @property
     def info(self) -> SessionInfo:
+        """The session's description (as of creation or the last ``refresh``)."""
         return self._session.info
 
     def __repr__(self) -> str:
@@ -84,59 +86,102 @@ class SyncSession:
         self.destroy()
 
     def refresh(self) -> SessionInfo:
+        """Fetch the session's description anew (``info``)."""
         return self._run(self._session.refresh())
 
     def destroy(self) -> None:
+        """Remove the sandbox (a named workspace stays). Destroying twice is not an error."""
         self._run(self._session.destroy())
 
-    def exec(self, command: str, **options: Any) -> ExecResult:
-        """Options as ``Session.exec``: timeout_ms, cwd, env, stdin, raise_on_timeout."""
-        return self._run(self._session.exec(command, **options))
+    def exec(
+        self,
+        command: str,
+        *,
+        timeout_ms: int | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | None = None,
+        raise_on_timeout: bool = False,
+    ) -> ExecResult:
+        """Run ``command`` in the persistent shell, as ``Session.exec``."""
+        return self._run(
+            self._session.exec(
+                command, timeout_ms=timeout_ms, cwd=cwd, env=env, stdin=stdin, raise_on_timeout=raise_on_timeout
+            )
+        )
 
-    def exec_stream(self, command: str, **options: Any) -> SyncExecStream:
-        return SyncExecStream(self._session.exec_stream(command, **options), self._runner)
+    def exec_stream(
+        self,
+        command: str,
+        *,
+        timeout_ms: int | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin: str | None = None,
+        raise_on_timeout: bool = False,
+    ) -> SyncExecStream:
+        """Run ``command`` and iterate over its output as it comes, as ``Session.exec_stream``."""
+        stream = self._session.exec_stream(
+            command, timeout_ms=timeout_ms, cwd=cwd, env=env, stdin=stdin, raise_on_timeout=raise_on_timeout
+        )
+        return SyncExecStream(stream, self._runner)
 
     def run_code(self, code: str, *, timeout_ms: int | None = None, max_output: int | None = None) -> CodeResult:
+        """Run ``code`` in the session's kernel, as ``Session.run_code``."""
         return self._run(self._session.run_code(code, timeout_ms=timeout_ms, max_output=max_output))
 
     def write(self, path: str, data: str | bytes, *, mode: int | None = None) -> int:
+        """Write ``data`` (text is UTF-8) to ``path`` under /workspace; parents are made. Returns the size."""
         return self._run(self._session.write(path, data, mode=mode))
 
     def read(self, path: str) -> str:
+        """The text (UTF-8) of the file at ``path``."""
         return self._run(self._session.read(path))
 
     def read_bytes(self, path: str) -> bytes:
+        """The bytes of the file at ``path``."""
         return self._run(self._session.read_bytes(path))
 
     def list(self, path: str = ".") -> list[FileEntry]:
+        """Every entry of the directory, sorted by name."""
         return self._run(self._session.list(path))
 
     def remove(self, path: str, *, recursive: bool = False) -> None:
+        """Remove a file, or a directory (``recursive=True`` for a non-empty one)."""
         self._run(self._session.remove(path, recursive=recursive))
 
     def upload(self, local_dir: str | os.PathLike[str], remote_dir: str = ".") -> int:
+        """Copy a local directory's contents into ``remote_dir``; returns the number of files."""
         return self._run(self._session.upload(local_dir, remote_dir))
 
     def download(self, remote_dir: str, local_dir: str | os.PathLike[str]) -> builtins.list[str]:
+        """Copy ``remote_dir``'s files into a local directory; returns their names."""
         return self._run(self._session.download(remote_dir, local_dir))
 
 
 class _SyncWorkspaces:
+    """The server's named workspaces (``client.workspaces``), without ``await``."""
+
     def __init__(self, client: SandboxClient, runner: _LoopThread) -> None:
         self._client, self._run = client, runner.run
 
     def list(self) -> list[WorkspaceInfo]:
+        """The named workspaces you can see."""
         return self._run(self._client.workspaces.list())
 
     def delete(self, name: str) -> None:
+        """Delete a named workspace (refused while a session uses it)."""
         self._run(self._client.workspaces.delete(name))
 
 
 class _SyncPool:
+    """The server's warm pool of sandboxes (``client.pool``), without ``await``."""
+
     def __init__(self, client: SandboxClient, runner: _LoopThread) -> None:
         self._client, self._run = client, runner.run
 
     def status(self) -> dict[str, Any]:
+        """Per image reference: target, ready, claims, misses, ..."""
         return self._run(self._client.pool.status())
 
 
@@ -160,6 +205,7 @@ class SyncSandboxClient:
         self.close()
 
     def close(self) -> None:
+        """Close the HTTP connections and stop the event loop thread (sessions stay)."""
         self._runner.run(self._client.close())
         self._runner.stop()
 
@@ -174,6 +220,7 @@ class SyncSandboxClient:
         ttl: int | None = None,
         with_kernel: bool = False,
     ) -> SyncSession:
+        """Start a sandbox, as ``SandboxClient.create_session``."""
         session = self._runner.run(
             self._client.create_session(
                 image=image,
@@ -188,7 +235,9 @@ class SyncSandboxClient:
         return SyncSession(session, self._runner)
 
     def get_session(self, session_id: str) -> SyncSession:
+        """The session with this id."""
         return SyncSession(self._runner.run(self._client.get_session(session_id)), self._runner)
 
     def list_sessions(self) -> list[SyncSession]:
+        """The sessions you can see."""
         return [SyncSession(s, self._runner) for s in self._runner.run(self._client.list_sessions())]

@@ -24,6 +24,7 @@ from .._sync_client import SyncSession
 
 AnySession = Session | SyncSession
 MAX_CHARS = 8000
+TIMEOUT_MS = 60_000
 
 DESCRIPTIONS = {
     "exec": "Run a bash command in the sandbox's persistent shell (cd, variables and background jobs persist "
@@ -43,6 +44,7 @@ def clip(text: str, limit: int = MAX_CHARS) -> str:
 
 
 def exec_text(result: ExecResult, limit: int = MAX_CHARS) -> str:
+    """A shell command's result as a model reads it: the exit code (or the timeout), then the output."""
     if result.timed_out:
         head = "timed out after %.0f ms (the command was stopped; the shell keeps its state)" % result.duration_ms
     else:
@@ -53,6 +55,7 @@ def exec_text(result: ExecResult, limit: int = MAX_CHARS) -> str:
 
 
 def code_text(result: CodeResult, limit: int = MAX_CHARS) -> str:
+    """A ``run_code`` result as a model reads it: the streams, the results, the error and any timeout."""
     parts = []
     if result.stdout:
         parts.append("stdout:\n" + result.stdout)
@@ -88,18 +91,20 @@ async def _call(session: AnySession, method: str, *args: Any, **kwargs: Any) -> 
 class SandboxTools:
     """The four tools' behaviour, independent of any agent framework."""
 
-    def __init__(self, session: AnySession, *, timeout_ms: int = 60_000, max_chars: int = MAX_CHARS) -> None:
+    def __init__(self, session: AnySession, *, timeout_ms: int = TIMEOUT_MS, max_chars: int = MAX_CHARS) -> None:
         self.session = session
         self.timeout_ms = timeout_ms
         self.max_chars = max_chars
 
     async def exec(self, command: str) -> str:
+        """Run ``command`` in the shell; the outcome as text."""
         try:
             return exec_text(await _call(self.session, "exec", command, timeout_ms=self.timeout_ms), self.max_chars)
         except SandkastenError as exc:
             return "error: %s" % exc.message
 
     async def write_file(self, path: str, content: str) -> str:
+        """Write ``content`` to ``path``; what was written, as text."""
         try:
             size = await _call(self.session, "write", path, content)
         except SandkastenError as exc:
@@ -107,6 +112,7 @@ class SandboxTools:
         return "wrote %s (%d bytes)" % (path, size)
 
     async def read_file(self, path: str) -> str:
+        """The file's text, clipped to ``max_chars``."""
         try:
             return clip(await _call(self.session, "read", path), self.max_chars)
         except UnicodeDecodeError:
@@ -115,10 +121,11 @@ class SandboxTools:
             return "error: %s" % exc.message
 
     async def run_python(self, code: str) -> str:
+        """Run ``code`` in the kernel; the outcome as text."""
         try:
             return code_text(await _call(self.session, "run_code", code, timeout_ms=self.timeout_ms), self.max_chars)
         except SandkastenError as exc:
             return "error: %s" % exc.message
 
 
-__all__ = ["DESCRIPTIONS", "MAX_CHARS", "SandboxTools", "clip", "code_text", "exec_text"]
+__all__ = ["DESCRIPTIONS", "MAX_CHARS", "TIMEOUT_MS", "SandboxTools", "clip", "code_text", "exec_text"]

@@ -19,7 +19,7 @@ except ImportError as exc:  # pragma: no cover - depends on the extra
     raise ImportError("sandkasten.tools.langchain needs: pip install 'sandkasten[langchain]'") from exc
 
 from .._async_client import Session
-from . import DESCRIPTIONS, AnySession, SandboxTools
+from . import DESCRIPTIONS, MAX_CHARS, TIMEOUT_MS, AnySession, SandboxTools
 
 
 class _CommandArgs(BaseModel):
@@ -55,9 +55,9 @@ class SandboxTool(BaseTool):
         return asyncio.run(self._arun(**kwargs))
 
 
-def sandbox_tools(session: AnySession, **options: Any) -> list[BaseTool]:
+def sandbox_tools(session: AnySession, *, timeout_ms: int = TIMEOUT_MS, max_chars: int = MAX_CHARS) -> list[BaseTool]:
     """exec, write_file, read_file and run_python on ``session``; options as ``SandboxTools``."""
-    tools = SandboxTools(session, **options)
+    tools = SandboxTools(session, timeout_ms=timeout_ms, max_chars=max_chars)
     specs: list[tuple[str, type[BaseModel]]] = [
         ("exec", _CommandArgs),
         ("write_file", _WriteArgs),

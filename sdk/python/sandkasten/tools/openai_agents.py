@@ -8,19 +8,17 @@ agent = Agent(name="coder", instructions="...", tools=sandbox_tools(session))
 
 from __future__ import annotations
 
-from typing import Any
-
 try:
     from agents import Tool, function_tool
 except ImportError as exc:  # pragma: no cover - depends on the extra
     raise ImportError("sandkasten.tools.openai_agents needs: pip install 'sandkasten[openai-agents]'") from exc
 
-from . import DESCRIPTIONS, AnySession, SandboxTools
+from . import DESCRIPTIONS, MAX_CHARS, TIMEOUT_MS, AnySession, SandboxTools
 
 
-def sandbox_tools(session: AnySession, **options: Any) -> list[Tool]:
+def sandbox_tools(session: AnySession, *, timeout_ms: int = TIMEOUT_MS, max_chars: int = MAX_CHARS) -> list[Tool]:
     """exec, write_file, read_file and run_python on ``session``; options as ``SandboxTools``."""
-    tools = SandboxTools(session, **options)
+    tools = SandboxTools(session, timeout_ms=timeout_ms, max_chars=max_chars)
 
     @function_tool(name_override="exec", description_override=DESCRIPTIONS["exec"])
     async def exec_command(command: str) -> str:
