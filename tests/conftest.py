@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,25 +228,44 @@ async def engine(state_dir: str) -> AsyncIterator[Engine]:
 # -- `sandkasten serve` as a user runs it ---------------------------------------------------
 
 
+@contextmanager
+def serving(docker_client: Any, config: dict[str, Any], *, remove_leftovers: bool = False) -> Iterator[Served]:
+    """``sandkasten serve`` with ``config`` for the block; then stopped, its state removed, no container left.
+
+    ``remove_leftovers`` force-removes the sandboxes the server left instead of
+    failing: for servers a test kills (SIGKILL leaves them by design).
+    """
+    server = launcher.start(config)
+    try:
+        yield server
+    finally:
+        server.stop()  # a no-op for a server that has already ended
+        leftovers = containers_of(docker_client, server.state_dir)
+        if remove_leftovers:
+            for name in leftovers:
+                docker_client.containers.get(name).remove(force=True)
+        server.remove_state()
+    if not remove_leftovers:
+        assert not leftovers, "sandkasten serve left containers behind: %s" % leftovers
+
+
 @pytest.fixture(scope="session")
 def served(docker_client: Any) -> Iterator[Served]:
     """``sandkasten serve`` in a subprocess, on a free port, with its own state; torn down clean."""
     workspaces_before = {v.name for v in docker_client.volumes.list(filters={"label": "sandkasten.workspace"})}
-    server = launcher.start(
-        {
-            "pool": {"images": {"python": 1}},
-            "quota": {"max_sessions": 30, "max_sessions_per_user": 30},
-            "session": {"ttl_s": 900},
-        }
-    )
-    yield server
-    server.stop()
-    for volume in docker_client.volumes.list(filters={"label": "sandkasten.workspace"}):
-        if volume.name not in workspaces_before:
-            volume.remove(force=True)  # made by fuzzed requests
-    leftovers = containers_of(docker_client, server.state_dir)
-    server.remove_state()
-    assert not leftovers, "sandkasten serve left containers behind: %s" % leftovers
+    config = {
+        "pool": {"images": {"python": 1}},
+        "quota": {"max_sessions": 30, "max_sessions_per_user": 30},
+        "session": {"ttl_s": 900},
+    }
+    try:
+        with serving(docker_client, config) as server:
+            yield server
+    finally:
+        # Fuzzed requests make workspaces: remove those, and only those.
+        for volume in docker_client.volumes.list(filters={"label": "sandkasten.workspace"}):
+            if volume.name not in workspaces_before:
+                volume.remove(force=True)
 
 
 def containers_of(docker_client: Any, state_dir: str) -> list[str]:

@@ -63,6 +63,7 @@ def _refuse_ptrace() -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run the runner as PID 1: serve the control socket until SIGTERM; returns the exit status."""
     options = _parse(argv)
     socket_path = os.path.join(options.run_dir, "control.sock")
     if len(socket_path.encode()) > MAX_SOCKET_PATH:

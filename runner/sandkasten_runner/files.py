@@ -119,6 +119,7 @@ class Workspace:
     # -- operations -----------------------------------------------------------
 
     def write(self, path: Any, data: bytes, mode: int = 0o644, append: bool = False) -> Dict[str, Any]:
+        """Write ``data`` to ``path`` (atomically, or appended), making its parent directories."""
         target = self.resolve(path, follow=append)
         if target == self.root:
             raise RunnerError(errors.IS_A_DIRECTORY, "%s is the workspace directory" % path, path=path)
@@ -156,6 +157,7 @@ class Workspace:
     def read(
         self, path: Any, offset: int = 0, length: Optional[int] = None, limit: int = 0
     ) -> Tuple[Dict[str, Any], bytes]:
+        """Read ``path`` from ``offset`` (``length`` bytes, or to the end), refusing more than ``limit``."""
         target = self.resolve(path)
         try:
             with open(target, "rb") as f:
@@ -202,6 +204,7 @@ class Workspace:
         return {"path": self._shown(target), "entries": entries, "truncated": start + limit < len(names)}
 
     def stat(self, path: Any) -> Dict[str, Any]:
+        """Describe ``path`` itself (a symlink is not followed; its target is reported)."""
         target = self.resolve(path, follow=False)
         try:
             info = _describe(os.path.basename(target) or ".", os.lstat(target))
@@ -213,6 +216,7 @@ class Workspace:
         return info
 
     def remove(self, path: Any, recursive: bool = False) -> Dict[str, Any]:
+        """Remove a file, a symlink or an empty directory (any directory with ``recursive``)."""
         target = self.resolve(path, follow=False)
         if target == self.root:
             raise RunnerError(errors.PERMISSION_DENIED, "the workspace directory itself cannot be removed", path=path)
@@ -229,6 +233,7 @@ class Workspace:
         return {"path": self._shown(target)}
 
     def mkdir(self, path: Any, mode: int = 0o755, parents: bool = True) -> Dict[str, Any]:
+        """Make the directory ``path`` (and its parents, unless ``parents`` is false)."""
         target = self.resolve(path)
         try:
             if parents:

@@ -23,6 +23,7 @@ def _read_int(path: str) -> Optional[int]:
 
 
 def cgroup_memory() -> Tuple[Optional[int], Optional[int]]:
+    """The sandbox's memory (usage, limit) in bytes from its cgroup; None where unknown or unlimited."""
     for usage_path, limit_path in _CGROUP_MEMORY:
         usage = _read_int(usage_path)
         if usage is not None:

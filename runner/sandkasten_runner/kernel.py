@@ -25,6 +25,8 @@ LOG_TAIL_LINES = 40
 
 
 class Kernel:
+    """The sandbox's one ipykernel: started, interrupted, restarted and shut down on request."""
+
     def __init__(
         self, registry: ChildRegistry, run_dir: str, workspace: str, scratch_dir: str, env: Dict[str, str]
     ) -> None:
@@ -42,18 +44,22 @@ class Kernel:
 
     @property
     def connection_file(self) -> str:
+        """Where the kernel's connection file is written (in the run directory the host sees)."""
         return os.path.join(self._run_dir, "kernel.json")
 
     @property
     def pid(self) -> Optional[int]:
+        """The kernel's pid, or None before it is started."""
         return self._child.pid if self._child else None
 
     def alive(self) -> bool:
+        """Whether a kernel was started and has not exited."""
         return self._child is not None and not self._child.exited.is_set()
 
     # -- operations ---------------------------------------------------------
 
     def start(self, connection: Any, wait_ready: bool = True) -> Dict[str, Any]:
+        """Start the kernel on ``connection`` (Jupyter connection info over ipc); returns its status."""
         with self._lock:
             if self.alive():
                 raise RunnerError(errors.KERNEL_ALREADY_RUNNING, "the kernel is already running; restart it instead")
@@ -62,12 +68,14 @@ class Kernel:
             return self._status()
 
     def interrupt(self) -> Dict[str, Any]:
+        """Send the running kernel SIGINT (as Jupyter's interrupt does); returns its status."""
         with self._lock:
             child = self._running()
             os.kill(child.pid, signal.SIGINT)
             return self._status()
 
     def restart(self, wait_ready: bool = True) -> Dict[str, Any]:
+        """Stop the kernel and start it again on the same connection; returns its status."""
         with self._lock:
             if self._connection is None:
                 raise RunnerError(errors.KERNEL_NOT_RUNNING, "no kernel was started, so there is none to restart")
@@ -77,11 +85,13 @@ class Kernel:
             return self._status()
 
     def shutdown(self) -> Dict[str, Any]:
+        """Stop the kernel and whatever it started, if one runs; returns its status."""
         with self._lock:
             self._stop()
             return self._status()
 
     def status(self) -> Dict[str, Any]:
+        """The kernel's status: pid, liveness, restarts and, once it has exited, how, with the tail of its log."""
         with self._lock:
             return self._status()
 

@@ -31,6 +31,7 @@ class Child:
         return os.WEXITSTATUS(self.status)
 
     def describe_exit(self) -> str:
+        """How the child ended, for messages: still running, killed by a signal or its exit status."""
         code = self.returncode
         if code is None:
             return "still running"
@@ -67,6 +68,7 @@ class ChildRegistry:
             return child
 
     def reap(self) -> None:
+        """Collect every exited child (orphans too), recording the status of the registered ones."""
         # Called from the SIGCHLD handler and a periodic loop; never re-entered.
         if not self._reaping.acquire(blocking=False):
             return

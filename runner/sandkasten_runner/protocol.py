@@ -48,6 +48,7 @@ class ProtocolError(Exception):
 
 
 def encode_frame(message: Message, payload: bytes = b"") -> bytes:
+    """One frame: the header, then ``message`` as compact JSON, then ``payload``; refuses oversized parts."""
     body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     if len(body) > MAX_JSON_BYTES:
         raise ProtocolError("frame_too_large", "JSON part is %d bytes, limit %d" % (len(body), MAX_JSON_BYTES))
@@ -73,6 +74,7 @@ def decode_header(header: bytes) -> Tuple[int, int]:
 
 
 def decode_message(body: bytes) -> Message:
+    """The JSON part of a frame as an object; a ProtocolError if it is not one."""
     try:
         message = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -113,6 +115,7 @@ def read_frame(sock: socket.socket) -> Optional[Tuple[Message, bytes]]:
 
 
 def error_message(request_id: Any, code: str, message: str, **details: Any) -> Message:
+    """An ``error`` reply to request ``request_id``, with ``details`` beside code and message."""
     error: Message = {"code": code, "message": message}
     error.update(details)
     return {"id": request_id, "type": "error", "error": error}

@@ -132,6 +132,7 @@ class Runner:
     # -- socket ---------------------------------------------------------------
 
     def listen(self) -> None:
+        """Bind the control socket (owner only) and accept connections on a background thread."""
         if os.path.exists(self.socket_path):
             os.unlink(self.socket_path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -44,6 +44,7 @@ OutputCallback = Callable[[bytes], None]
 
 
 def valid_env_name(name: str) -> bool:
+    """Whether ``name`` can be exported as an environment variable by bash."""
     return bool(name) and not name[0].isdigit() and set(name) <= ENV_NAME_CHARS
 
 
@@ -84,12 +85,15 @@ class Shell:
 
     @property
     def pid(self) -> Optional[int]:
+        """The shell's pid, or None when it is not started."""
         return self._child.pid if self._child else None
 
     def alive(self) -> bool:
+        """Whether a shell was started and has not exited."""
         return self._child is not None and not self._child.exited.is_set()
 
     def start(self) -> None:
+        """Start bash on a new PTY and wait until it answers; a RunnerError if it does not."""
         master, slave = os.openpty()
         attrs = termios.tcgetattr(slave)
         attrs[1] &= ~termios.OPOST  # no \n -> \r\n translation
@@ -116,6 +120,7 @@ class Shell:
             raise RunnerError(errors.SHELL_UNAVAILABLE, "bash did not start: %s" % exc) from None
 
     def close(self) -> None:
+        """Kill the shell's session (its background jobs too) and close its PTY."""
         child = self._child
         if child is not None and not child.exited.is_set():
             kill_session(child.pid)
@@ -129,6 +134,7 @@ class Shell:
         self._child = None
 
     def restart(self, reason: str) -> None:
+        """Start a fresh shell, keeping ``reason`` as why the last one ended."""
         self.last_exit = reason
         self.close()
         self.restarts += 1

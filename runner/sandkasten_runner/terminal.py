@@ -36,11 +36,13 @@ Send = Callable[[Message, bytes], None]
 
 
 def check_size(rows: int, cols: int) -> None:
+    """Refuse a terminal size outside 1 to MAX_SIZE rows and columns."""
     if not (1 <= rows <= MAX_SIZE and 1 <= cols <= MAX_SIZE):
         raise RunnerError(errors.BAD_REQUEST, "rows and cols must be from 1 to %d" % MAX_SIZE)
 
 
 def set_size(fd: int, rows: int, cols: int) -> None:
+    """Set the window size of the PTY ``fd``."""
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
@@ -57,6 +59,7 @@ class Terminal:
 
     @property
     def pid(self) -> Optional[int]:
+        """The terminal's bash pid, or None before it is started."""
         return self._child.pid if self._child else None
 
     def start(self, rows: int, cols: int) -> int:

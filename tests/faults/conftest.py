@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
 
-from sandkasten_server import launcher
 from sandkasten_server.launcher import Served
-from tests.conftest import containers_of
+from tests.conftest import serving
 
 pytestmark = pytest.mark.docker
 
@@ -27,17 +27,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def start_server(docker_client: Any) -> Iterator[Callable[..., Served]]:
     """``start_server(**config)`` -> a running server; at the end every one is stopped and nothing is left."""
-    started: list[Served] = []
+    with ExitStack() as servers:
 
-    def start(**config: Any) -> Served:
-        server = launcher.start({**BASE_CONFIG, **config})
-        started.append(server)
-        return server
+        def start(**config: Any) -> Served:
+            # These tests kill their servers, and a killed server leaves its sandboxes by design:
+            # remove them rather than fail.
+            return servers.enter_context(serving(docker_client, {**BASE_CONFIG, **config}, remove_leftovers=True))
 
-    yield start
-    for server in started:
-        if server.process.poll() is None:
-            server.stop()
-        for name in containers_of(docker_client, server.state_dir):  # a killed server leaves them by design
-            docker_client.containers.get(name).remove(force=True)
-        server.remove_state()
+        yield start

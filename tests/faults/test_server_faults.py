@@ -43,16 +43,19 @@ def test_kill_9_mid_exec_then_restart_keeps_every_session_and_workspace(start_se
         midway.join(60)
         assert outcome and isinstance(outcome[0], Exception)  # the caller heard, nothing hung
 
-    server = launcher.restart(server)
-    with client_for(server) as client:
-        assert {s.id for s in client.list_sessions()} == {named.id, plain.id}
-        again = client.get_session(plain.id)
-        assert again.exec("pwd; echo $KEPT; jobs | wc -l").output == "/tmp\nyes\n1\n"  # the shell outlived it
-        assert client.get_session(named.id).read("notes.txt") == "written before the crash"
-        assert "faults-kept" in {w.name for w in client.workspaces.list()}
-        for session in (named, plain):
-            client.get_session(session.id).destroy()
-        client.workspaces.delete("faults-kept")
+    restarted = launcher.restart(server)  # a new process the fixture does not know: stopped here
+    try:
+        with client_for(restarted) as client:
+            assert {s.id for s in client.list_sessions()} == {named.id, plain.id}
+            again = client.get_session(plain.id)
+            assert again.exec("pwd; echo $KEPT; jobs | wc -l").output == "/tmp\nyes\n1\n"  # the shell outlived it
+            assert client.get_session(named.id).read("notes.txt") == "written before the crash"
+            assert "faults-kept" in {w.name for w in client.workspaces.list()}
+            for session in (named, plain):
+                client.get_session(session.id).destroy()
+            client.workspaces.delete("faults-kept")
+    finally:
+        restarted.stop()
 
 
 def _exec_or_error(session: Any, command: str) -> Any:

@@ -12,29 +12,24 @@ from typing import Any
 import pytest
 
 from sandkasten import SyncSandboxClient, SyncSession
-from sandkasten_server import launcher
 from sandkasten_server.launcher import Served
-from tests.conftest import containers_of
+from tests.conftest import serving
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="package")
 def hostile_server(docker_client: Any) -> Iterator[Served]:
-    server = launcher.start(
-        {
-            "pool": {"images": {"python": 2}, "with_kernel": False},
-            "security": {"allow_network": True},
-            "quota": {"max_sessions": 40, "max_sessions_per_user": 40},
-            "defaults": {"memory_mb": 256, "pids": 128, "tmp_mb": 64, "workspace_mb": 64},
-            "workspace": {"size_mb": 64},
-        }
-    )
-    yield server
-    server.stop()
-    leftovers = containers_of(docker_client, server.state_dir)
-    server.remove_state()
-    assert not leftovers, "containers left behind: %s" % leftovers
+    """The package's shared server: network allowed, small sandboxes, room for many sessions."""
+    config = {
+        "pool": {"images": {"python": 2}, "with_kernel": False},
+        "security": {"allow_network": True},
+        "quota": {"max_sessions": 40, "max_sessions_per_user": 40},
+        "defaults": {"memory_mb": 256, "pids": 128, "tmp_mb": 64, "workspace_mb": 64},
+        "workspace": {"size_mb": 64},
+    }
+    with serving(docker_client, config) as server:
+        yield server
 
 
 @pytest.fixture(scope="package")

@@ -21,9 +21,8 @@ from sandkasten_kernel.engine.sandbox_network import (
     ensure_sandbox_network,
     remove_sandbox_network,
 )
-from sandkasten_server import launcher
 from sandkasten_server.launcher import Served
-from tests.conftest import containers_of
+from tests.conftest import serving
 from tests.hostile.conftest import made_sessions
 from tests.hostile.net_targets import (
     NS_ADDRESS,
@@ -54,21 +53,17 @@ def targets() -> Iterator[Targets]:
 
 @pytest.fixture(scope="module")
 def egress_server(docker_client: Any) -> Iterator[Served]:
-    server = launcher.start(
-        {
-            "pool": {"enabled": False},
-            "security": {"allow_network": True, "egress_allow": ALLOW, "egress_deny": DENY},
-            "defaults": {"memory_mb": 256, "pids": 128, "tmp_mb": 64, "workspace_mb": 64},
-        }
-    )
+    """A server with the egress lists above, so its sandboxes get the policy's own bridge."""
+    config = {
+        "pool": {"enabled": False},
+        "security": {"allow_network": True, "egress_allow": ALLOW, "egress_deny": DENY},
+        "defaults": {"memory_mb": 256, "pids": 128, "tmp_mb": 64, "workspace_mb": 64},
+    }
     try:
-        yield server
+        with serving(docker_client, config) as server:
+            yield server
     finally:
-        server.stop()
-        leftovers = containers_of(docker_client, server.state_dir)
-        server.remove_state()
-        remove_sandbox_network(docker_client, POLICY)
-    assert not leftovers, "containers left behind: %s" % leftovers
+        remove_sandbox_network(docker_client, POLICY)  # the policy's bridge outlives the server that made it
 
 
 @pytest.fixture

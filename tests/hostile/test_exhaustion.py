@@ -25,9 +25,8 @@ import pytest
 
 from bench.boundary import HealthProbe, bzip2_bomb
 from sandkasten import SyncSandboxClient, SyncSession
-from sandkasten_server import launcher
 from sandkasten_server.launcher import Served
-from tests.conftest import containers_of
+from tests.conftest import serving
 from tests.server.test_files import tar_of
 
 Sessions = Callable[..., SyncSession]
@@ -38,23 +37,18 @@ SMALL_ARCHIVE_MB = 8
 @pytest.fixture(scope="module")
 def small_server(docker_client: Any) -> Iterator[Served]:
     """A server with small body and archive limits, for the tests that go past them."""
-    server = launcher.start(
-        {
-            "pool": {"images": {"python": 1}, "with_kernel": False},
-            "quota": {
-                "max_body_mb": 1,
-                "max_archive_mb": SMALL_ARCHIVE_MB,
-                "max_archive_members": SMALL_MEMBERS,
-                "max_kernel_message_mb": 4,
-            },
-            "defaults": {"memory_mb": 256, "workspace_mb": 64},
-        }
-    )
-    yield server
-    server.stop()
-    leftovers = containers_of(docker_client, server.state_dir)
-    server.remove_state()
-    assert not leftovers, "containers left behind: %s" % leftovers
+    config = {
+        "pool": {"images": {"python": 1}, "with_kernel": False},
+        "quota": {
+            "max_body_mb": 1,
+            "max_archive_mb": SMALL_ARCHIVE_MB,
+            "max_archive_members": SMALL_MEMBERS,
+            "max_kernel_message_mb": 4,
+        },
+        "defaults": {"memory_mb": 256, "workspace_mb": 64},
+    }
+    with serving(docker_client, config) as server:
+        yield server
 
 
 def _alive(session: SyncSession) -> None:
