@@ -16,10 +16,10 @@ kernel an agent drives. A bound kernel's shutdown stops the kernel only; the
 session stays, with its shell and files.
 
 Which engine: the one registered with ``use_engine`` for the running event loop
-(the server extension registers its own, which owns the warm pool). Without
-one, a process (an agent script with ``AsyncKernelManager``, say) gets an
-engine of its own from sandkasten.yaml that neither reconciles nor keeps a
-pool, so its kernels start cold.
+(kept in ``engine_registry``; the server extension registers its own, which
+owns the warm pool). Without one, a process (an agent script with
+``AsyncKernelManager``, say) gets an engine of its own from sandkasten.yaml
+that neither reconciles nor keeps a pool, so its kernels start cold.
 
 Whose kernel: the kernel manager does not say who asked for a kernel, so the
 server extension registers, with its engine, a way to find out (the user of the
@@ -32,35 +32,20 @@ owned by ``kernel:<id>``, with the server's own workspaces.
 from __future__ import annotations
 
 import asyncio
-import atexit
-import contextlib
 import signal
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, Dict, Unicode
 
-from .engine.config import find_config, load_settings
 from .engine.engine import Engine
 from .engine.errors import EngineError, SessionLost, SessionNotFound
+from .engine_registry import KernelUser, KernelUserLookup, registry
+
+__all__ = ["KernelUser", "KernelUserLookup", "SandkastenProvisioner", "use_engine"]
 
 POLL_INTERVAL_S = 0.1
-
-
-@dataclass(frozen=True)
-class KernelUser:
-    """Who is starting a kernel, as the engine records sessions."""
-
-    owner: str  # holds the kernel's session; quotas count per owner
-    workspace_owner: str | None  # whose named workspace it mounts (None: the server's own)
-
-
-KernelUserLookup = Callable[[], KernelUser | None]
-_engines: dict[asyncio.AbstractEventLoop, Engine] = {}
-_kernel_users: dict[asyncio.AbstractEventLoop, KernelUserLookup] = {}
 
 
 def use_engine(engine: Engine | None, kernel_user: KernelUserLookup | None = None) -> None:
@@ -69,50 +54,7 @@ def use_engine(engine: Engine | None, kernel_user: KernelUserLookup | None = Non
     ``kernel_user``, called when a kernel's sandbox is claimed (in the task that
     asked for the kernel), says who is starting it; None from it: nobody known.
     """
-    loop = asyncio.get_running_loop()
-    if engine is None:
-        _engines.pop(loop, None)
-        _kernel_users.pop(loop, None)
-        return
-    _engines[loop] = engine
-    if kernel_user is None:
-        _kernel_users.pop(loop, None)
-    else:
-        _kernel_users[loop] = kernel_user
-
-
-def starting_user() -> KernelUser | None:
-    """Who is starting a kernel now, by the lookup registered for this event loop."""
-    lookup = _kernel_users.get(asyncio.get_running_loop())
-    return lookup() if lookup is not None else None
-
-
-# Sandboxes of kernels a process-own engine started: released when the process
-# exits, as a local kernel ends with the process that launched it (a client
-# such as `jupyter console` only asks the kernel to shut down, never the manager).
-_process_engines: set[Engine] = set()
-_process_kernels: dict[str, Engine] = {}
-
-
-def _release_process_kernels() -> None:
-    for session_id, engine in list(_process_kernels.items()):
-        with contextlib.suppress(EngineError):
-            engine.destroy_session_now(session_id, "the process that started its kernel exited")
-    _process_kernels.clear()
-
-
-atexit.register(_release_process_kernels)
-
-
-async def current_engine() -> Engine:
-    loop = asyncio.get_running_loop()
-    engine = _engines.get(loop)
-    if engine is None:
-        engine = Engine(load_settings(find_config()))
-        await engine.start(pool=False, reaper=False, reconcile=False)
-        _engines[loop] = engine
-        _process_engines.add(engine)
-    return engine
+    registry.use(engine, kernel_user)
 
 
 def _as_kernel_manager_expects(info: dict[str, Any]) -> KernelConnectionInfo:
@@ -145,13 +87,13 @@ class SandkastenProvisioner(KernelProvisionerBase):
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         """Claim the sandbox (once: a restart keeps it, so its files stay)."""
-        engine = await current_engine()
+        engine = await registry.engine()
         bind_to = kwargs.pop("sandkasten_session_id", None)
         if self.session_id is None and bind_to is not None:
             self.session_id = engine.get_session(bind_to).id
             self.bound = True
         if self.session_id is None:
-            user = starting_user()
+            user = registry.starting_user()
             record = await engine.create_session(
                 image=self.image,
                 workspace=self.workspace,
@@ -161,14 +103,13 @@ class SandkastenProvisioner(KernelProvisionerBase):
                 workspace_owner=user.workspace_owner if user else None,
             )
             self.session_id = record.id
-            if engine in _process_engines:
-                _process_kernels[record.id] = engine
+            registry.kernel_started(record.id, engine)
         kwargs = await super().pre_launch(**kwargs)
         kwargs.setdefault("cmd", [])  # the runner starts the kernel; the kernelspec's argv is not run here
         return kwargs
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
-        engine = await current_engine()
+        engine = await registry.engine()
         assert self.session_id is not None
         self._exit_code = None
         self.connection_info = _as_kernel_manager_expects(
@@ -182,7 +123,7 @@ class SandkastenProvisioner(KernelProvisionerBase):
         if self.session_id is None:
             return self._exit_code
         try:
-            status = await (await current_engine()).kernel_status(self.session_id)
+            status = await (await registry.engine()).kernel_status(self.session_id)
         except (SessionNotFound, SessionLost):
             self._exit_code = self._exit_code if self._exit_code is not None else 1
             return self._exit_code
@@ -204,7 +145,7 @@ class SandkastenProvisioner(KernelProvisionerBase):
     async def send_signal(self, signum: int) -> None:
         if self.session_id is None:
             return
-        engine = await current_engine()
+        engine = await registry.engine()
         try:
             if signum == signal.SIGINT:
                 await engine.interrupt_kernel(self.session_id)
@@ -217,7 +158,7 @@ class SandkastenProvisioner(KernelProvisionerBase):
     async def kill(self, restart: bool = False) -> None:
         if self.session_id is None:
             return
-        engine = await current_engine()
+        engine = await registry.engine()
         try:
             await engine.stop_kernel(self.session_id)
         except EngineError as exc:
@@ -236,12 +177,12 @@ class SandkastenProvisioner(KernelProvisionerBase):
         if restart or self.session_id is None:
             return
         session_id, self.session_id = self.session_id, None
-        _process_kernels.pop(session_id, None)
+        registry.kernel_ended(session_id)
         try:
             if self.bound:
-                (await current_engine()).release_kernel(session_id)
+                (await registry.engine()).release_kernel(session_id)
                 return
-            await (await current_engine()).destroy_session(session_id, "kernel %s shut down" % self.kernel_id)
+            await (await registry.engine()).destroy_session(session_id, "kernel %s shut down" % self.kernel_id)
         except SessionNotFound:
             pass
         except EngineError as exc:
@@ -261,12 +202,6 @@ class SandkastenProvisioner(KernelProvisionerBase):
         self.session_id = provisioner_info.get("session_id")
         self.bound = bool(provisioner_info.get("bound", False))
         if self.session_id is not None:
-            engine = await current_engine()
+            engine = await registry.engine()
             info = await engine.start_kernel(self.session_id, kernel_id=self.kernel_id)
             self.connection_info = _as_kernel_manager_expects(info)
-
-    def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
-        return recommended
-
-    def get_stable_start_time(self, recommended: float = 10.0) -> float:
-        return recommended

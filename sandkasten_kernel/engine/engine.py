@@ -452,32 +452,6 @@ class Engine:
         if self.store.get_session(session_id) is not None:
             self.store.update(session_id, kernel_id=None)
 
-    # -- files (confined to /workspace by the runner) --------------------------------------
-
-    async def write_file(self, session_id: str, path: str, data: bytes, mode: int = 0o644) -> dict[str, Any]:
-        async with self.runner(session_id) as runner:
-            return await runner.write(path, data, mode=mode)
-
-    async def read_file(self, session_id: str, path: str, offset: int = 0, length: int | None = None) -> bytes:
-        async with self.runner(session_id) as runner:
-            return await runner.read(path, offset=offset, length=length)
-
-    async def list_files(self, session_id: str, path: str = ".") -> list[dict[str, Any]]:
-        async with self.runner(session_id) as runner:
-            return await runner.list(path)
-
-    async def stat_file(self, session_id: str, path: str) -> dict[str, Any]:
-        async with self.runner(session_id) as runner:
-            return await runner.stat(path)
-
-    async def remove_file(self, session_id: str, path: str, recursive: bool = False) -> None:
-        async with self.runner(session_id) as runner:
-            await runner.remove(path, recursive=recursive)
-
-    async def make_dir(self, session_id: str, path: str) -> None:
-        async with self.runner(session_id) as runner:
-            await runner.mkdir(path)
-
     # -- reaping -----------------------------------------------------------------------
 
     def expired(self, now: float | None = None) -> list[tuple[str, str]]:

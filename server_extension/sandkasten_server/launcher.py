@@ -27,6 +27,8 @@ import yaml
 
 from sandkasten_kernel.engine import unmount_all_under
 
+LOG_TAIL_CHARS = 8000  # of the server's log, in an error about it
+
 
 @dataclass
 class Served:
@@ -66,20 +68,28 @@ class Served:
             return f.read()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Destroy the sessions left, then SIGTERM the server (the warm pool goes with it)."""
-        if self.process.poll() is None:
-            for session in self.call("GET", "sessions")["sessions"]:
-                try:
-                    self.call("DELETE", "sessions/" + session["id"])
-                except urllib.error.HTTPError as exc:
-                    if exc.code != 404:
-                        raise
-            self.process.send_signal(signal.SIGTERM)
+        """Destroy the sessions left, then SIGTERM the server (the warm pool goes with it).
+
+        A session the server fails to destroy is reported after the server has
+        ended, with the end of its log.
+        """
+        if self.process.poll() is not None:
+            return
+        failures = []
+        for session in self.call("GET", "sessions")["sessions"]:
             try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                self.call("DELETE", "sessions/" + session["id"])
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    failures.append("DELETE sessions/%s answered %d" % (session["id"], exc.code))
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if failures:
+            raise RuntimeError("%s; the server's log ends:\n%s" % ("; ".join(failures), self.log()[-LOG_TAIL_CHARS:]))
 
     def remove_state(self) -> None:
         base = os.path.dirname(self.config_path)

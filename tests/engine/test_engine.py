@@ -256,13 +256,16 @@ def test_a_corrupt_store_is_a_clear_error_and_is_left_alone(state_dir: str) -> N
 
 async def test_file_operations_and_streaming_exec_through_the_engine(engine: Engine) -> None:
     record = await engine.create_session()
-    await engine.write_file(record.id, "src/main.py", b"print('from a file')\n")
-    assert await engine.read_file(record.id, "src/main.py") == b"print('from a file')\n"
-    assert [entry["name"] for entry in await engine.list_files(record.id, "src")] == ["main.py"]
-    assert (await engine.stat_file(record.id, "src/main.py"))["size"] == 21
+    # Files go through the session's runner connection: the engine lends it, the runner confines paths.
+    async with engine.runner(record.id) as runner:
+        await runner.write("src/main.py", b"print('from a file')\n")
+        assert await runner.read("src/main.py") == b"print('from a file')\n"
+        assert [entry["name"] for entry in await runner.list("src")] == ["main.py"]
+        assert (await runner.stat("src/main.py"))["size"] == 21
     chunks = [event async for event in engine.exec_stream(record.id, "python3 src/main.py; echo done")]
     assert "".join(c for c in chunks if isinstance(c, str)) == "from a file\ndone\n"
-    await engine.make_dir(record.id, "out")
-    await engine.remove_file(record.id, "src", recursive=True)
-    assert [entry["name"] for entry in await engine.list_files(record.id)] == ["out"]
+    async with engine.runner(record.id) as runner:
+        await runner.mkdir("out")
+        await runner.remove("src", recursive=True)
+        assert [entry["name"] for entry in await runner.list()] == ["out"]
     assert engine.get_session(record.id).exec_count == 1

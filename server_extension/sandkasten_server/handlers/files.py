@@ -179,7 +179,8 @@ class FilesHandler(StreamedPut):
         recursive = self.get_query_argument("recursive", "false")
         if recursive not in ("true", "false"):
             raise ApiError(400, "bad_request", "query 'recursive' must be true or false, not %r" % recursive)
-        await self.engine.remove_file(record.id, path, recursive=recursive == "true")
+        async with self.engine.runner(record.id) as runner:
+            await runner.remove(path, recursive=recursive == "true")
         self.set_status(204)
         self.finish()
 
