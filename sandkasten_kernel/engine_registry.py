@@ -14,9 +14,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .engine.config import find_config, load_settings
-from .engine.engine import Engine
-from .engine.errors import EngineError
+from .engine import Engine, EngineError, find_config, load_settings
 
 
 @dataclass(frozen=True)

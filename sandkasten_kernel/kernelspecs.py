@@ -15,8 +15,7 @@ from typing import Any
 
 from jupyter_client.kernelspec import KernelSpecManager
 
-from .engine.config import Settings
-from .engine.images import IMAGES
+from .engine import IMAGES, Settings
 
 PROVISIONER_NAME = "sandkasten-provisioner"
 

@@ -39,8 +39,7 @@ from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, Dict, Unicode
 
-from .engine.engine import Engine
-from .engine.errors import EngineError, SessionLost, SessionNotFound
+from .engine import Engine, EngineError, SessionLost, SessionNotFound
 from .engine_registry import KernelUser, KernelUserLookup, registry
 
 __all__ = ["KernelUser", "KernelUserLookup", "SandkastenProvisioner", "use_engine"]

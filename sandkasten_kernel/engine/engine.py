@@ -647,7 +647,12 @@ class Engine:
     # -- pool and events ---------------------------------------------------------------
 
     def pool_status(self) -> dict[str, Any]:
+        """This engine's warm pool: targets, ready counts and counters per image."""
         return {"enabled": self.settings.pool.enabled, "images": self.pool.status()}
+
+    async def warm_in_docker(self) -> dict[str, int]:
+        """Warm sandboxes per image that Docker holds for this state directory, whichever engine's pool made them."""
+        return await self.pool.ready_in_docker({record.id for record in self.store.list_sessions()})
 
     async def resize_pool(self, image: str, target: int) -> None:
         await self.pool.resize(self.settings.resolve_image(image), target)

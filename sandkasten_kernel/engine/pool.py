@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import EngineError
 from .sandbox_spec import SandboxLimits
-from .sandboxes import Sandbox, SandboxFactory
+from .sandboxes import LABEL_POOL, LABEL_SESSION, Sandbox, SandboxFactory
 
 log = logging.getLogger("sandkasten.pool")
 HISTORY_POINTS = 300  # ready counts, one per refill pass, for the dashboard's sparkline
@@ -120,6 +120,15 @@ class WarmPool:
         while len(queue) > target:
             await self._factory.destroy(queue.pop())
         self._wake.set()
+
+    async def ready_in_docker(self, claimed: set[str]) -> dict[str, int]:
+        """Warm sandboxes per image as Docker shows them, whichever process's pool started them."""
+        ready: collections.Counter[str] = collections.Counter()
+        for container in await self._factory.backend.containers(self._factory.own_label):
+            image = container.labels.get(LABEL_POOL)
+            if image is not None and container.running and container.labels.get(LABEL_SESSION) not in claimed:
+                ready[image] += 1
+        return dict(ready)
 
     def status(self) -> dict[str, dict[str, Any]]:
         images = set(self._targets) | {image for image, queue in self._ready.items() if queue}

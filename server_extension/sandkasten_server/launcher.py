@@ -139,7 +139,7 @@ def restart(served: Served, timeout: float = 120.0) -> Served:
 def _launch(config_path: str, log_path: str) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "sandkasten_kernel.cli", "serve", "--config", config_path, "--no-build"],
+            [sys.executable, "-m", "sandkasten_server.cli", "serve", "--config", config_path, "--no-build"],
             stdout=log,
             stderr=subprocess.STDOUT,
         )

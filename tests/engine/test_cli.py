@@ -16,7 +16,7 @@ from tests.conftest import settings_for
 
 def sandkasten(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sandkasten_kernel.cli", *args, "--config", str(config)],
+        [sys.executable, "-m", "sandkasten_server.cli", *args, "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -66,3 +66,19 @@ def test_pool_status_and_errors(state_dir: str, tmp_path: Path, docker_client: A
     config.write_text("pool: {imgs: 1}\n")
     bad = sandkasten(config, "sessions", "list")
     assert bad.returncode == 1 and "unknown key 'pool.imgs'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_run_streams_a_command_in_a_sandbox_it_then_removes(state_dir: str, tmp_path: Path, docker_client: Any) -> None:
+    config = tmp_path / "sandkasten.yaml"
+    config.write_text("state_dir: %s\npool: {images: {base: 1}}\n" % state_dir)
+    ran = sandkasten(config, "run", "--", "echo out; echo err >&2; id -un; exit 3")
+    assert ran.returncode == 3, ran.stderr
+    assert ran.stdout.splitlines() == ["out", "err", "sandbox"]  # bash on a PTY: one stream, as `docker run -t`
+    timed_out = sandkasten(config, "run", "--timeout", "1", "--", "sleep 30")
+    assert timed_out.returncode == 124 and "[timed out after 1 s]" in timed_out.stderr
+    # Each run was a session of this state directory, destroyed when it ended; the pool was never started.
+    assert json.loads(sandkasten(config, "sessions", "list", "--json").stdout) == []
+    assert not [c for c in docker_client.containers.list(all=True) if state_dir in str(c.attrs["Mounts"])]
+    refused = sandkasten(config, "run", "--image", "ruby", "true")
+    assert refused.returncode == 1 and "image 'ruby' is not allowed" in refused.stderr
+    assert "Traceback" not in refused.stderr

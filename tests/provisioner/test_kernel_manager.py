@@ -147,7 +147,7 @@ def test_the_kernelspecs_install_where_jupyter_finds_them(tmp_path: Path) -> Non
     import sys
 
     result = subprocess.run(
-        [sys.executable, "-m", "sandkasten_kernel.cli", "kernelspec", "install", "--prefix", str(tmp_path)],
+        [sys.executable, "-m", "sandkasten_server.cli", "kernelspec", "install", "--prefix", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=60,

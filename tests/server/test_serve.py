@@ -25,7 +25,7 @@ def serve(home: str, *args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "SANDKASTEN_CONFIG"}
     env["XDG_DATA_HOME"] = home
     return subprocess.Popen(
-        [sys.executable, "-m", "sandkasten_kernel.cli", "serve", "--no-build", *args],
+        [sys.executable, "-m", "sandkasten_server.cli", "serve", "--no-build", *args],
         cwd=home,  # no ./sandkasten.yaml here
         env=env,
         stdout=subprocess.PIPE,

@@ -1,0 +1,79 @@
+"""What several command groups share: the ``--config`` option, and tables on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from sandkasten_kernel.engine import CONFIG_ENV, Engine, Settings, find_config, load_settings
+
+Command = Callable[[argparse.Namespace], int]
+T = TypeVar("T")
+
+
+def add_command(
+    group: Any, name: str, run: Command, help_text: str, json_output: bool = False
+) -> argparse.ArgumentParser:
+    """A subcommand that reads sandkasten.yaml (``--config``), optionally with ``--json``."""
+    command: argparse.ArgumentParser = group.add_parser(name, help=help_text)
+    command.add_argument(
+        "--config", help="sandkasten.yaml (default: $%s, ./sandkasten.yaml, /etc/sandkasten/)" % CONFIG_ENV
+    )
+    if json_output:
+        command.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    command.set_defaults(run=run)
+    return command
+
+
+def settings(options: argparse.Namespace) -> Settings:
+    """The settings of the configuration ``--config`` names, or the one found in the usual places."""
+    return load_settings(find_config(options.config))
+
+
+def with_engine(config: Settings, work: Callable[[Engine], Awaitable[T]]) -> T:
+    """Run ``work`` on an engine over ``config``'s state, then close it.
+
+    The engine neither reconciles nor keeps a pool: a server may own the state
+    directory, and these commands must not touch what they do not know.
+    """
+
+    async def run() -> T:
+        engine = Engine(config)
+        try:
+            return await work(engine)
+        finally:
+            await engine.close()
+
+    return asyncio.run(run())
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool, empty: str) -> None:
+    """``rows`` as an aligned table of ``columns`` (or as JSON); ``empty`` when there are none."""
+    if as_json:
+        print(json.dumps(list(rows), indent=2, default=str))
+        return
+    if not rows:
+        print(empty)
+        return
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
+    for line in [[column.upper() for column in columns], *cells]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def age(since: float) -> str:
+    """Time since ``since`` (epoch seconds), as 4m05s or 2h10m."""
+    seconds = int(time.time() - since)
+    return "%dh%02dm" % (seconds // 3600, seconds // 60 % 60) if seconds >= 3600 else "%dm%02ds" % divmod(seconds, 60)

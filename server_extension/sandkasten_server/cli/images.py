@@ -1,0 +1,51 @@
+"""``sandkasten images build|status``: the sandbox images, built without a registry."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from sandkasten_kernel.engine import DEFAULT_MIRROR, IMAGES, ImageBuilder, connect
+
+
+def add_to(commands: Any) -> None:
+    group = commands.add_parser("images", help="build and inspect the sandbox images").add_subparsers(
+        dest="images_command", required=True
+    )
+    build = group.add_parser(
+        "build", help="build the images that are missing or older than their sources (parents first)"
+    )
+    build.add_argument("names", nargs="*", metavar="NAME", help="%s (default: all)" % ", ".join(IMAGES))
+    build.add_argument("--force", action="store_true", help="rebuild even images that are current")
+    build.add_argument(
+        "--mirror", default=DEFAULT_MIRROR, help="Debian mirror for debootstrap when no base image can be pulled"
+    )
+    build.set_defaults(run=_build)
+    status = group.add_parser("status", help="show whether each image matches its sources (exit 1 if not)")
+    status.set_defaults(run=_status)
+
+
+def _progress(message: str) -> None:
+    print(message, flush=True)
+
+
+def _build(options: argparse.Namespace) -> int:
+    started = time.monotonic()
+    outcomes = ImageBuilder(connect(), progress=_progress, mirror=options.mirror).build(
+        options.names or None, force=options.force
+    )
+    built = [outcome.tag for outcome in outcomes if outcome.built]
+    print(
+        "done in %.1f s: %s"
+        % (time.monotonic() - started, ("built " + ", ".join(built)) if built else "every image was current")
+    )
+    return 0
+
+
+def _status(options: argparse.Namespace) -> int:
+    rows = ImageBuilder(connect(), progress=_progress).status()
+    for row in rows:
+        state = "current" if row["current"] else ("outdated" if row["present"] else "missing")
+        print("%-28s %s" % (row["tag"], state))
+    return 0 if all(row["current"] for row in rows) else 1

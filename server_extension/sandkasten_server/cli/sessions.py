@@ -1,0 +1,45 @@
+"""``sandkasten sessions list|destroy``: the sessions in the store, whether or not a server runs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sandkasten_kernel.engine import Engine, SessionRecord
+
+from .common import add_command, age, print_table, settings, with_engine
+
+COLUMNS = ["id", "image", "workspace", "owner", "age", "idle", "exec_count", "status"]
+
+
+def add_to(commands: Any) -> None:
+    group = commands.add_parser("sessions", help="list and destroy sessions").add_subparsers(
+        dest="sessions_command", required=True
+    )
+    add_command(group, "list", _list, "list sessions", json_output=True)
+    destroy = add_command(group, "destroy", _destroy, "destroy sessions (their workspaces stay)")
+    destroy.add_argument("ids", nargs="+", metavar="ID")
+
+
+def _list(options: argparse.Namespace) -> int:
+    async def sessions(engine: Engine) -> list[SessionRecord]:
+        return engine.list_sessions()
+
+    rows = []
+    for record in with_engine(settings(options), sessions):
+        row = record.public()
+        if not options.json:
+            row.update(age=age(record.created_at), idle=age(record.last_active), image=record.image.split("/")[-1])
+        rows.append(row)
+    print_table(rows, COLUMNS, options.json, "no sessions")
+    return 0
+
+
+def _destroy(options: argparse.Namespace) -> int:
+    async def destroy(engine: Engine) -> None:
+        for session_id in options.ids:
+            await engine.destroy_session(session_id, "destroyed from the command line")
+            print("destroyed %s" % session_id)
+
+    with_engine(settings(options), destroy)
+    return 0

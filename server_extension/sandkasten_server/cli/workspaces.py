@@ -1,0 +1,40 @@
+"""``sandkasten workspaces list|delete``: named workspaces with owner, size, users and last use."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sandkasten_kernel.engine import Engine
+
+from .common import add_command, age, print_table, settings, with_engine
+
+
+def add_to(commands: Any) -> None:
+    group = commands.add_parser("workspaces", help="list and delete workspaces").add_subparsers(
+        dest="workspaces_command", required=True
+    )
+    add_command(group, "list", _list, "list workspaces with size, users and last use", json_output=True)
+    delete = add_command(group, "delete", _delete, "delete workspaces (refused while a session uses one)")
+    delete.add_argument("names", nargs="+", metavar="NAME")
+    delete.add_argument("--owner", help="the user whose workspaces they are (default: the server's own, owner '-')")
+
+
+def _list(options: argparse.Namespace) -> int:
+    rows = with_engine(settings(options), Engine.list_workspaces)
+    if not options.json:
+        for row in rows:
+            row["last_used"] = age(row["last_used"]) + " ago" if row["last_used"] else None
+            row["size"] = "%.1f MB" % (row.pop("size_bytes") / 1e6) if row["size_bytes"] >= 0 else "?"
+    print_table(rows, ["name", "owner", "size", "in_use_by", "last_used"], options.json, "no workspaces")
+    return 0
+
+
+def _delete(options: argparse.Namespace) -> int:
+    async def delete(engine: Engine) -> None:
+        for name in options.names:
+            await engine.delete_workspace(name, options.owner)
+            print("deleted workspace %s" % name)
+
+    with_engine(settings(options), delete)
+    return 0
