@@ -15,6 +15,11 @@ Command = Callable[[argparse.Namespace], int]
 T = TypeVar("T")
 
 
+def add_group(commands: Any, name: str, help_text: str) -> Any:
+    """A command group (``sandkasten NAME ...``); its subcommands are added to what this returns."""
+    return commands.add_parser(name, help=help_text).add_subparsers(dest=name + "_command", required=True)
+
+
 def add_command(
     group: Any, name: str, run: Command, help_text: str, json_output: bool = False
 ) -> argparse.ArgumentParser:

@@ -8,11 +8,11 @@ from typing import Any
 
 from sandkasten_kernel.engine import DEFAULT_MIRROR, IMAGES, ImageBuilder, connect
 
+from .common import add_group
+
 
 def add_to(commands: Any) -> None:
-    group = commands.add_parser("images", help="build and inspect the sandbox images").add_subparsers(
-        dest="images_command", required=True
-    )
+    group = add_group(commands, "images", "build and inspect the sandbox images")
     build = group.add_parser(
         "build", help="build the images that are missing or older than their sources (parents first)"
     )

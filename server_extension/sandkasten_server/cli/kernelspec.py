@@ -8,13 +8,11 @@ from typing import Any
 
 from sandkasten_kernel.kernelspecs import install
 
-from .common import add_command, settings
+from .common import add_command, add_group, settings
 
 
 def add_to(commands: Any) -> None:
-    group = commands.add_parser("kernelspec", help="Jupyter kernelspecs that run kernels in sandboxes").add_subparsers(
-        dest="kernelspec_command", required=True
-    )
+    group = add_group(commands, "kernelspec", "Jupyter kernelspecs that run kernels in sandboxes")
     command = add_command(
         group,
         "install",

@@ -7,11 +7,11 @@ from typing import Any
 
 from sandkasten_kernel.engine import Engine
 
-from .common import add_command, print_table, settings, with_engine
+from .common import add_command, add_group, print_table, settings, with_engine
 
 
 def add_to(commands: Any) -> None:
-    group = commands.add_parser("pool", help="the warm pool").add_subparsers(dest="pool_command", required=True)
+    group = add_group(commands, "pool", "the warm pool")
     add_command(group, "status", _status, "warm sandboxes per image, against the configured targets", json_output=True)
 
 

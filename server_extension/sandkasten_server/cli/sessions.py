@@ -7,15 +7,13 @@ from typing import Any
 
 from sandkasten_kernel.engine import Engine, SessionRecord
 
-from .common import add_command, age, print_table, settings, with_engine
+from .common import add_command, add_group, age, print_table, settings, with_engine
 
 COLUMNS = ["id", "image", "workspace", "owner", "age", "idle", "exec_count", "status"]
 
 
 def add_to(commands: Any) -> None:
-    group = commands.add_parser("sessions", help="list and destroy sessions").add_subparsers(
-        dest="sessions_command", required=True
-    )
+    group = add_group(commands, "sessions", "list and destroy sessions")
     add_command(group, "list", _list, "list sessions", json_output=True)
     destroy = add_command(group, "destroy", _destroy, "destroy sessions (their workspaces stay)")
     destroy.add_argument("ids", nargs="+", metavar="ID")

@@ -7,13 +7,11 @@ from typing import Any
 
 from sandkasten_kernel.engine import Engine
 
-from .common import add_command, age, print_table, settings, with_engine
+from .common import add_command, add_group, age, print_table, settings, with_engine
 
 
 def add_to(commands: Any) -> None:
-    group = commands.add_parser("workspaces", help="list and delete workspaces").add_subparsers(
-        dest="workspaces_command", required=True
-    )
+    group = add_group(commands, "workspaces", "list and delete workspaces")
     add_command(group, "list", _list, "list workspaces with size, users and last use", json_output=True)
     delete = add_command(group, "delete", _delete, "delete workspaces (refused while a session uses one)")
     delete.add_argument("names", nargs="+", metavar="NAME")
