@@ -14,6 +14,8 @@ from .config import (
     find_config,
     load_settings,
     settings_from,
+    user_config_path,
+    user_data_dir,
     yaml_to_config,
 )
 from .docker_backend import DockerBackend, connect, remove_sandbox, start_sandbox
@@ -44,7 +46,7 @@ from .runner_client import ExecResult, RunnerClient
 from .runner_terminal import RunnerTerminal
 from .sandbox_spec import SandboxSpec
 from .sandboxes import LABEL_POOL, LABEL_SESSION
-from .store import Event, SessionRecord
+from .store import Event, SessionRecord, store_path
 
 __all__ = [
     "CONFIG_CLASSES",
@@ -88,6 +90,9 @@ __all__ = [
     "remove_sandbox",
     "settings_from",
     "start_sandbox",
+    "store_path",
     "unmount_all_under",
+    "user_config_path",
+    "user_data_dir",
     "yaml_to_config",
 ]

@@ -329,16 +329,36 @@ def settings_from(config: Config, source: str = "configuration") -> Settings:
 
 
 CONFIG_ENV = "SANDKASTEN_CONFIG"
-CONFIG_PLACES = ("sandkasten.yaml", "/etc/sandkasten/sandkasten.yaml")
+SYSTEM_CONFIG = "/etc/sandkasten/sandkasten.yaml"
+
+
+def user_data_dir() -> str:
+    """Where ``sandkasten serve`` keeps this user's config and state: $XDG_DATA_HOME/sandkasten (~/.local/share)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "sandkasten")
+
+
+def user_config_path() -> str:
+    """The sandkasten.yaml ``sandkasten serve`` makes for this user on its first start."""
+    return os.path.join(user_data_dir(), "sandkasten.yaml")
+
+
+def config_places() -> list[str]:
+    """The files every entry point looks for, in order, after ``--config`` and $SANDKASTEN_CONFIG."""
+    return ["sandkasten.yaml", user_config_path(), SYSTEM_CONFIG]
 
 
 def find_config(given: str | None = None) -> str | None:
-    """``given``, else $SANDKASTEN_CONFIG, else ./sandkasten.yaml or /etc/sandkasten/sandkasten.yaml if present."""
+    """``given``, else $SANDKASTEN_CONFIG, else the first of ``config_places()`` that exists (None: defaults).
+
+    The server, ``sandkasten serve``, the CLI and the kernel provisioner all ask
+    this, so they find the same file, and so the same state directory.
+    """
     if given:
         return given
     if os.environ.get(CONFIG_ENV):
         return os.environ[CONFIG_ENV]
-    return next((place for place in CONFIG_PLACES if os.path.exists(place)), None)
+    return next((place for place in config_places() if os.path.exists(place)), None)
 
 
 def load_settings(path: str | None = None, extra: Config | None = None) -> Settings:

@@ -25,6 +25,7 @@ class RunnerConnections:
 
     @contextlib.asynccontextmanager
     async def lend(self, session_id: str, connect: Connect) -> AsyncIterator[RunnerClient]:
+        """``async with``: a connection to the session's runner, an idle one or a new one from ``connect``."""
         idle = self._idle[session_id]
         client = None
         while idle and client is None:
@@ -54,5 +55,6 @@ class RunnerConnections:
             client.close_nowait()
 
     def close(self) -> None:
+        """Close every session's idle connections (the engine is closing)."""
         for session_id in list(self._idle):
             self.drop(session_id)

@@ -68,6 +68,7 @@ def remove_sandbox(container: Container) -> None:
 
 
 def remove_sandbox_by_id(client: docker.DockerClient, container_id: str) -> None:
+    """``remove_sandbox`` by container id; a container already gone is not an error."""
     with contextlib.suppress(docker.errors.NotFound):
         remove_sandbox(client.containers.get(container_id))
 
@@ -107,6 +108,7 @@ class DockerBackend:
             raise DockerUnavailable("the Docker engine stopped answering: %s" % exc) from None
 
     async def start(self, spec: SandboxSpec) -> ContainerInfo:
+        """Start a container for ``spec``; one whose start was cancelled is removed once Docker has made it."""
         started = asyncio.ensure_future(self._run(start_sandbox, self.client, spec, self.egress))
         try:
             return _info(await asyncio.shield(started))
@@ -122,9 +124,12 @@ class DockerBackend:
             raise
 
     async def remove(self, container_id: str) -> None:
+        """Stop and remove the container; one already gone is not an error."""
         await self._run(remove_sandbox_by_id, self.client, container_id)
 
     async def containers(self, label: str) -> list[ContainerInfo]:
+        """Every container with ``label``, running or not."""
+
         def listing() -> list[ContainerInfo]:
             return [
                 _info(c) for c in self.client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
@@ -133,6 +138,8 @@ class DockerBackend:
         return await self._run(listing)
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
+        """The container's current info, or None when it no longer exists."""
+
         def inspect() -> ContainerInfo | None:
             try:
                 return _info(self.client.containers.get(container_id))
@@ -174,6 +181,8 @@ class DockerBackend:
         await self._run(ensure)
 
     async def volume_exists(self, name: str) -> bool:
+        """Whether Docker has a volume named ``name``."""
+
         def exists() -> bool:
             try:
                 self.client.volumes.get(name)
@@ -196,6 +205,8 @@ class DockerBackend:
         return await self._run(listing)
 
     async def remove_volume(self, name: str) -> bool:
+        """Delete the volume; False if there was none."""
+
         def remove() -> bool:
             try:
                 self.client.volumes.get(name).remove()

@@ -41,7 +41,7 @@ from .runner_terminal import RunnerTerminal
 from .sandbox_network import EgressPolicy
 from .sandbox_spec import SandboxLimits
 from .sandboxes import LABEL_SESSION, LABEL_STATE_DIR, LABEL_WORKSPACE, Sandbox, SandboxFactory
-from .store import Event, SessionRecord, Store, WorkspaceRow
+from .store import Event, SessionRecord, Store, WorkspaceRow, store_path
 from .workspace_disks import WorkspaceDisks
 from .workspace_names import SERVER_PREFIX, WorkspaceRef, valid_name, workspace_ref
 
@@ -62,7 +62,7 @@ class Engine:
         self.backend = backend or DockerBackend(connect(), egress)
         state_dir = settings.server.state_dir
         os.makedirs(state_dir, mode=0o755, exist_ok=True)
-        self.store = Store(os.path.join(state_dir, "sandkasten.db"))
+        self.store = Store(store_path(state_dir))
         self.factory = SandboxFactory(self.backend, state_dir, settings.security.runtime)
         self.workspace_disks = WorkspaceDisks(state_dir, settings.workspace.size_mb)
         self.pool = WarmPool(self.factory, self.default_limits(), settings.pool.with_kernel)
@@ -153,6 +153,7 @@ class Engine:
     # -- sessions ----------------------------------------------------------------------
 
     def default_limits(self) -> SandboxLimits:
+        """The configured default limits, for sessions that ask for none and for the warm pool."""
         d = self.settings.defaults
         return SandboxLimits(
             cpus=d.cpus, memory_mb=d.memory_mb, pids=d.pids, tmp_mb=d.tmp_mb, workspace_mb=d.workspace_mb
@@ -294,12 +295,14 @@ class Engine:
             raise EngineError("could not set the session's environment: %s" % result.output.strip())
 
     def get_session(self, session_id: str) -> SessionRecord:
+        """The session's record; raises ``SessionNotFound`` when there is none."""
         record = self.store.get_session(session_id)
         if record is None:
             raise SessionNotFound("no session %r" % session_id)
         return record
 
     def list_sessions(self) -> list[SessionRecord]:
+        """Every session's record, oldest first."""
         return self.store.list_sessions()
 
     async def destroy_session(self, session_id: str, reason: str = "requested") -> None:
@@ -382,6 +385,7 @@ class Engine:
         return client
 
     async def exec(self, session_id: str, command: str, **options: Any) -> ExecResult:
+        """Run ``command`` in the session's shell (``RunnerClient.exec`` options) and return its result."""
         async with self.runner(session_id) as runner:
             result = await runner.exec(command, **options)
         self.touch(session_id, calls=1)  # counted once it ran; a failed exec is not
@@ -390,6 +394,7 @@ class Engine:
     async def exec_stream(
         self, session_id: str, command: str, **options: Any
     ) -> AsyncGenerator[str | ExecResult, None]:
+        """``exec`` with the output yielded as it comes, then the ``ExecResult``."""
         async with self.runner(session_id) as runner:
             async for event in runner.exec_stream(command, **options):
                 yield event
@@ -435,15 +440,18 @@ class Engine:
         return dict(sandbox.kernel)
 
     async def kernel_status(self, session_id: str) -> dict[str, Any]:
+        """The session's kernel status from its runner."""
         # Polled every few seconds by Jupyter's kernel restarter: that is not use of the session.
         async with self.runner(session_id, touch=False) as runner:
             return await runner.kernel_status()
 
     async def interrupt_kernel(self, session_id: str) -> None:
+        """Interrupt the session's kernel (SIGINT)."""
         async with self.runner(session_id) as runner:
             await runner.kernel_interrupt()
 
     async def stop_kernel(self, session_id: str) -> None:
+        """Stop the session's kernel; the sandbox keeps running and the kernel can be started again."""
         async with self.runner(session_id) as runner:
             await runner.kernel_shutdown()
 
@@ -655,7 +663,9 @@ class Engine:
         return await self.pool.ready_in_docker({record.id for record in self.store.list_sessions()})
 
     async def resize_pool(self, image: str, target: int) -> None:
+        """Set how many warm sandboxes of ``image`` (an allowed image name) the pool keeps, at run time."""
         await self.pool.resize(self.settings.resolve_image(image), target)
 
     def events(self, limit: int = 100, session_id: str | None = None) -> list[Event]:
+        """The latest ``limit`` events, newest first, of one session or of all."""
         return self.store.events(limit, session_id)

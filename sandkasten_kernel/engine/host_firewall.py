@@ -54,9 +54,11 @@ class Firewall:
 
     @property
     def command(self) -> str:
+        """``iptables`` or ``ip6tables``; the ``-save`` and ``-restore`` tools' names start with it."""
         return "ip6tables" if self.ipv6 else "iptables"
 
     def available(self) -> bool:
+        """Whether the command and its ``-save`` and ``-restore`` tools are all on PATH."""
         return all(shutil.which(self.command + tail) for tail in ("", "-save", "-restore"))
 
     def ensure(self, hooks: Sequence[Hook]) -> bool:

@@ -95,10 +95,12 @@ def _runner_files() -> Iterator[tuple[Path, str]]:
 
 
 def layer_files(spec: ImageSpec) -> Files:
+    """The build context of ``spec``'s package layer: its Dockerfile alone."""
     return [(sources_dir() / spec.name / "Dockerfile", "Dockerfile")]
 
 
 def runner_files() -> Files:
+    """The build context of the runner layer: its Dockerfile and the runner's Python sources."""
     return [(sources_dir() / "runner" / "Dockerfile", "Dockerfile"), *_runner_files()]
 
 

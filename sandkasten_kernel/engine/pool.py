@@ -56,6 +56,7 @@ class WarmPool:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self, targets: dict[str, int]) -> None:
+        """Begin keeping ``targets`` (warm sandboxes per image) ready, in a background task."""
         self._targets = dict(targets)
         self._task = asyncio.create_task(self._refill_loop(), name="sandkasten-pool")
 
@@ -113,6 +114,7 @@ class WarmPool:
     # -- targets ---------------------------------------------------------------------
 
     async def resize(self, image: str, target: int) -> None:
+        """Set ``image``'s target at run time; ready sandboxes beyond it are removed at once."""
         if target < 0:
             raise EngineError("a pool target must be 0 or more, not %d" % target)
         self._targets[image] = target
@@ -131,6 +133,7 @@ class WarmPool:
         return dict(ready)
 
     def status(self) -> dict[str, dict[str, Any]]:
+        """Per image: target, ready and starting counts, counters and ready-count history, for the dashboard."""
         images = set(self._targets) | {image for image, queue in self._ready.items() if queue}
         result = {}
         for image in sorted(images):

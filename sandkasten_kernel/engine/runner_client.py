@@ -50,6 +50,7 @@ class ExecResult:
 
     @classmethod
     def from_reply(cls, result: Mapping[str, Any], output: str) -> ExecResult:
+        """The result from the runner's ``exec`` reply and the command's output."""
         return cls(
             output=output,
             exit_code=result["exit_code"],
@@ -135,10 +136,12 @@ class RunnerClient:
         return not self._handed_over and not self._writer.is_closing() and not self._reader.at_eof()
 
     def close_nowait(self) -> None:
+        """Close the connection without waiting (a no-op once a terminal has it)."""
         if not self._handed_over:
             self._writer.close()
 
     async def close(self) -> None:
+        """Close the connection and wait until it is closed (a no-op once a terminal has it)."""
         if self._handed_over:
             return
         self._writer.close()
@@ -231,6 +234,7 @@ class RunnerClient:
         stdin: bytes | None = None,
         max_output: int | None = None,
     ) -> ExecResult:
+        """Run ``command`` in the sandbox's shell and wait for its whole output and result."""
         args = _exec_args(command, timeout_ms, cwd, env, stdin, max_output, stream=False)
         result, output = await self.request("exec", args, stdin or b"", within_s=_exec_deadline_s(timeout_ms))
         return ExecResult.from_reply(result, output.decode("utf-8"))
@@ -258,10 +262,12 @@ class RunnerClient:
                 yield ExecResult.from_reply(message["result"], "".join(chunks))
 
     async def write(self, path: str, data: bytes, *, mode: int = 0o644, append: bool = False) -> dict[str, Any]:
+        """Write (or append) ``data`` to the file at ``path``; its resolved ``path`` and new ``size``."""
         result, _ = await self.request("write", {"path": path, "mode": mode, "append": append}, data)
         return result
 
     async def read(self, path: str, *, offset: int = 0, length: int | None = None) -> bytes:
+        """The file's bytes from ``offset``, ``length`` of them at most (to the end without it)."""
         args: dict[str, Any] = {"path": path, "offset": offset}
         if length is not None:
             args["length"] = length
@@ -286,15 +292,19 @@ class RunnerClient:
             after = page["entries"][-1]["name"]
 
     async def stat(self, path: str) -> dict[str, Any]:
+        """The entry at ``path`` (a symlink itself, not its target): type, size, mode and mtime."""
         return (await self.request("stat", {"path": path}))[0]
 
     async def remove(self, path: str, *, recursive: bool = False) -> None:
+        """Remove the file or directory at ``path`` (a non-empty directory only with ``recursive``)."""
         await self.request("remove", {"path": path, "recursive": recursive})
 
     async def mkdir(self, path: str) -> None:
+        """Make the directory ``path`` and any missing parents (``mkdir -p``)."""
         await self.request("mkdir", {"path": path})
 
     async def health(self) -> dict[str, Any]:
+        """The runner's health report: processes, memory, CPU time, uptime, shell and kernel."""
         return (await self.request("health"))[0]
 
     async def usage(self) -> dict[str, Any]:
@@ -302,18 +312,23 @@ class RunnerClient:
         return (await self.request("usage"))[0]
 
     async def kernel_start(self, connection: Mapping[str, Any], *, wait_ready: bool = True) -> dict[str, Any]:
+        """Start the sandbox's kernel on ``connection`` (by default until its sockets exist); its status."""
         return (await self.request("kernel_start", {"connection": dict(connection), "wait_ready": wait_ready}))[0]
 
     async def kernel_interrupt(self) -> dict[str, Any]:
+        """Send SIGINT to the sandbox's kernel; its status."""
         return (await self.request("kernel_interrupt"))[0]
 
     async def kernel_restart(self, *, wait_ready: bool = True) -> dict[str, Any]:
+        """Stop the kernel and start it again with the same connection info; its status."""
         return (await self.request("kernel_restart", {"wait_ready": wait_ready}))[0]
 
     async def kernel_shutdown(self) -> dict[str, Any]:
+        """Stop the kernel if there is one, keeping its connection info for a restart; its status."""
         return (await self.request("kernel_shutdown"))[0]
 
     async def kernel_status(self) -> dict[str, Any]:
+        """The kernel's status: whether it started and is alive, its pid, restarts and exit."""
         return (await self.request("kernel_status"))[0]
 
     async def open_terminal(self, rows: int, cols: int) -> RunnerTerminal:

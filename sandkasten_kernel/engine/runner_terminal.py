@@ -43,12 +43,15 @@ class RunnerTerminal:
                 raise RunnerRequestError(error.pop("code", "internal"), error.pop("message", ""), error)
 
     async def write(self, data: bytes) -> None:
+        """Send ``data`` to the terminal as keyboard input."""
         await self._send({"op": "terminal_input"}, data)
 
     async def resize(self, rows: int, cols: int) -> None:
+        """Set the PTY's size in rows and columns."""
         await self._send({"op": "terminal_resize", "args": {"rows": rows, "cols": cols}})
 
     def close_nowait(self) -> None:
+        """``close`` without waiting for the connection to finish closing (from synchronous code)."""
         self._writer.close()
 
     async def close(self) -> None:

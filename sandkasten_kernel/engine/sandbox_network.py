@@ -77,6 +77,8 @@ class EgressPolicy:
 
     @classmethod
     def of(cls, allow: Iterable[str] = (), deny: Iterable[str] = ()) -> EgressPolicy:
+        """The policy for the CIDR lists ``allow`` and ``deny``, normalized: equal lists give one network."""
+
         def normal(cidrs: Iterable[str]) -> tuple[str, ...]:
             networks = {ipaddress.IPv4Network(cidr) for cidr in cidrs}
             return tuple(str(network) for network in sorted(networks))
@@ -91,6 +93,7 @@ class EgressPolicy:
 
     @property
     def network(self) -> str:
+        """The Docker network's name: ``sandkasten-net``, with a hash of the lists when there are any."""
         return NETWORK_NAME + ("-" + self._tag if self._tag else "")
 
     @property

@@ -53,13 +53,16 @@ class Sandbox:
 
     @property
     def socket(self) -> str:
+        """The host path of the runner's control socket."""
         return os.path.join(self.run_dir, CONTROL_SOCKET)
 
     async def connect(self, timeout: float = 5.0) -> RunnerClient:
+        """A new connection to the sandbox's runner, retried until ``timeout`` while it starts."""
         return await RunnerClient.connect(self.socket, timeout=timeout)
 
 
 def new_sandbox_id() -> str:
+    """A new random id for a sandbox, and so for its session and run directory."""
     # Short: it names the run directory, whose socket paths must fit 107 bytes.
     return secrets.token_hex(6)
 
@@ -79,6 +82,7 @@ class SandboxFactory:
         check_run_dir(os.path.join(self.sandboxes_dir, new_sandbox_id()))
 
     def run_dir(self, sandbox_id: str) -> str:
+        """The host path of the sandbox's run directory."""
         return os.path.join(self.sandboxes_dir, sandbox_id)
 
     @property
@@ -148,6 +152,7 @@ class SandboxFactory:
         pin(sandbox.run_dir, kernel_socket_names())
 
     def kernel_info_path(self, sandbox_id: str) -> str:
+        """Where the host keeps its own copy of the sandbox's kernel connection info."""
         return os.path.join(self.connections_dir, "%s.json" % sandbox_id)
 
     def saved_kernel_info(self, sandbox: Sandbox) -> dict[str, Any] | None:
@@ -164,5 +169,6 @@ class SandboxFactory:
             os.unlink(self.kernel_info_path(sandbox_id))
 
     async def destroy(self, sandbox: Sandbox) -> None:
+        """Remove the sandbox's container, run directory and saved kernel info."""
         await self.backend.remove(sandbox.container_id)
         self.forget(sandbox.id, sandbox.run_dir)

@@ -17,6 +17,7 @@ reset behind the user's back.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -27,6 +28,7 @@ from typing import Any
 
 from .errors import StoreError as StoreError  # re-exported: callers import it from here
 
+STORE_FILE = "sandkasten.db"  # in the state directory
 SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -142,6 +144,11 @@ def _row_to_record(row: sqlite3.Row) -> SessionRecord:
     return SessionRecord(**data)
 
 
+def store_path(state_dir: str) -> str:
+    """Where the store of ``state_dir`` is (it may not exist yet)."""
+    return os.path.join(state_dir, STORE_FILE)
+
+
 class Store:
     """The SQLite store of sessions, events and workspace owners, shared by the server and other processes."""
 
@@ -181,6 +188,7 @@ class Store:
         self._db.execute("COMMIT")
 
     def close(self) -> None:
+        """Close the database."""
         with self._lock:
             self._db.close()
 
@@ -208,6 +216,7 @@ class Store:
     # -- sessions -----------------------------------------------------------------
 
     def add_session(self, record: SessionRecord) -> None:
+        """Record a new session, with its ``created`` event."""
         data = asdict(record)
         for name in _JSON_FIELDS:
             data[name] = json.dumps(data[name])
@@ -218,13 +227,16 @@ class Store:
             self._event(db, record.id, "created", {"image": record.image, "warm": record.warm})
 
     def get_session(self, session_id: str) -> SessionRecord | None:
+        """The session's record, or None when there is none."""
         rows = self._query("SELECT * FROM sessions WHERE id = ?", (session_id,))
         return _row_to_record(rows[0]) if rows else None
 
     def list_sessions(self) -> list[SessionRecord]:
+        """Every session's record, oldest first."""
         return [_row_to_record(row) for row in self._query("SELECT * FROM sessions ORDER BY created_at")]
 
     def touch(self, session_id: str, exec_count: int = 0) -> None:
+        """Set the session's last_active to now and add ``exec_count`` to its count of calls."""
         with self._transaction() as db:
             db.execute(
                 "UPDATE sessions SET last_active = ?, exec_count = exec_count + ? WHERE id = ?",
@@ -232,11 +244,13 @@ class Store:
             )
 
     def update(self, session_id: str, **values: Any) -> None:
+        """Set columns of the session's record (such as ``kernel_id``) to the given values."""
         sets = ", ".join("%s = ?" % name for name in values)
         with self._transaction() as db:
             db.execute("UPDATE sessions SET %s WHERE id = ?" % sets, (*values.values(), session_id))
 
     def remove_session(self, session_id: str, reason: str) -> bool:
+        """Delete the session's record, with a ``destroyed`` event; False if there was none."""
         with self._transaction() as db:
             gone = db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)).rowcount > 0
             if gone:
@@ -264,13 +278,16 @@ class Store:
         return True
 
     def get_workspace(self, volume: str) -> WorkspaceRow | None:
+        """The recorded workspace whose Docker volume is ``volume``, or None."""
         rows = self._query("SELECT * FROM workspaces WHERE volume = ?", (volume,))
         return _row_to_workspace(rows[0]) if rows else None
 
     def list_workspaces(self) -> list[WorkspaceRow]:
+        """Every recorded workspace, by owner and name."""
         return [_row_to_workspace(row) for row in self._query("SELECT * FROM workspaces ORDER BY owner, name")]
 
     def remove_workspace(self, volume: str) -> None:
+        """Forget the workspace whose Docker volume is ``volume`` (if it was recorded)."""
         with self._transaction() as db:
             db.execute("DELETE FROM workspaces WHERE volume = ?", (volume,))
 
@@ -292,10 +309,12 @@ class Store:
         )
 
     def add_event(self, session_id: str | None, kind: str, **detail: Any) -> None:
+        """Log an event of ``kind`` with ``detail``, for a session or (``session_id`` None) the server."""
         with self._transaction() as db:
             self._event(db, session_id, kind, detail)
 
     def events(self, limit: int = 100, session_id: str | None = None) -> list[Event]:
+        """The latest ``limit`` events, newest first, of one session or of all."""
         if session_id is None:
             rows = self._query("SELECT * FROM events ORDER BY seq DESC LIMIT ?", (limit,))
         else:

@@ -36,13 +36,16 @@ class WorkspaceDisks:
         self._usable: bool | None = None
 
     def mount_point(self, workspace: WorkspaceRef) -> str:
+        """Where the workspace's disk image is mounted: the directory its volume binds."""
         return os.path.join(self.root, workspace.disk_dir, "mounts", workspace.name)
 
     def image(self, workspace: WorkspaceRef) -> str:
+        """The path of the workspace's disk image."""
         # apart from the mounts: a workspace may be named "x.img"
         return os.path.join(self.root, workspace.disk_dir, "images", workspace.name + ".img")
 
     def has_image(self, workspace: WorkspaceRef) -> bool:
+        """Whether the workspace's disk image exists."""
         return os.path.exists(self.image(workspace))
 
     @property
@@ -81,6 +84,7 @@ class WorkspaceDisks:
         return mount_point
 
     def used_bytes(self, workspace: WorkspaceRef) -> int | None:
+        """Bytes in use on the workspace's disk; None when it is not mounted."""
         mount_point = self.mount_point(workspace)
         if not os.path.ismount(mount_point):
             return None

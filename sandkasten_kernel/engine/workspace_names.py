@@ -35,6 +35,7 @@ class WorkspaceRef:
 
     @property
     def volume(self) -> str:
+        """The name of the Docker volume the workspace lives in."""
         if self.tag is None:
             return SERVER_PREFIX + self.name
         return "%s%s-%s" % (USER_PREFIX, self.tag, self.name)
@@ -55,4 +56,5 @@ def workspace_ref(state_dir: str, name: str, owner: str | None) -> WorkspaceRef:
 
 
 def valid_name(name: str) -> bool:
+    """Whether ``name`` may name a workspace: 1-63 letters, digits, '.', '_' or '-'."""
     return WORKSPACE_NAME.fullmatch(name) is not None  # fullmatch: "$" alone lets a final newline in

@@ -16,26 +16,29 @@ from typing import Any
 import yaml
 from traitlets.config import Config
 
-from sandkasten_kernel.engine import EngineError, ImageBuilder, connect, find_config, load_settings
+from sandkasten_kernel.engine import (
+    EngineError,
+    ImageBuilder,
+    connect,
+    find_config,
+    load_settings,
+    user_config_path,
+    user_data_dir,
+)
 from sandkasten_kernel.kernelspecs import allowed_images, kernel_name
 
 from .sandboxed_kernelspecs import SandboxedKernelSpecManager
 
 
-def data_dir() -> str:
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "sandkasten")
-
-
 def default_config_path() -> str:
     """The config `sandkasten serve` uses when none is given or found; made on first use."""
-    path = os.path.join(data_dir(), "sandkasten.yaml")
+    path = user_config_path()
     if not os.path.exists(path):
         key = secrets.token_urlsafe(32)
         embedded = {
             "listen": "127.0.0.1:8080",
             "api_key": key,
-            "state_dir": os.path.join(data_dir(), "state"),
+            "state_dir": os.path.join(user_data_dir(), "state"),
             "pool": {"images": {"python": 2}},
         }
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)

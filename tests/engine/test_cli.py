@@ -82,3 +82,32 @@ def test_run_streams_a_command_in_a_sandbox_it_then_removes(state_dir: str, tmp_
     refused = sandkasten(config, "run", "--image", "ruby", "true")
     assert refused.returncode == 1 and "image 'ruby' is not allowed" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_the_cli_finds_the_file_serve_made_and_listing_creates_no_store(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    state = tmp_path / "state"
+    (data / "sandkasten").mkdir(parents=True)
+    (data / "sandkasten" / "sandkasten.yaml").write_text("state_dir: %s\npool: {images: {node: 1}}\n" % state)
+    env = {**os.environ, "XDG_DATA_HOME": str(data), "SANDKASTEN_CONFIG": ""}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "sandkasten_server.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=tmp_path,
+        )
+
+    for listing in (["sessions", "list"], ["workspaces", "list"], ["pool", "status"]):
+        listed = cli(*listing, "--json")
+        assert listed.returncode == 0, listed.stderr
+    # The node target comes from the user's file, so that is the file the CLI read.
+    assert json.loads(cli("pool", "status", "--json").stdout) == [
+        {"image": "sandkasten/runtime:node", "target": 1, "ready": 0}
+    ]
+    destroyed = cli("sessions", "destroy", "s-1")
+    assert destroyed.returncode == 1 and "nothing has used the state directory %s" % state in destroyed.stderr
+    assert not state.exists(), "a listing command made a state directory"

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 from traitlets.config import Config
 
-from sandkasten_kernel.engine.config import CONFIG_CLASSES, SECTIONS, ConfigError, Sandkasten, load_settings
+from sandkasten_kernel.engine.config import (
+    CONFIG_CLASSES,
+    CONFIG_ENV,
+    SECTIONS,
+    ConfigError,
+    Sandkasten,
+    find_config,
+    load_settings,
+    user_config_path,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -85,3 +95,24 @@ def test_images_outside_the_allow_list_are_refused() -> None:
     assert settings.resolve_image(None) == "sandkasten/runtime:python"
     with pytest.raises(ConfigError, match="image 'node' is not allowed"):
         settings.resolve_image("node")
+
+
+def test_every_entry_point_finds_the_same_file_in_the_same_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--config, $SANDKASTEN_CONFIG, ./sandkasten.yaml, the file `serve` made for this user, /etc/sandkasten."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    made_by_serve = tmp_path / "data" / "sandkasten" / "sandkasten.yaml"
+    assert user_config_path() == str(made_by_serve)
+    system_file_present = os.path.exists("/etc/sandkasten/sandkasten.yaml")
+    assert find_config() == ("/etc/sandkasten/sandkasten.yaml" if system_file_present else None)
+    made_by_serve.parent.mkdir(parents=True)
+    made_by_serve.write_text("pool: {images: {}}\n")
+    assert find_config() == str(made_by_serve)
+    (tmp_path / "sandkasten.yaml").write_text("pool: {images: {}}\n")
+    assert find_config() == "sandkasten.yaml"
+    monkeypatch.setenv(CONFIG_ENV, "/from/env.yaml")
+    assert find_config() == "/from/env.yaml"
+    assert find_config("given.yaml") == "given.yaml"

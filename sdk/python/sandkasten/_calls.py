@@ -34,6 +34,8 @@ SAFE_TO_RETRY = frozenset({"GET", "DELETE"})
 
 @dataclass(frozen=True)
 class Call:
+    """One API request: method, path, body or query parameters, and whether its reply is streamed."""
+
     method: str
     path: str  # relative to /sandkasten/api/
     json: Any = None
@@ -43,10 +45,12 @@ class Call:
 
     @property
     def retryable(self) -> bool:
+        """Whether the request may be sent again after a connection error (GET and DELETE only)."""
         return self.method in SAFE_TO_RETRY
 
 
 def client_options(base_url: str, api_key: str, timeout: float) -> dict[str, Any]:
+    """The httpx client's settings: the API's base URL, the token and user agent, the timeouts."""
     return {
         "base_url": base_url.rstrip("/") + API,
         "headers": {"Authorization": "token %s" % api_key, "User-Agent": "sandkasten-python/0.1"},
@@ -55,6 +59,7 @@ def client_options(base_url: str, api_key: str, timeout: float) -> dict[str, Any
 
 
 def request_options(call: Call) -> dict[str, Any]:
+    """The httpx request arguments for ``call``'s query parameters and body (JSON or bytes)."""
     options: dict[str, Any] = {"params": call.params}
     if call.json is not None:
         options["json"] = call.json
@@ -74,6 +79,7 @@ _STATUS_ERRORS: list[tuple[range, type[SandkastenError]]] = [
 
 
 def error_for(status: int, body: bytes) -> SandkastenError:
+    """The SDK exception for an HTTP error status and the server's error body."""
     try:
         data = json.loads(body)
         code, message = data.get("error"), data.get("message") or str(data)
@@ -84,15 +90,13 @@ def error_for(status: int, body: bytes) -> SandkastenError:
 
 
 def check(response: httpx.Response, body: bytes) -> None:
+    """Raise the matching ``SandkastenError`` if the response is an HTTP error."""
     if response.status_code >= 400:
         raise error_for(response.status_code, body)
 
 
-def path(*parts: str) -> str:
-    return "/".join(part.strip("/") for part in parts if part.strip("/"))
-
-
 def file_path(session_id: str, remote: str, kind: str = "files") -> str:
+    """The API path of ``remote`` in the session's ``files`` (or ``archive``) routes."""
     return "sessions/%s/%s/%s" % (session_id, kind, remote.lstrip("/") or ".")
 
 
@@ -108,6 +112,7 @@ def create_call(
     ttl: int | None,
     with_kernel: bool,
 ) -> Call:
+    """The call that creates a session; options that are None are left to the server."""
     body: dict[str, Any] = {}
     for name, value in (
         ("image", image),
@@ -133,6 +138,7 @@ def exec_call(
     stdin: str | None,
     stream: bool = False,
 ) -> Call:
+    """The call that runs a shell command in the session (``stream``: output as NDJSON events)."""
     body: dict[str, Any] = {"command": command}
     for name, value in (
         ("timeout_ms", timeout_ms),
@@ -150,6 +156,7 @@ def exec_call(
 def code_call(
     session_id: str, code: str, timeout_ms: int | None, max_output: int | None = None, stream: bool = False
 ) -> Call:
+    """The call that runs code in the session's kernel (``stream``: output as NDJSON events)."""
     body: dict[str, Any] = {"code": code}
     if timeout_ms is not None:
         body["timeout_ms"] = timeout_ms
@@ -161,6 +168,7 @@ def code_call(
 
 
 def exec_result(data: dict[str, Any], raise_on_timeout: bool, output: str | None = None) -> ExecResult:
+    """The ``ExecResult`` of an exec reply; raises ``ExecTimeout`` on a timeout if ``raise_on_timeout``."""
     result = ExecResult.from_json(data, output)
     if raise_on_timeout and result.timed_out:
         raise ExecTimeout("the command ran past its timeout (%.0f ms)" % result.duration_ms, result)
@@ -181,6 +189,7 @@ def stream_event(line: bytes) -> dict[str, Any] | None:
 
 
 def tar_of(local_dir: str | os.PathLike[str]) -> bytes:
+    """A gzipped tar of what is in ``local_dir``, to upload into a session's directory."""
     root = os.fspath(local_dir)
     if not os.path.isdir(root):
         raise BadRequestError("%s is not a local directory" % root)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from sandkasten_kernel.engine import CONFIG_ENV, Engine, Settings, find_config, load_settings
+from sandkasten_kernel.engine import CONFIG_ENV, Engine, EngineError, Settings, find_config, load_settings, store_path
 
 Command = Callable[[argparse.Namespace], int]
+CONFIG_HELP = (
+    "sandkasten.yaml (default: the first of $%s, ./sandkasten.yaml, ~/.local/share/sandkasten/sandkasten.yaml "
+    "(made by `sandkasten serve`), /etc/sandkasten/sandkasten.yaml)" % CONFIG_ENV
+)
 T = TypeVar("T")
 
 
@@ -25,9 +30,7 @@ def add_command(
 ) -> argparse.ArgumentParser:
     """A subcommand that reads sandkasten.yaml (``--config``), optionally with ``--json``."""
     command: argparse.ArgumentParser = group.add_parser(name, help=help_text)
-    command.add_argument(
-        "--config", help="sandkasten.yaml (default: $%s, ./sandkasten.yaml, /etc/sandkasten/)" % CONFIG_ENV
-    )
+    command.add_argument("--config", help=CONFIG_HELP)
     if json_output:
         command.add_argument("--json", action="store_true", help="print JSON instead of a table")
     command.set_defaults(run=run)
@@ -37,6 +40,20 @@ def add_command(
 def settings(options: argparse.Namespace) -> Settings:
     """The settings of the configuration ``--config`` names, or the one found in the usual places."""
     return load_settings(find_config(options.config))
+
+
+def has_state(config: Settings) -> bool:
+    """Whether anything has used ``config``'s state directory yet; listing commands never create it."""
+    return os.path.exists(store_path(config.server.state_dir))
+
+
+def require_state(config: Settings, what: str) -> None:
+    """Refuse to act on ``what`` where nothing has used the state directory (rather than create one)."""
+    if not has_state(config):
+        raise EngineError(
+            "no %s: nothing has used the state directory %s yet (is this the server's configuration?)"
+            % (what, config.server.state_dir)
+        )
 
 
 def with_engine(config: Settings, work: Callable[[Engine], Awaitable[T]]) -> T:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sandkasten_kernel.engine import Engine
 
-from .common import add_command, add_group, print_table, settings, with_engine
+from .common import add_command, add_group, has_state, print_table, settings, with_engine
 
 
 def add_to(commands: Any) -> None:
@@ -18,7 +18,7 @@ def add_to(commands: Any) -> None:
 def _status(options: argparse.Namespace) -> int:
     config = settings(options)
 
-    ready = with_engine(config, Engine.warm_in_docker)
+    ready = with_engine(config, Engine.warm_in_docker) if has_state(config) else {}
     targets = {config.resolve_image(name): count for name, count in config.pool.images.items()}
     rows = [
         {"image": image, "target": targets.get(image, 0), "ready": ready.get(image, 0)}

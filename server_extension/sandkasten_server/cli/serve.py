@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .common import CONFIG_HELP
+
 
 def add_to(commands: Any) -> None:
     command = commands.add_parser(
         "serve", help="run Jupyter Server with the Sandkasten API (builds missing images first)"
     )
-    command.add_argument(
-        "--config",
-        help="sandkasten.yaml (default: $SANDKASTEN_CONFIG, ./sandkasten.yaml, /etc/sandkasten/, "
-        "else one made in ~/.local/share/sandkasten/)",
-    )
+    command.add_argument("--config", help=CONFIG_HELP + "; without one, it makes the one in ~/.local/share")
     command.add_argument("--no-build", action="store_true", help="do not build missing images first")
     command.add_argument("server_args", nargs=argparse.REMAINDER, help="options passed on to Jupyter Server, after --")
     command.set_defaults(run=_serve)

@@ -7,7 +7,7 @@ from typing import Any
 
 from sandkasten_kernel.engine import Engine, SessionRecord
 
-from .common import add_command, add_group, age, print_table, settings, with_engine
+from .common import add_command, add_group, age, has_state, print_table, require_state, settings, with_engine
 
 COLUMNS = ["id", "image", "workspace", "owner", "age", "idle", "exec_count", "status"]
 
@@ -23,8 +23,9 @@ def _list(options: argparse.Namespace) -> int:
     async def sessions(engine: Engine) -> list[SessionRecord]:
         return engine.list_sessions()
 
+    config = settings(options)
     rows = []
-    for record in with_engine(settings(options), sessions):
+    for record in with_engine(config, sessions) if has_state(config) else []:
         row = record.public()
         if not options.json:
             row.update(age=age(record.created_at), idle=age(record.last_active), image=record.image.split("/")[-1])
@@ -39,5 +40,7 @@ def _destroy(options: argparse.Namespace) -> int:
             await engine.destroy_session(session_id, "destroyed from the command line")
             print("destroyed %s" % session_id)
 
-    with_engine(settings(options), destroy)
+    config = settings(options)
+    require_state(config, "session %r" % options.ids[0])
+    with_engine(config, destroy)
     return 0

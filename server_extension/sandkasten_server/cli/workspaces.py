@@ -7,7 +7,7 @@ from typing import Any
 
 from sandkasten_kernel.engine import Engine
 
-from .common import add_command, add_group, age, print_table, settings, with_engine
+from .common import add_command, add_group, age, has_state, print_table, require_state, settings, with_engine
 
 
 def add_to(commands: Any) -> None:
@@ -19,7 +19,8 @@ def add_to(commands: Any) -> None:
 
 
 def _list(options: argparse.Namespace) -> int:
-    rows = with_engine(settings(options), Engine.list_workspaces)
+    config = settings(options)
+    rows = with_engine(config, Engine.list_workspaces) if has_state(config) else []
     if not options.json:
         for row in rows:
             row["last_used"] = age(row["last_used"]) + " ago" if row["last_used"] else None
@@ -34,5 +35,7 @@ def _delete(options: argparse.Namespace) -> int:
             await engine.delete_workspace(name, options.owner)
             print("deleted workspace %s" % name)
 
-    with_engine(settings(options), delete)
+    config = settings(options)
+    require_state(config, "workspace %r" % options.names[0])
+    with_engine(config, delete)
     return 0
