@@ -1,14 +1,18 @@
 """The benchmark suite: every figure, next to its baselines, in one run.
 
-    .venv/bin/python -m bench [--quick] [--out FILE.json] [--only FIGURE ...]
+    .venv/bin/python -m bench [--quick] [--out FILE.json] [--only FIGURE ...] [--cold-build]
 
 1. kernel start to kernel_info: Sandkasten warm/cold, local ipykernel, gateway-provisioners;
 2. session create to first exec: Sandkasten warm/cold, llm-sandbox, docker run + exec;
-3. exec round trip (`true`, 1 MB output): SDK, stdlib HTTP, runner socket, docker exec, llm-sandbox;
+3. exec round trip (`true`, 1 MB output): SDK (async, sync), stdlib HTTP, runner socket, docker exec, llm-sandbox;
 4. kernel execute round trip: sandboxed vs local;
 5. density: idle memory of a warm sandbox, sessions held before exec p99 doubles;
 6. throughput: 1, 5, 20, 50 agents looping create, write, exec, read, destroy;
-7. file transfer: 1 KB, 1 MB, 100 MB write and read, MB/s, next to docker cp.
+7. file transfer: 1 KB, 1 MB, 100 MB write and read, MB/s, next to docker cp;
+8. session create alone (warm, cold, named workspace) and destroy, next to docker run of true;
+9. image builds when current, and with --cold-build from nothing (removes every Sandkasten image first);
+10. kernel start for clients outside the server: an agent's own process (warm from the server's pool, and its
+    cold fallback) and a Jupyter Server with --gateway-url (warm, empty pool), each next to a local ipykernel.
 
 Writes bench/results/<date>.json (``--quick``: <date>-quick.json) and one PNG per
 figure beside it (<date>-<figure>.png), prints a table and marks each target met
@@ -38,17 +42,19 @@ import httpx
 from bench import plots, targets
 from bench.baselines import gateway
 from bench.context import FULL, QUICK, SERVER_CONFIG, Run, Sizes
-from bench.engine import bench_engine
 from bench.figures import (
+    client_kernels,
     concurrency,
     density,
     exec_round_trip,
     file_transfer,
     first_exec,
+    image_build,
     kernel_execute,
     kernel_start,
+    sessions,
 )
-from bench.kernels import install_kernelspec
+from bench.helpers import bench_engine, install_kernelspec
 from bench.printed import print_report
 from bench.report import RESULTS
 from sandkasten import SandboxClient
@@ -57,8 +63,16 @@ from sandkasten_kernel.provisioner import use_engine
 from sandkasten_server import launcher
 
 KERNEL_FIGURES = ("kernel_start", "kernel_execute")
-SERVED_FIGURES = ("first_exec", "exec_round_trip", "file_transfer", "density", "concurrency")
-FIGURES = KERNEL_FIGURES + SERVED_FIGURES
+SERVED_FIGURES = (
+    "first_exec",
+    "sessions",
+    "exec_round_trip",
+    "file_transfer",
+    "density",
+    "client_kernels",
+    "concurrency",
+)
+FIGURES = KERNEL_FIGURES + SERVED_FIGURES + ("image_build",)
 
 
 def machine(client: docker.DockerClient) -> dict[str, Any]:
@@ -105,12 +119,14 @@ async def kernel_figures(client: docker.DockerClient, sizes: Sizes, only: set[st
 
 
 async def served_figures(client: docker.DockerClient, sizes: Sizes, only: set[str]) -> dict[str, Any]:
-    """Figures 2, 3, 5, 6, 7, through a real ``sandkasten serve`` and the Python SDK."""
+    """Figures 2, 3, 5, 6, 7, 8 and 10, through a real ``sandkasten serve`` (the SDK, agents' processes, a gateway)."""
     modules = {
         "first_exec": first_exec,
+        "sessions": sessions,
         "exec_round_trip": exec_round_trip,
         "file_transfer": file_transfer,
         "density": density,
+        "client_kernels": client_kernels,
         "concurrency": concurrency,  # last: the heaviest
     }
     served = launcher.start(SERVER_CONFIG)
@@ -160,20 +176,31 @@ def main() -> int:
     parser.add_argument(
         "--only", nargs="+", choices=FIGURES, help="run only these figures; into an existing --out file, replace them"
     )
+    parser.add_argument(
+        "--cold-build",
+        action="store_true",
+        help="image_build also times a build from nothing: removes every Sandkasten image first (minutes)",
+    )
     options = parser.parse_args()
     sizes = QUICK if options.quick else FULL
     only = set(options.only or FIGURES)
+    if options.cold_build and "image_build" not in only:
+        parser.error("--cold-build is part of the image_build figure, which --only leaves out")
+    flags = [flag for flag, given in (("--quick", options.quick), ("--cold-build", options.cold_build)) if given]
     client = connect()
 
     started = time.monotonic()
     results: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python -m bench" + (" --quick" if options.quick else ""),
+        "command": " ".join(["python -m bench", *flags]),
         "quick": options.quick,
         "machine": machine(client),
-        "baseline_images": {"gateway_kernel": gateway.ensure_kernel_image(client)},
         "versions": versions(),
     }
+    if "image_build" in only:  # first: from nothing, it rebuilds what the other figures run on
+        measure = partial(image_build.measure, client, sizes, options.cold_build)
+        results["image_build"] = asyncio.run(timed_figure("image_build", measure))
+    results["baseline_images"] = {"gateway_kernel": gateway.ensure_kernel_image(client)}
     if only & set(KERNEL_FIGURES):
         results.update(asyncio.run(kernel_figures(client, sizes, only)))
     if only & set(SERVED_FIGURES):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import httpx
 
 from sandkasten import SandboxClient
 from sandkasten_kernel.engine.images import IMAGES
+from sandkasten_kernel.engine.sandboxes import LABEL_STATE_DIR
 from sandkasten_server.launcher import Served
 
 POOL_IMAGE = IMAGES["python"].tag
@@ -36,6 +38,7 @@ class Sizes:
     agent_seconds: float  # per concurrency level
     file_sizes: tuple[int, ...]
     file_repeats: int
+    image_rebuilds: int  # `sandkasten images build` with every image current
 
 
 FULL = Sizes(
@@ -54,6 +57,7 @@ FULL = Sizes(
     agent_seconds=30,
     file_sizes=(1_000, 1_000_000, 100_000_000),
     file_repeats=5,
+    image_rebuilds=10,
 )
 QUICK = Sizes(
     kernel_starts=1,
@@ -71,6 +75,7 @@ QUICK = Sizes(
     agent_seconds=2,
     file_sizes=(1_000, 1_000_000),
     file_repeats=2,
+    image_rebuilds=2,
 )
 
 # The served server's sandkasten.yaml for the run. Creates queue for a cold-start slot rather
@@ -101,6 +106,19 @@ class Run:
     async def resize_pool(self, count: int) -> None:
         reply = await self.http.put("pool", json={"images": {"python": count}})
         reply.raise_for_status()
+
+    async def left_behind(self) -> dict[str, int]:
+        """What destroyed sessions left: sessions in the store, and containers and run directories of this
+        server beyond its warm pool (waited for, so that none is starting)."""
+        await self.pool_ready()
+        pool = (await self.sdk.pool.status())["images"][POOL_IMAGE]["ready"]
+        state_dir = os.path.realpath(self.served.state_dir)
+        containers = self.docker.containers.list(all=True, filters={"label": "%s=%s" % (LABEL_STATE_DIR, state_dir)})
+        return {
+            "sessions": len(self.served.call("GET", "sessions")["sessions"]),
+            "containers": len(containers) - pool,
+            "run_dirs": len(os.listdir(os.path.join(state_dir, "sandboxes"))) - pool,
+        }
 
     def container(self, session_id: str) -> Any:
         return self.docker.containers.get(self.served.call("GET", "sessions/%s" % session_id)["container_id"])

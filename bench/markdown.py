@@ -47,9 +47,15 @@ def table(r: dict[str, Any]) -> list[str]:
     ]
     for key, title in (("true", "`true`"), ("1MB_output", "1 MB of output")):
         part = e[key]
+        sync = (
+            [("the same through `SyncSandboxClient`", _t(part["sandkasten_sdk_sync"]), "")]
+            if "sandkasten_sdk_sync" in part
+            else []
+        )
         rows += [
             ("**3. Exec round trip, %s**" % title, "", ""),
             ("Sandkasten REST through the Python SDK", _t(part["sandkasten_sdk"]), ""),
+            *sync,
             ("Sandkasten REST, kept-alive stdlib client", _t(part["sandkasten_http_stdlib"]), ""),
             ("runner socket (no HTTP)", _t(part["runner_socket"]), ""),
             ("`docker exec`, same container", _t(part["docker_exec"]), _x(part["speedup"]["sdk_vs_docker_exec"])),
@@ -93,6 +99,11 @@ def table(r: dict[str, Any]) -> list[str]:
                 "**%d errors**, %d sessions left" % (level["errors"], level["sessions_left"]),
             )
         )
+    if "left_behind" in r["concurrency"]:
+        left = (
+            "%(sessions)d sessions, %(containers)d containers, %(run_dirs)d run dirs" % r["concurrency"]["left_behind"]
+        )
+        rows.append(("left behind after the last level", left, ""))
     rows.append(("**7. File transfer (MB/s, median)**", "write / read", "`docker cp` in / out"))
     for size in r["file_transfer"]["sizes"]:
         rows.append(
@@ -102,6 +113,7 @@ def table(r: dict[str, Any]) -> list[str]:
                 "%.3g / %.3g" % (size["docker_cp_in"]["mb_per_s"], size["docker_cp_out"]["mb_per_s"]),
             )
         )
+    rows += _later_figures(r)
     lines = ["| figure | median / p99 | Sandkasten is ... faster (medians) |", "|---|---|---|"]
     lines += ["| %s | %s | %s |" % row for row in rows]
     lines += ["", "| target | wanted | measured | |", "|---|---|---|---|"]
@@ -111,6 +123,49 @@ def table(r: dict[str, Any]) -> list[str]:
         for t in r["targets"]
     ]
     return lines
+
+
+def _later_figures(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Figures 8, 9 and 10, which runs before 2026-11-30 do not have."""
+    rows = []
+    if "sessions" in r:
+        s = r["sessions"]
+        rows += [
+            ("**8. Session create and destroy (SDK)**", "", ""),
+            ("create, warm pool", _t(s["create_warm"]), _x(s["speedup"]["warm_vs_docker_run_true"])),
+            ("create, cold", _t(s["create_cold"]), ""),
+            ("create with a named workspace (always cold)", _t(s["create_named_workspace"]), ""),
+            ("destroy", _t(s["destroy"]), ""),
+            ("`docker run` of `true`", _t(s["docker_run_true"]), ""),
+        ]
+    if "image_build" in r:
+        built = r["image_build"]
+        rows += [
+            ("**9. `sandkasten images build`**", "", ""),
+            ("every image current", _t(built["current"]), ""),
+        ]
+        if "from_nothing" in built:
+            rows.append(("from nothing (debootstrap included)", "%s s" % built["from_nothing"]["seconds"], ""))
+    if "client_kernels" in r:
+        c = r["client_kernels"]
+        rows += [
+            ("**10. Kernel start for clients outside the server (to kernel_info)**", "", ""),
+            (
+                "agent process, warm (the server's pool)",
+                _t(c["agent_warm"]),
+                _x(c["speedup"]["agent_warm_vs_local_ipykernel"]),
+            ),
+            ("agent process, no server (cold fallback)", _t(c["agent_cold_no_server"]), ""),
+            ("agent process, local ipykernel", _t(c["agent_local_ipykernel"]), ""),
+            (
+                "Jupyter Server with --gateway-url, warm",
+                _t(c["gateway_warm"]),
+                _x(c["speedup"]["gateway_warm_vs_local_ipykernel"]),
+            ),
+            ("Jupyter Server with --gateway-url, empty pool", _t(c["gateway_cold"]), ""),
+            ("plain Jupyter Server, local ipykernel", _t(c["jupyter_server_local_ipykernel"]), ""),
+        ]
+    return rows
 
 
 def _size(n: int) -> str:

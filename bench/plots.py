@@ -47,36 +47,43 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def _bar_plot(path: Path, title: str, rows: list[tuple[str, dict[str, Any], str]], height: float = 2.8) -> Path:
+    """One figure of horizontal bars (``_bars``), saved to ``path``."""
+    fig, ax = plt.subplots(figsize=(8, height))
+    _bars(ax, rows, title)
+    return _save(fig, path)
+
+
 def kernel_start(figures: dict[str, Any], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 2.8))
     rows = [
         ("Sandkasten, warm pool", figures["sandkasten_warm"], SANDKASTEN),
         ("Sandkasten, cold", figures["sandkasten_cold"], COLD),
         ("local ipykernel (no sandbox)", figures["local_ipykernel"], BASELINE),
         ("gateway-provisioners DockerProvisioner", figures["gateway_docker_provisioner"], BASELINE),
     ]
-    _bars(ax, rows, "1. Kernel start to kernel_info reply")
-    return _save(fig, path)
+    return _bar_plot(path, "1. Kernel start to kernel_info reply", rows)
 
 
 def first_exec(figures: dict[str, Any], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 2.8))
     rows = [
         ("Sandkasten REST, warm pool", figures["sandkasten_warm"], SANDKASTEN),
         ("Sandkasten REST, cold", figures["sandkasten_cold"], COLD),
         ("llm-sandbox (Docker)", figures["llm_sandbox"], BASELINE),
         ("docker run + docker exec", figures["docker_run_exec"], BASELINE),
     ]
-    _bars(ax, rows, "2. Session create to first exec result")
-    return _save(fig, path)
+    return _bar_plot(path, "2. Session create to first exec result", rows)
 
 
 def exec_round_trip(figures: dict[str, Any], path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(11, 3))
     for ax, (key, title) in zip(axes, [("true", "`true`"), ("1MB_output", "1 MB of output")], strict=True):
         part = figures[key]
+        sync = (
+            [("Sandkasten sync SDK", part["sandkasten_sdk_sync"], SANDKASTEN)] if "sandkasten_sdk_sync" in part else []
+        )
         rows = [
             ("Sandkasten SDK (REST)", part["sandkasten_sdk"], SANDKASTEN),
+            *sync,
             ("Sandkasten REST, stdlib client", part["sandkasten_http_stdlib"], SANDKASTEN),
             ("runner socket (no HTTP)", part["runner_socket"], COLD),
             ("docker exec", part["docker_exec"], BASELINE),
@@ -87,13 +94,11 @@ def exec_round_trip(figures: dict[str, Any], path: Path) -> Path:
 
 
 def kernel_execute(figures: dict[str, Any], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 1.9))
     rows = [
         ("sandboxed kernel (ipc)", figures["sandkasten_ipc"], SANDKASTEN),
         ("local ipykernel", figures["local_ipykernel"], BASELINE),
     ]
-    _bars(ax, rows, "4. Kernel execute round trip (`pass`)")
-    return _save(fig, path)
+    return _bar_plot(path, "4. Kernel execute round trip (`pass`)", rows, height=1.9)
 
 
 def density(figures: dict[str, Any], path: Path) -> Path:
@@ -168,6 +173,37 @@ def file_transfer(figures: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def sessions(figures: dict[str, Any], path: Path) -> Path:
+    rows = [
+        ("create, warm pool", figures["create_warm"], SANDKASTEN),
+        ("create, cold", figures["create_cold"], COLD),
+        ("create, named workspace (cold)", figures["create_named_workspace"], COLD),
+        ("destroy", figures["destroy"], SANDKASTEN),
+        ("docker run of true", figures["docker_run_true"], BASELINE),
+    ]
+    return _bar_plot(path, "8. Session create and destroy (SDK)", rows, height=3)
+
+
+def image_build(figures: dict[str, Any], path: Path) -> Path:
+    rows = [("every image current", figures["current"], SANDKASTEN)]
+    if "from_nothing" in figures:
+        ms = figures["from_nothing"]["seconds"] * 1000
+        rows.append(("from nothing (debootstrap included)", {"median_ms": ms, "p99_ms": ms}, COLD))
+    return _bar_plot(path, "9. sandkasten images build", rows, height=1.9)
+
+
+def client_kernels(figures: dict[str, Any], path: Path) -> Path:
+    rows = [
+        ("agent process, warm", figures["agent_warm"], SANDKASTEN),
+        ("agent process, no server (cold)", figures["agent_cold_no_server"], COLD),
+        ("agent process, local ipykernel", figures["agent_local_ipykernel"], BASELINE),
+        ("--gateway-url server, warm", figures["gateway_warm"], SANDKASTEN),
+        ("--gateway-url server, empty pool", figures["gateway_cold"], COLD),
+        ("plain Jupyter Server, local ipykernel", figures["jupyter_server_local_ipykernel"], BASELINE),
+    ]
+    return _bar_plot(path, "10. Kernel start for clients outside the server", rows, height=3.2)
+
+
 def _size(n: int) -> str:
     return "%d MB" % (n // 1_000_000) if n >= 1_000_000 else "%d KB" % (n // 1000)
 
@@ -180,6 +216,9 @@ PLOTS = {
     "density": density,
     "concurrency": concurrency,
     "file_transfer": file_transfer,
+    "sessions": sessions,
+    "image_build": image_build,
+    "client_kernels": client_kernels,
 }
 
 

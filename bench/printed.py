@@ -27,6 +27,14 @@ def _paths(title: str, figures: dict[str, Any]) -> list[tuple[str, str]]:
     return rows + _speedups(figures.get("speedup", {}))
 
 
+def _left_behind(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    """What a figure's sessions left behind, if it counted (runs before 2026-11-30 did not)."""
+    if "left_behind" not in figures:
+        return []
+    left = figures["left_behind"]
+    return [("  left behind", "%(sessions)d sessions, %(containers)d containers, %(run_dirs)d run dirs" % left)]
+
+
 def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if "kernel_start" in results:
@@ -62,6 +70,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                 "%d (stopped by %s)" % (held["fits_before_p99_doubles"], held["stopped_by"]),
             )
         )
+        out += _left_behind(held)
     if "concurrency" in results:
         out.append(("6. concurrent agents", ""))
         for level in results["concurrency"]["levels"]:
@@ -69,16 +78,19 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             out.append(
                 (
                     "  %d agents" % level["agents"],
-                    "%5.2f cycles/s, cycle p50 %.0f ms p99 %.0f ms, %d errors, %d left"
+                    "%5.2f cycles/s, cycle p50 %.0f ms p99 %.0f ms, %d errors, %d left, server RSS %s -> %s MB"
                     % (
                         level["cycles_per_s"],
                         cycle["median_ms"],
                         cycle["p99_ms"],
                         level["errors"],
                         level["sessions_left"],
+                        level.get("server_rss_mb_before"),
+                        level.get("server_rss_mb_after"),
                     ),
                 )
             )
+        out += _left_behind(results["concurrency"])
     if "file_transfer" in results:
         out.append(("7. file transfer (MB/s, median)", "write / read / docker cp in / docker cp out"))
         for size in results["file_transfer"]["sizes"]:
@@ -91,6 +103,15 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                     ),
                 )
             )
+    if "sessions" in results:
+        out += _paths("8. session create / destroy (SDK)", results["sessions"])
+    if "client_kernels" in results:
+        out += _paths("10. kernel start, clients outside the server", results["client_kernels"])
+    if "image_build" in results:
+        built = results["image_build"]
+        out += _paths("9. images build", built)
+        if "from_nothing" in built:
+            out.append(("  from nothing", "%(seconds)s s, built %(built)s" % built["from_nothing"]))
     for target in results.get("targets", []):
         out.append(
             (

@@ -1,4 +1,4 @@
-"""The issue's targets, each checked against the figures of one run: met or missed, with the number."""
+"""The targets (issue 9's, and session create's), each checked against the figures of one run: met or missed."""
 
 from __future__ import annotations
 
@@ -20,49 +20,55 @@ def _most_agents(figures: dict[str, Any]) -> dict[str, Any]:
     return max(figures["concurrency"]["levels"], key=lambda level: level["agents"])
 
 
+def _at_least(name: str, limit: float, unit: str, value: Callable[[dict[str, Any]], float]) -> Target:
+    return Target(name, ">= %g%s" % (limit, unit), value, lambda v: v >= limit, unit)
+
+
+def _at_most(name: str, limit: float, unit: str, value: Callable[[dict[str, Any]], float]) -> Target:
+    return Target(name, "<= %g%s" % (limit, unit), value, lambda v: v <= limit, unit)
+
+
 TARGETS = [
-    Target(
+    _at_least(
         "warm kernel start vs local ipykernel",
-        ">= 4x",
+        4,
+        "x",
         lambda f: f["kernel_start"]["speedup"]["warm_vs_local_ipykernel"]["median"],
-        lambda v: v >= 4,
-        "x",
     ),
-    Target(
+    _at_least(
         "warm kernel start vs gateway-provisioners",
-        ">= 10x",
+        10,
+        "x",
         lambda f: f["kernel_start"]["speedup"]["warm_vs_gateway"]["median"],
-        lambda v: v >= 10,
-        "x",
     ),
-    Target(
+    _at_least(
+        "agent process: warm kernel start vs local ipykernel",
+        4,
+        "x",
+        lambda f: f["client_kernels"]["speedup"]["agent_warm_vs_local_ipykernel"]["median"],
+    ),
+    _at_most(
+        "kernel start through --gateway-url, p50",
+        150,
+        " ms",
+        lambda f: f["client_kernels"]["gateway_warm"]["median_ms"],
+    ),
+    _at_least(
         "warm create -> first exec vs llm-sandbox",
-        ">= 10x",
+        10,
+        "x",
         lambda f: f["first_exec"]["speedup"]["warm_vs_llm_sandbox"]["median"],
-        lambda v: v >= 10,
-        "x",
     ),
-    Target(
+    _at_least(
         "exec round trip (SDK) vs docker exec",
-        ">= 5x",
-        lambda f: f["exec_round_trip"]["true"]["speedup"]["sdk_vs_docker_exec"]["median"],
-        lambda v: v >= 5,
+        5,
         "x",
+        lambda f: f["exec_round_trip"]["true"]["speedup"]["sdk_vs_docker_exec"]["median"],
     ),
-    Target(
-        "idle warm sandbox",
-        "<= 80 MB",
-        lambda f: f["density"]["idle_memory"]["median_mb"],
-        lambda v: v <= 80,
-        " MB",
-    ),
-    Target(
-        "errors at the most concurrent agents",
-        "0",
-        lambda f: _most_agents(f)["errors"],
-        lambda v: v == 0,
-        "",
-    ),
+    _at_most("warm session create (SDK), p50", 50, " ms", lambda f: f["sessions"]["create_warm"]["median_ms"]),
+    _at_most("cold session create (SDK), p50", 1000, " ms", lambda f: f["sessions"]["create_cold"]["median_ms"]),
+    _at_most("idle warm sandbox", 80, " MB", lambda f: f["density"]["idle_memory"]["median_mb"]),
+    Target("errors at the most concurrent agents", "0", lambda f: _most_agents(f)["errors"], lambda v: v == 0, ""),
 ]
 
 

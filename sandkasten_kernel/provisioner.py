@@ -15,11 +15,13 @@ with ``sandkasten_session_id=<id>``, so a person can open a console on the
 kernel an agent drives. A bound kernel's shutdown stops the kernel only; the
 session stays, with its shell and files.
 
-Which engine: the one registered with ``use_engine`` for the running event loop
-(kept in ``engine_registry``; the server extension registers its own, which
-owns the warm pool). Without one, a process (an agent script with
-``AsyncKernelManager``, say) gets an engine of its own from sandkasten.yaml
-that neither reconciles nor keeps a pool, so its kernels start cold.
+Which sandboxes (``engine_registry``): in a Sandkasten server, its own engine
+and warm pool, registered with ``use_engine``. In any other process (an agent
+script with ``AsyncKernelManager``, nbclient, ``jupyter console``), the warm
+pool of the Sandkasten server its sandkasten.yaml describes, over that
+server's API: the server lets this process's user connect to the kernel's
+sockets, and the kernel is this process's as a local one would be. With no
+server answering, the process starts sandboxes itself, cold.
 
 Whose kernel: the kernel manager does not say who asked for a kernel, so the
 server extension registers, with its engine, a way to find out (the user of the
@@ -40,7 +42,8 @@ from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, Dict, Unicode
 
 from .engine import Engine, EngineError, SessionLost, SessionNotFound
-from .engine_registry import KernelUser, KernelUserLookup, registry
+from .engine_registry import registry
+from .kernel_sandboxes import KernelSandboxes, KernelUser, KernelUserLookup, SandboxRequest
 
 __all__ = ["KernelUser", "KernelUserLookup", "SandkastenProvisioner", "use_engine"]
 
@@ -84,36 +87,29 @@ class SandkastenProvisioner(KernelProvisionerBase):
 
     # -- launch ------------------------------------------------------------------------
 
+    async def _sandboxes(self) -> KernelSandboxes:
+        return await registry.sandboxes(self.log)
+
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         """Claim the sandbox (once: a restart keeps it, so its files stay)."""
-        engine = await registry.engine()
+        sandboxes = await self._sandboxes()
         bind_to = kwargs.pop("sandkasten_session_id", None)
         if self.session_id is None and bind_to is not None:
-            self.session_id = engine.get_session(bind_to).id
+            self.session_id = await sandboxes.bind(bind_to)
             self.bound = True
         if self.session_id is None:
-            user = registry.starting_user()
-            record = await engine.create_session(
-                image=self.image,
-                workspace=self.workspace,
-                limits=dict(self.limits) or None,
-                network=self.network,
-                owner=user.owner if user else "kernel:%s" % self.kernel_id,
-                workspace_owner=user.workspace_owner if user else None,
-            )
-            self.session_id = record.id
-            registry.kernel_started(record.id, engine)
+            wanted = SandboxRequest(self.image, self.workspace, dict(self.limits) or None, self.network)
+            self.session_id = await sandboxes.claim(self.kernel_id, wanted)
+            registry.kernel_started(self.session_id, sandboxes)
         kwargs = await super().pre_launch(**kwargs)
         kwargs.setdefault("cmd", [])  # the runner starts the kernel; the kernelspec's argv is not run here
         return kwargs
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
-        engine = await registry.engine()
         assert self.session_id is not None
         self._exit_code = None
-        self.connection_info = _as_kernel_manager_expects(
-            await engine.start_kernel(self.session_id, kernel_id=self.kernel_id)
-        )
+        info = await (await self._sandboxes()).start_kernel(self.session_id, self.kernel_id)
+        self.connection_info = _as_kernel_manager_expects(info)
         return self.connection_info
 
     # -- process-like control -----------------------------------------------------------
@@ -122,7 +118,7 @@ class SandkastenProvisioner(KernelProvisionerBase):
         if self.session_id is None:
             return self._exit_code
         try:
-            status = await (await registry.engine()).kernel_status(self.session_id)
+            status = await (await self._sandboxes()).kernel_status(self.session_id)
         except (SessionNotFound, SessionLost):
             self._exit_code = self._exit_code if self._exit_code is not None else 1
             return self._exit_code
@@ -144,12 +140,12 @@ class SandkastenProvisioner(KernelProvisionerBase):
     async def send_signal(self, signum: int) -> None:
         if self.session_id is None:
             return
-        engine = await registry.engine()
+        sandboxes = await self._sandboxes()
         try:
             if signum == signal.SIGINT:
-                await engine.interrupt_kernel(self.session_id)
+                await sandboxes.interrupt_kernel(self.session_id)
             elif signum in (signal.SIGTERM, signal.SIGKILL):
-                await engine.stop_kernel(self.session_id)
+                await sandboxes.stop_kernel(self.session_id)
             # Other signals have no meaning for a kernel behind the runner.
         except EngineError as exc:  # a shutdown must still go on to kill() and cleanup()
             self.log.warning("kernel %s: signal %d not delivered: %s", self.kernel_id, signum, exc)
@@ -157,9 +153,8 @@ class SandkastenProvisioner(KernelProvisionerBase):
     async def kill(self, restart: bool = False) -> None:
         if self.session_id is None:
             return
-        engine = await registry.engine()
         try:
-            await engine.stop_kernel(self.session_id)
+            await (await self._sandboxes()).stop_kernel(self.session_id)
         except EngineError as exc:
             if restart:
                 raise
@@ -178,10 +173,7 @@ class SandkastenProvisioner(KernelProvisionerBase):
         session_id, self.session_id = self.session_id, None
         registry.kernel_ended(session_id)
         try:
-            if self.bound:
-                (await registry.engine()).release_kernel(session_id)
-                return
-            await (await registry.engine()).destroy_session(session_id, "kernel %s shut down" % self.kernel_id)
+            await (await self._sandboxes()).release(session_id, self.kernel_id, self.bound)
         except SessionNotFound:
             pass
         except EngineError as exc:
@@ -201,6 +193,5 @@ class SandkastenProvisioner(KernelProvisionerBase):
         self.session_id = provisioner_info.get("session_id")
         self.bound = bool(provisioner_info.get("bound", False))
         if self.session_id is not None:
-            engine = await registry.engine()
-            info = await engine.start_kernel(self.session_id, kernel_id=self.kernel_id)
+            info = await (await self._sandboxes()).start_kernel(self.session_id, self.kernel_id)
             self.connection_info = _as_kernel_manager_expects(info)

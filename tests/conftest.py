@@ -229,13 +229,15 @@ async def engine(state_dir: str) -> AsyncIterator[Engine]:
 
 
 @contextmanager
-def serving(docker_client: Any, config: dict[str, Any], *, remove_leftovers: bool = False) -> Iterator[Served]:
+def serving(
+    docker_client: Any, config: dict[str, Any], *, remove_leftovers: bool = False, host: str = "127.0.0.1"
+) -> Iterator[Served]:
     """``sandkasten serve`` with ``config`` for the block; then stopped, its state removed, no container left.
 
     ``remove_leftovers`` force-removes the sandboxes the server left instead of
     failing: for servers a test kills (SIGKILL leaves them by design).
     """
-    server = launcher.start(config)
+    server = launcher.start(config, host=host)
     try:
         yield server
     finally:

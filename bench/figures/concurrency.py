@@ -2,7 +2,9 @@
 
 Through the Python SDK against one ``sandkasten serve`` with a pool of 4, for a
 fixed time per level (1, 5, 20, 50 agents); a cycle started before the time is
-up is finished and counted. Any exception is an error (target: none at 50).
+up is finished and counted. Any exception is an error (target: none at 50). The
+server's RSS is read before and after each level; after the last, what the agents
+left behind (target: nothing).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Agents:
 
 async def level(run: Run, agents: int) -> dict[str, Any]:
     await run.pool_ready()
+    rss_before = run.served.rss_mb()
     state = Agents()
     started = time.monotonic()
     await asyncio.gather(*(state.agent(run, started + run.sizes.agent_seconds) for _ in range(agents)))
@@ -53,8 +56,11 @@ async def level(run: Run, agents: int) -> dict[str, Any]:
         "error_examples": state.errors[:5],
         "sessions_left": len(left),
         "cycle": summary(state.cycles) if state.cycles else None,
+        "server_rss_mb_before": round(rss_before, 1),
+        "server_rss_mb_after": round(run.served.rss_mb(), 1),
     }
 
 
 async def measure(run: Run) -> dict[str, Any]:
-    return {"levels": [await level(run, agents) for agents in run.sizes.agents]}
+    levels = [await level(run, agents) for agents in run.sizes.agents]
+    return {"levels": levels, "left_behind": await run.left_behind()}

@@ -7,7 +7,8 @@ Then sessions are held in steps (1, 5, 10, 20, ...) and at each step, once the p
 has refilled, ``exec true`` is timed round-robin over every held session. The
 figure is the last step whose p99 (the lowest of three rounds') stays within
 twice the p99 at one session; it stops at the cap or when the time
-budget is spent, and says which.
+budget is spent, and says which. Each step records how long its new sessions took
+to create; after all are destroyed, what they left behind (target: nothing).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from bench.context import Run, timed
-from bench.engine import cgroup_memory
+from bench.helpers import cgroup_memory
 from bench.report import summary
 
 CREATE_AT_ONCE = 4  # the server's default cold-start limit
@@ -94,8 +95,9 @@ async def sessions_before_slowdown(run: Run) -> dict[str, Any]:
     stopped_by = "cap"
     try:
         for count in sizes.density_steps:
-            await hold(run, sessions, count)
+            created_ms, _ = await timed(partial(hold, run, sessions, count))
             step = await probe(run, sessions, sizes.density_probes)
+            step["created_in_s"] = round(created_ms / 1000, 1)
             steps.append(step)
             if step["p99_ms"] > 2 * steps[0]["p99_ms"]:
                 stopped_by = "p99 doubled"
@@ -118,6 +120,7 @@ async def sessions_before_slowdown(run: Run) -> dict[str, Any]:
         "stopped_by": stopped_by,
         "cap": sizes.density_steps[-1],
         "budget_s": sizes.density_budget_s,
+        "left_behind": await run.left_behind(),
     }
 
 

@@ -8,12 +8,12 @@ and each path runs once untimed first (the server's first request, imports).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from bench.baselines import llm_sandbox, plain_docker
-from bench.context import POOL_SIZE, Run, timed, timed_sync
+from bench.context import POOL_SIZE, Run, timed
+from bench.helpers import baseline
 from bench.report import speedup, summary
 
 
@@ -43,17 +43,6 @@ async def cold(run: Run, n: int) -> list[float]:
         await run.resize_pool(POOL_SIZE)
 
 
-async def baseline(run: Run, n: int, open_and_exec: Callable[[], Any], tear_down: Callable[[Any], None]) -> list[float]:
-    """Time ``open_and_exec`` (blocking, returns what ``tear_down`` removes) ``n`` times on a quiet machine."""
-    samples = []
-    for _ in range(n):
-        await run.pool_ready()
-        ms, opened = timed_sync(open_and_exec)
-        samples.append(ms)
-        tear_down(opened)
-    return samples
-
-
 def llm_sandbox_open_and_exec(run: Run) -> Any:
     session = llm_sandbox.open_session(run.docker)
     assert llm_sandbox.run(session, "echo hi") == "hi\n"
@@ -68,8 +57,8 @@ def docker_run_and_exec(run: Run) -> Any:
 
 async def measure(run: Run) -> dict[str, Any]:
     n = run.sizes.creates
-    llm = partial(baseline, run, open_and_exec=partial(llm_sandbox_open_and_exec, run), tear_down=llm_sandbox.close)
-    docker_run = partial(baseline, run, open_and_exec=partial(docker_run_and_exec, run), tear_down=plain_docker.remove)
+    llm = partial(baseline, run, call=partial(llm_sandbox_open_and_exec, run), tear_down=llm_sandbox.close)
+    docker_run = partial(baseline, run, call=partial(docker_run_and_exec, run), tear_down=plain_docker.remove)
     for warm_up in (partial(sandkasten, run, 1, warm=True), partial(llm, 1), partial(docker_run, 1)):
         await warm_up()
     figures: dict[str, Any] = {

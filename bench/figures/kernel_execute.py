@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from bench.context import Sizes
-from bench.kernels import execute_round_trips, start_to_kernel_info, stop, wait_warm
-from bench.report import summary
+from bench.helpers import start_to_kernel_info, stop_kernel, wait_warm
+from bench.report import summary, time_async
 from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.kernelspecs import kernel_name
 
@@ -14,11 +15,12 @@ from sandkasten_kernel.kernelspecs import kernel_name
 async def round_trips(engine: Engine, name: str, n: int) -> list[float]:
     await wait_warm(engine)
     _, manager, client = await start_to_kernel_info(name)
+    execute = partial(client.execute_interactive, "pass", timeout=30)
     try:
-        await execute_round_trips(client, 10)  # first executes pay for imports on both sides
-        return await execute_round_trips(client, n)
+        await time_async(execute, 10)  # first executes pay for imports on both sides
+        return await time_async(execute, n)
     finally:
-        await stop(manager, client)
+        await stop_kernel(manager, client)
 
 
 async def measure(engine: Engine, sizes: Sizes) -> dict[str, Any]:

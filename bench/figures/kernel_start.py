@@ -14,7 +14,7 @@ import docker
 
 from bench.baselines import gateway
 from bench.context import Sizes
-from bench.kernels import start_to_kernel_info, stop, wait_warm
+from bench.helpers import start_to_kernel_info, stop_kernel, wait_warm
 from bench.report import speedup, summary
 from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.kernelspecs import kernel_name
@@ -26,7 +26,7 @@ async def starts(engine: Engine, name: str, n: int) -> list[float]:
         await wait_warm(engine)
         ms, manager, client = await start_to_kernel_info(name)
         samples.append(ms)
-        await stop(manager, client)
+        await stop_kernel(manager, client)
     return samples[1:]
 
 
@@ -36,7 +36,7 @@ async def cold_starts(engine: Engine, n: int) -> list[float]:
     for _ in range(n):
         ms, manager, client = await start_to_kernel_info(kernel_name("python"))
         samples.append(ms)
-        await stop(manager, client)
+        await stop_kernel(manager, client)
     await engine.resize_pool("python", 1)
     return samples
 

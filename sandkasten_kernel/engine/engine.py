@@ -35,6 +35,8 @@ from .errors import (
     WorkspaceInUse,
     WorkspaceNotFound,
 )
+from .kernel_access import grant_kernel_access
+from .kernel_connection import kernel_socket_names
 from .pool import WarmPool
 from .runner_client import ExecResult, RunnerClient
 from .runner_terminal import RunnerTerminal
@@ -61,7 +63,10 @@ class Engine:
         egress = EgressPolicy.of(settings.security.egress_allow, settings.security.egress_deny)
         self.backend = backend or DockerBackend(connect(), egress)
         state_dir = settings.server.state_dir
-        os.makedirs(state_dir, mode=0o755, exist_ok=True)
+        # Others may pass through (to kernel sockets they are let into) but not list it or read the store.
+        os.makedirs(state_dir, mode=0o711, exist_ok=True)
+        if os.stat(state_dir).st_uid == os.geteuid():
+            os.chmod(state_dir, os.stat(state_dir).st_mode & 0o7711)
         self.store = Store(store_path(state_dir))
         self.factory = SandboxFactory(self.backend, state_dir, settings.security.runtime)
         self.workspace_disks = WorkspaceDisks(state_dir, settings.workspace.size_mb)
@@ -454,6 +459,11 @@ class Engine:
         """Stop the session's kernel; the sandbox keeps running and the kernel can be started again."""
         async with self.runner(session_id) as runner:
             await runner.kernel_shutdown()
+
+    def grant_kernel(self, session_id: str, uid: int) -> None:
+        """Let local user ``uid`` alone (and root) connect to the session's kernel sockets; again after restarts."""
+        record = self.get_session(session_id)
+        grant_kernel_access(self.factory.state_dir, record.run_dir, kernel_socket_names(), uid)
 
     def release_kernel(self, session_id: str) -> None:
         """Forget the session's Jupyter kernel id (its kernel manager let go of it)."""

@@ -43,7 +43,7 @@ def open_socket_entry(run_dir: str, name: str) -> int:
     Raises FileNotFoundError while the name does not exist (a runner still starting),
     ``UnsafeRunDirEntry`` for anything but a socket on the run directory's file system.
     """
-    dir_fd = _open_run_dir(run_dir)
+    dir_fd = open_run_dir(run_dir)
     try:
         fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
         try:
@@ -91,7 +91,7 @@ def pin(run_dir: str, names: Iterable[str]) -> None:
 
 def unpin(run_dir: str, names: Iterable[str]) -> None:
     """Remove ``names`` (pinned or not) so the runner can bind them again; missing ones are fine."""
-    dir_fd = _open_run_dir(run_dir)
+    dir_fd = open_run_dir(run_dir)
     try:
         for name in names:
             with contextlib.suppress(FileNotFoundError):
@@ -100,7 +100,7 @@ def unpin(run_dir: str, names: Iterable[str]) -> None:
         os.close(dir_fd)
 
 
-def _open_run_dir(run_dir: str) -> int:
+def open_run_dir(run_dir: str) -> int:
     """An ``O_PATH`` descriptor of the run directory itself (its path is the host's; never a link)."""
     return os.open(run_dir, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 

@@ -149,6 +149,15 @@ def store_path(state_dir: str) -> str:
     return os.path.join(state_dir, STORE_FILE)
 
 
+def _make_private(path: str) -> None:
+    """Create ``path`` readable by its owner only, or make it so."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 class Store:
     """The SQLite store of sessions, events and workspace owners, shared by the server and other processes."""
 
@@ -156,13 +165,14 @@ class Store:
         self.path = path
         self._lock = threading.Lock()
         try:
+            _make_private(path)  # sessions' env lives here; SQLite gives -wal and -shm the same mode
             self._db = sqlite3.connect(path, check_same_thread=False, timeout=5.0, isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
             self._db.execute("SELECT count(*) FROM sessions").fetchone()
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise StoreError("the session store %s cannot be used: %s (it was left as it is)" % (path, exc)) from None
 
     def _migrate(self) -> None:

@@ -55,6 +55,14 @@ class Served:
             body = response.read()
         return json.loads(body) if body else None
 
+    def wait_warm(self, image: str = "sandkasten/runtime:python", count: int = 1, timeout: float = 300.0) -> None:
+        """Wait until the pool holds ``count`` ready sandboxes of ``image`` (a reference, as the pool reports)."""
+        deadline = time.monotonic() + timeout
+        while self.call("GET", "pool")["images"].get(image, {}).get("ready", 0) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the pool did not reach %d ready %s in %.0f s" % (count, image, timeout))
+            time.sleep(0.05)
+
     def rss_mb(self) -> float:
         """The server process's resident memory, MiB (read from /proc)."""
         with open("/proc/%d/status" % self.process.pid) as status:
@@ -104,12 +112,15 @@ def free_port() -> int:
         return port
 
 
-def start(config: dict[str, Any] | None = None, timeout: float = 120.0) -> Served:
-    """Start a server with ``config`` (sandkasten.yaml keys) over a private state dir and port."""
+def start(config: dict[str, Any] | None = None, timeout: float = 120.0, host: str = "127.0.0.1") -> Served:
+    """Start a server with ``config`` (sandkasten.yaml keys) over a private state dir and port.
+
+    It listens on ``host`` (0.0.0.0: every address) and is called on loopback.
+    """
     base = tempfile.mkdtemp(prefix="sks-", dir="/tmp")
     port = free_port()
     settings: dict[str, Any] = {
-        "listen": "127.0.0.1:%d" % port,
+        "listen": "%s:%d" % (host, port),
         "api_key": "key-%s" % os.urandom(8).hex(),
         "state_dir": os.path.join(base, "state"),
     }

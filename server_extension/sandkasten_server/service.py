@@ -71,6 +71,7 @@ class SandkastenService:
         use_engine(engine, kernel_user)  # a kernel started through /api/kernels is its requester's session
         # A person working in a session's kernel (through /api/kernels) keeps it from the idle reaper.
         engine.activity_probes.append(self.kernels.last_activity)
+        engine.activity_probes.append(self.kernels.held_by_a_client)
         engine.before_reap.append(self.kernels.stop)  # no kernel left behind on a reaped session
         # Only now: a session made while reconcile runs would look like an orphan to it.
         self.engine, self.problem = engine, None

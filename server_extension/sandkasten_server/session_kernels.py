@@ -34,6 +34,7 @@ from sandkasten_kernel.kernelspecs import kernel_name
 
 from .errors import ApiError
 
+CLIENT_HOLDER = "client:"  # prefix of a session's kernel_id while a client in another process holds its kernel
 INTERRUPT_GRACE_S = 5.0  # how long an interrupted execution may take to stop before a restart
 POLL_S = 1.0  # how often a silent kernel is checked for being alive
 # As exec's (runner/PROTOCOL.md: DEFAULT_MAX_OUTPUT, MAX_OUTPUT_LIMIT); the OpenAPI CodeRequest says the same.
@@ -154,6 +155,12 @@ class SessionKernels:
         activity = getattr(self.kernel_manager.get_kernel(kernel_id), "last_activity", None)
         return activity.timestamp() if activity is not None else None
 
+    @staticmethod
+    def held_by_a_client(record: SessionRecord) -> float | None:
+        """Now, while a Jupyter client in another process holds the session's kernel (its traffic is not seen
+        here, so such a session is never idle; ``ttl_s`` still ends it)."""
+        return time.time() if record.kernel_id and record.kernel_id.startswith(CLIENT_HOLDER) else None
+
     def model(self, record: SessionRecord) -> dict[str, Any] | None:
         kernel_id = self.running(record)
         if kernel_id is None:
@@ -177,6 +184,12 @@ class SessionKernels:
         kernel_id = self.running(record)
         if kernel_id is not None:
             return kernel_id
+        if record.kernel_id and record.kernel_id.startswith(CLIENT_HOLDER):
+            raise ApiError(
+                409,
+                "kernel_in_use",
+                "the session's kernel is held by a Jupyter client in another process (%s)" % record.kernel_id,
+            )
         try:
             started: str = await self.kernel_manager.start_kernel(
                 kernel_name=self._spec_name(record), sandkasten_session_id=record.id

@@ -15,8 +15,12 @@ from tests.conftest import settings_for
 
 
 def sandkasten(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command with ``--config`` (before a ``--``, after which all is the command line of ``run``)."""
+    options = list(args)
+    at = options.index("--") if "--" in options else len(options)
+    options[at:at] = ["--config", str(config)]
     return subprocess.run(
-        [sys.executable, "-m", "sandkasten_server.cli", *args, "--config", str(config)],
+        [sys.executable, "-m", "sandkasten_server.cli", *options],
         capture_output=True,
         text=True,
         timeout=120,
@@ -71,7 +75,7 @@ def test_pool_status_and_errors(state_dir: str, tmp_path: Path, docker_client: A
 def test_run_streams_a_command_in_a_sandbox_it_then_removes(state_dir: str, tmp_path: Path, docker_client: Any) -> None:
     config = tmp_path / "sandkasten.yaml"
     config.write_text("state_dir: %s\npool: {images: {base: 1}}\n" % state_dir)
-    ran = sandkasten(config, "run", "--", "echo out; echo err >&2; id -un; exit 3")
+    ran = sandkasten(config, "run", "--", "echo out; echo err >&2; id -un; sh -c 'exit 3'")
     assert ran.returncode == 3, ran.stderr
     assert ran.stdout.splitlines() == ["out", "err", "sandbox"]  # bash on a PTY: one stream, as `docker run -t`
     timed_out = sandkasten(config, "run", "--timeout", "1", "--", "sleep 30")

@@ -183,6 +183,7 @@ def test_a_kernel_of_an_exiting_process_is_released(state_dir: str, kernelspecs:
     config = tmp_path / "sandkasten.yaml"
     config.write_text("state_dir: %s\n" % state_dir)
     script = (
+        "import logging; logging.basicConfig()  # an agent that shows its log\n"
         "from jupyter_client.manager import KernelManager\n"
         "km = KernelManager(kernel_name='sandkasten-python'); km.start_kernel()\n"
         "client = km.client(); client.start_channels(); client.wait_for_ready(timeout=60)\n"
@@ -198,6 +199,8 @@ def test_a_kernel_of_an_exiting_process_is_released(state_dir: str, kernelspecs:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+    # No server answers for this configuration: the process starts its sandbox itself, cold, and says so once.
+    assert result.stderr.count("no Sandkasten server answers") == 1, result.stderr
     assert os.listdir(os.path.join(state_dir, "sandboxes")) == []  # the state_dir fixture checks containers
 
 

@@ -118,6 +118,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions/{session_id}/kernel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        /** Whether the session's kernel is alive, and who holds it */
+        get: operations["kernelStatus"];
+        put?: never;
+        /**
+         * The session's kernel, for a Jupyter client in another process on this host
+         * @description What the kernel provisioner in an agent's process (`AsyncKernelManager`,
+         *     nbclient, `jupyter console`) asks after it has claimed a session from the
+         *     warm pool: the server starts the kernel (or finds it running; a stopped
+         *     one starts again with the same connection info), lets the caller's
+         *     local user alone connect to its sockets, and answers with the
+         *     connection info. The sockets are Unix sockets on the server's host, so
+         *     a caller on another machine gets 409 (a remote Jupyter server uses
+         *     `--gateway-url` instead). Refused with 409 while the kernel runs under
+         *     this server's own kernel manager (after `run_code`, say).
+         */
+        post: operations["claimKernel"];
+        /** Stop the session's kernel and let go of it (the session stays; the kernel can start again) */
+        delete: operations["stopKernel"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{session_id}/kernel/interrupt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Interrupt the session's kernel (SIGINT), as a Jupyter client's interrupt does */
+        post: operations["interruptKernel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sessions/{session_id}/files/{path}": {
         parameters: {
             query?: never;
@@ -409,6 +460,33 @@ export interface components {
             type: "output" | "result" | "error";
             /** @description output: the text */
             data?: string;
+        };
+        KernelClaim: {
+            /** @description The client's id for the kernel (recorded as client:<id>) */
+            kernel_id?: string;
+        };
+        KernelConnection: {
+            session_id: string;
+            /** @description Jupyter connection info: transport ipc, ip (the socket path prefix), the five ports, key */
+            connection_info: {
+                /** @enum {string} */
+                transport: "ipc";
+                ip: string;
+                key: string;
+                signature_scheme: string;
+                kernel_name?: string;
+                shell_port: number;
+                iopub_port: number;
+                stdin_port: number;
+                control_port: number;
+                hb_port: number;
+            };
+        };
+        KernelStatus: {
+            alive: boolean;
+            exit_code: number | null;
+            /** @description client:<id> while a client in another process holds it; a Jupyter kernel id under this server's kernel manager */
+            held_by: string | null;
         };
         CodeRequest: {
             code: string;
@@ -808,6 +886,114 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             413: components["responses"]["TooLarge"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    kernelStatus: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The kernel's status */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KernelStatus"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    claimKernel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["KernelClaim"];
+            };
+        };
+        responses: {
+            /** @description The kernel runs; connect to it with this info */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KernelConnection"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    stopKernel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Stopped */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    interruptKernel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Interrupted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             503: components["responses"]["Unavailable"];
         };
     };

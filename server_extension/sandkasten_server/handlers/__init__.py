@@ -16,6 +16,7 @@ from .admin import (
 )
 from .exec import ExecHandler, ExecSocketHandler
 from .files import ArchiveHandler, FilesHandler
+from .kernel import KernelHandler, KernelInterruptHandler
 from .sessions import RunCodeHandler, SessionHandler, SessionsHandler
 from .terminal import TerminalSocketHandler
 
@@ -28,6 +29,8 @@ default_handlers: list[tuple[str, Any]] = [
     (SESSION + r"/exec/?", ExecHandler),
     (SESSION + r"/exec/ws", ExecSocketHandler),
     (SESSION + r"/run_code/?", RunCodeHandler),
+    (SESSION + r"/kernel/?", KernelHandler),
+    (SESSION + r"/kernel/interrupt/?", KernelInterruptHandler),
     (SESSION + r"/terminal", TerminalSocketHandler),
     (SESSION + r"/files(?:/(?P<path>.*))?", FilesHandler),
     (SESSION + r"/archive(?:/(?P<path>.*))?", ArchiveHandler),
