@@ -21,10 +21,12 @@ PROVISIONER_NAME = "sandkasten-provisioner"
 
 
 def kernel_name(image: str) -> str:
+    """The kernelspec name of ``image``'s sandboxed kernel (sandkasten-python, say)."""
     return "sandkasten-%s" % image
 
 
 def kernelspec(image: str, **config: Any) -> dict[str, Any]:
+    """The kernel.json of ``image``'s sandboxed kernel; ``config`` goes to the provisioner (limits, workspace...)."""
     display = "Python 3 (Sandkasten)" if image == "python" else "Python 3 (Sandkasten %s)" % image
     return {
         # Never run on the host: the provisioner asks the sandbox's runner to start the kernel.
@@ -40,6 +42,7 @@ def kernelspec(image: str, **config: Any) -> dict[str, Any]:
 
 
 def allowed_images(settings: Settings) -> list[str]:
+    """The built-in images the configuration allows, in their build order."""
     return [name for name in IMAGES if name in settings.security.allowed_images]
 
 

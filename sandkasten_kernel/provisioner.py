@@ -68,6 +68,8 @@ def _as_kernel_manager_expects(info: dict[str, Any]) -> KernelConnectionInfo:
 
 
 class SandkastenProvisioner(KernelProvisionerBase):
+    """A jupyter_client kernel provisioner whose kernel runs in a sandbox (see the module docstring)."""
+
     image = Unicode(None, allow_none=True, help="Image name (base, python, node) or reference.").tag(config=True)
     limits = Dict(help="cpus, memory_mb, pids for this kernel's sandbox, within the configured maxima.").tag(
         config=True
