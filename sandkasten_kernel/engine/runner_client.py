@@ -204,12 +204,34 @@ class RunnerClient:
                     self._writer.close()
 
     async def _read_frame_by(self, deadline: float | None) -> tuple[Message, bytes]:
+        """The next frame, or ``RunnerUnavailable`` once ``deadline`` (loop time) passes.
+
+        The deadline aborts the connection rather than cancelling a read task:
+        ``asyncio.wait_for`` (before Python 3.12) returns the result of a read
+        that finishes just as the caller is cancelled, losing the cancellation,
+        and a kernel shutdown whose wait for the kernel is cancelled that way
+        polls forever.
+        """
         if deadline is None:
             return await self._read_frame()
+        stalled = False
+
+        def give_up() -> None:
+            nonlocal stalled
+            stalled = True
+            self._writer.transport.abort()  # the read ends at once; the connection is useless now
+
+        timer = asyncio.get_running_loop().call_at(deadline, give_up)
         try:
-            return await asyncio.wait_for(self._read_frame(), max(0.0, deadline - asyncio.get_running_loop().time()))
-        except asyncio.TimeoutError:
-            raise RunnerUnavailable("the runner at %s stopped answering (is the sandbox frozen?)" % self.path) from None
+            return await self._read_frame()
+        except RunnerUnavailable:
+            if stalled:
+                raise RunnerUnavailable(
+                    "the runner at %s stopped answering (is the sandbox frozen?)" % self.path
+                ) from None
+            raise
+        finally:
+            timer.cancel()
 
     async def request(
         self, op: str, args: Mapping[str, Any] | None = None, payload: bytes = b"", *, within_s: float | None = None
