@@ -26,13 +26,15 @@ PLOT = "%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.plot([1, 4, 9])
 
 @pytest.fixture
 def jp_server_config(served: Served) -> Iterator[Config]:
+    # GatewayClient is a singleton: one that an earlier test's server made (without a URL) would be reused.
+    GatewayClient.clear_instance()
     config = Config()
     config.GatewayClient.url = served.base_url
     config.GatewayClient.auth_token = served.api_key
     config.GatewayClient.request_timeout = 120.0
     config.ServerApp.jpserver_extensions = {"sandkasten_server": False}
     yield config
-    GatewayClient.clear_instance()  # a singleton: the next test's server would still use the gateway
+    GatewayClient.clear_instance()  # nor may the next test's server use this one
 
 
 class Channels:

@@ -99,8 +99,12 @@ def test_idle_culling_releases_the_sandbox(
             response = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": kernel_name("python")}))
             kernel_id = json.loads(response.body)["id"]
             assert any(r.kernel_id == kernel_id for r in engine.list_sessions())
+            manager = jp_serverapp.kernel_manager
             for _ in range(200):  # culled after 3 s idle, checked every second
-                if not any(r.kernel_id == kernel_id for r in engine.list_sessions()):
+                # Culled once the kernel manager has let go of it too: shutting down a kernel that
+                # is half-way through being culled is a 404 (jupyter_server's own race).
+                culled = kernel_id not in manager.list_kernel_ids()
+                if culled and not any(r.kernel_id == kernel_id for r in engine.list_sessions()):
                     break
                 await asyncio.sleep(0.1)
             assert not any(r.kernel_id == kernel_id for r in engine.list_sessions())
