@@ -17,7 +17,7 @@ from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from .engine import EngineError, SessionLost, SessionNotFound, Settings
+from .engine import ConfigError, EngineError, SessionLost, SessionNotFound, Settings, listen_address
 from .kernel_sandboxes import KernelSandboxes, SandboxRequest
 
 API_PATH = "/sandkasten/api"
@@ -27,13 +27,12 @@ CLAIM_TIMEOUT_S = 120.0  # a cold start on a busy machine
 
 def server_url(settings: Settings) -> str:
     """The API root of the server ``settings`` describe (a wildcard listen address is reached on loopback)."""
-    host, _, port = settings.server.listen.rpartition(":")
-    host = host.strip("[]")
-    if host in ("", "0.0.0.0"):
+    host, port = listen_address(settings.server.listen)
+    if host == "0.0.0.0":
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"
-    return "http://%s:%s%s" % ("[%s]" % host if ":" in host else host, port, API_PATH)
+    return "http://%s:%d%s" % ("[%s]" % host if ":" in host else host, port, API_PATH)
 
 
 class ServerSandboxes(KernelSandboxes):
@@ -50,7 +49,10 @@ class ServerSandboxes(KernelSandboxes):
         """The server ``settings`` describe, if it answers with its API key; None otherwise."""
         if not settings.server.api_key:
             return None
-        server = cls(server_url(settings), settings.server.api_key)
+        try:
+            server = cls(server_url(settings), settings.server.api_key)
+        except ConfigError:  # no address to ask at: the process starts its sandboxes itself
+            return None
         try:
             await server._call("GET", "health", timeout=PROBE_TIMEOUT_S)
         except EngineError:

@@ -332,6 +332,14 @@ CONFIG_ENV = "SANDKASTEN_CONFIG"
 SYSTEM_CONFIG = "/etc/sandkasten/sandkasten.yaml"
 
 
+def listen_address(listen: str) -> tuple[str, int]:
+    """``listen`` (host:port, an IPv6 host in brackets) as (host, port); a malformed one is a ``ConfigError``."""
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError("listen must be host:port, not %r" % listen)
+    return host.strip("[]"), int(port)
+
+
 def user_data_dir() -> str:
     """Where ``sandkasten serve`` keeps this user's config and state: $XDG_DATA_HOME/sandkasten (~/.local/share)."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")

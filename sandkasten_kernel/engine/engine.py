@@ -65,8 +65,9 @@ class Engine:
         state_dir = settings.server.state_dir
         # Others may pass through (to kernel sockets they are let into) but not list it or read the store.
         os.makedirs(state_dir, mode=0o711, exist_ok=True)
-        if os.stat(state_dir).st_uid == os.geteuid():
-            os.chmod(state_dir, os.stat(state_dir).st_mode & 0o7711)
+        info = os.stat(state_dir)
+        if info.st_uid == os.geteuid():
+            os.chmod(state_dir, info.st_mode & 0o7711)
         self.store = Store(store_path(state_dir))
         self.factory = SandboxFactory(self.backend, state_dir, settings.security.runtime)
         self.workspace_disks = WorkspaceDisks(state_dir, settings.workspace.size_mb)

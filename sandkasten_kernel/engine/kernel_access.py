@@ -14,7 +14,6 @@ checked ``run_dir_names`` descriptors, never followed by path.
 from __future__ import annotations
 
 import errno
-import grp
 import os
 import pwd
 import stat
@@ -125,9 +124,7 @@ def _groups_of(uid: int) -> set[int]:
         user = pwd.getpwuid(uid)
     except KeyError:  # a uid with no passwd entry (a container's, say) has no supplementary groups here
         return set()
-    return {user.pw_gid, *os.getgrouplist(user.pw_name, user.pw_gid)} | {
-        g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem
-    }
+    return set(os.getgrouplist(user.pw_name, user.pw_gid))  # the primary group and every supplementary one
 
 
 def _may_search(info: os.stat_result, uid: int, groups: set[int]) -> bool:

@@ -17,10 +17,10 @@ import yaml
 from traitlets.config import Config
 
 from sandkasten_kernel.engine import (
-    EngineError,
     ImageBuilder,
     connect,
     find_config,
+    listen_address,
     load_settings,
     user_config_path,
     user_data_dir,
@@ -50,13 +50,6 @@ def default_config_path() -> str:
     return path
 
 
-def _host_port(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise EngineError("listen must be host:port, not %r" % listen)
-    return host.strip("[]"), int(port)
-
-
 def build_images(names: list[str]) -> None:
     builder = ImageBuilder(connect(), progress=lambda line: print(line, flush=True))
     missing = [row["tag"] for row in builder.status() if not row["current"]]
@@ -67,7 +60,7 @@ def build_images(names: list[str]) -> None:
 
 def server_config(config_path: str, extra: list[str]) -> Config:
     settings = load_settings(config_path)  # a bad file stops here, naming the key
-    host, port = _host_port(settings.server.listen)
+    host, port = listen_address(settings.server.listen)
     config = Config()
     config.ServerApp.ip = host
     config.ServerApp.port = port

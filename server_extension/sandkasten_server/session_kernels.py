@@ -156,10 +156,15 @@ class SessionKernels:
         return activity.timestamp() if activity is not None else None
 
     @staticmethod
-    def held_by_a_client(record: SessionRecord) -> float | None:
+    def client_holds(record: SessionRecord) -> bool:
+        """Whether a Jupyter client in another process holds the session's kernel (``sessions/{id}/kernel``)."""
+        return bool(record.kernel_id and record.kernel_id.startswith(CLIENT_HOLDER))
+
+    @classmethod
+    def held_by_a_client(cls, record: SessionRecord) -> float | None:
         """Now, while a Jupyter client in another process holds the session's kernel (its traffic is not seen
         here, so such a session is never idle; ``ttl_s`` still ends it)."""
-        return time.time() if record.kernel_id and record.kernel_id.startswith(CLIENT_HOLDER) else None
+        return time.time() if cls.client_holds(record) else None
 
     def model(self, record: SessionRecord) -> dict[str, Any] | None:
         kernel_id = self.running(record)
@@ -184,7 +189,7 @@ class SessionKernels:
         kernel_id = self.running(record)
         if kernel_id is not None:
             return kernel_id
-        if record.kernel_id and record.kernel_id.startswith(CLIENT_HOLDER):
+        if self.client_holds(record):
             raise ApiError(
                 409,
                 "kernel_in_use",

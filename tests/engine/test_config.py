@@ -16,6 +16,7 @@ from sandkasten_kernel.engine.config import (
     ConfigError,
     Sandkasten,
     find_config,
+    listen_address,
     load_settings,
     user_config_path,
 )
@@ -116,3 +117,12 @@ def test_every_entry_point_finds_the_same_file_in_the_same_order(
     monkeypatch.setenv(CONFIG_ENV, "/from/env.yaml")
     assert find_config() == "/from/env.yaml"
     assert find_config("given.yaml") == "given.yaml"
+
+
+def test_listen_is_host_and_port() -> None:
+    """One parser for `serve` and for agents' processes looking for the server."""
+    assert listen_address("127.0.0.1:8080") == ("127.0.0.1", 8080)
+    assert listen_address("[::1]:8888") == ("::1", 8888)
+    for bad in ("8080", "localhost", "host:port", ":80"):
+        with pytest.raises(ConfigError, match="listen must be host:port"):
+            listen_address(bad)

@@ -15,6 +15,8 @@ import os
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from sandkasten_kernel.engine import SessionRecord
+
 from ..errors import ApiError
 from ..local_peer import peer_uid
 from ..session_kernels import CLIENT_HOLDER
@@ -22,13 +24,17 @@ from .base import SandkastenHandler
 
 
 class KernelHandler(SandkastenHandler):
+    def refuse_if_the_server_runs_it(self, record: SessionRecord) -> None:
+        """A kernel under this server's own kernel manager is not a client's to take or stop."""
+        if self.service.kernels.running(record) is not None:
+            raise ApiError(409, "kernel_in_use", "the session's kernel runs under this server's kernel manager")
+
     @web.authenticated
     @authorized
     async def post(self, session_id: str) -> None:
         record = self.session_record(session_id)
         body = self.json_body("KernelClaim", required=False)
-        if self.service.kernels.running(record) is not None:
-            raise ApiError(409, "kernel_in_use", "the session's kernel runs under this server's kernel manager")
+        self.refuse_if_the_server_runs_it(record)
         uid = peer_uid(self.request)
         if uid is None:
             raise ApiError(
@@ -57,8 +63,7 @@ class KernelHandler(SandkastenHandler):
     async def delete(self, session_id: str) -> None:
         """Stop the kernel and let go of it; the session stays, and the kernel can be started again."""
         record = self.session_record(session_id)
-        if self.service.kernels.running(record) is not None:
-            raise ApiError(409, "kernel_in_use", "the session's kernel runs under this server's kernel manager")
+        self.refuse_if_the_server_runs_it(record)
         await self.engine.stop_kernel(record.id)
         self.engine.release_kernel(record.id)
         self.set_status(204)
