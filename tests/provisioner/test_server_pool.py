@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -195,3 +196,39 @@ def post(server: Served, path: str, body: dict[str, Any], base: str | None = Non
         return urllib.request.urlopen(request, timeout=60)
     except urllib.error.HTTPError as exc:
         return exc
+
+
+def test_a_sandbox_cannot_turn_the_grant_onto_a_host_file(pool_server: Served) -> None:
+    """Code in the sandbox tries to swap its kernel's sockets for links to the server's store, then a user
+    who is not root claims the kernel: the ACL entry lands on the real sockets, never on the store."""
+    session = pool_server.call("POST", "sessions")
+    store = os.path.join(pool_server.state_dir, "sandkasten.db")
+    base = Path(pool_server.config_path).parent
+    os.chmod(base, 0o711)
+    try:
+        assert post(pool_server, "sessions/%s/kernel" % session["id"], {}).code == 201  # sockets bound, pinned
+        swap = "cd /run/sandkasten && for n in 1 2 3 4 5; do ln -sfn %s .l$n && mv -fT .l$n kernel-$n; done; echo done"
+        exec_request = post(pool_server, "sessions/%s/exec" % session["id"], {"command": swap % store})
+        assert json.loads(exec_request.read())["output"].count("Operation not permitted") == 5
+        claim = (
+            "import json, sys, urllib.request\n"
+            "headers = json.loads(sys.argv[2])\n"
+            "request = urllib.request.Request(sys.argv[1], method='POST', data=b'{}', headers=headers)\n"
+            "print(urllib.request.urlopen(request, timeout=60).status)\n"
+        )
+        headers = json.dumps({**pool_server.headers, "Content-Type": "application/json"})
+        url = "%s/sessions/%s/kernel" % (pool_server.url, session["id"])
+        claimed = subprocess.run(
+            [SYSTEM_PYTHON, "-c", claim, url, headers], capture_output=True, text=True, user=AGENT_UID, group=AGENT_UID
+        )
+        assert claimed.stdout.strip() == "201", claimed.stderr
+        with pytest.raises(OSError):  # ENODATA: no ACL on the store
+            os.getxattr(store, "system.posix_acl_access")
+        assert os.stat(store).st_mode & 0o077 == 0
+        run_dir = os.path.join(pool_server.state_dir, "sandboxes", session["id"])
+        for n in range(1, 6):
+            socket_entry = os.path.join(run_dir, "kernel-%d" % n)
+            assert stat.S_ISSOCK(os.lstat(socket_entry).st_mode)
+            assert os.getxattr(socket_entry, "system.posix_acl_access", follow_symlinks=False)
+    finally:
+        pool_server.call("DELETE", "sessions/" + session["id"])
