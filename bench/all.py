@@ -13,6 +13,8 @@
 9. image builds when current, and with --cold-build from nothing (removes every Sandkasten image first);
 10. kernel start for clients outside the server: an agent's own process (warm from the server's pool, and its
     cold fallback) and a Jupyter Server with --gateway-url (warm, empty pool), each next to a local ipykernel.
+11. bursts: 20 and 50 clients each creating a session and running a command at once, on the default pool
+    sizes (first at their floor, then after one burst), next to llm-sandbox and docker run + exec bursts.
 
 Writes bench/results/<date>.json (``--quick``: <date>-quick.json) and one PNG per
 figure beside it (<date>-<figure>.png), prints a table and marks each target met
@@ -43,6 +45,7 @@ from bench import plots, targets
 from bench.baselines import gateway
 from bench.context import FULL, QUICK, SERVER_CONFIG, Run, Sizes
 from bench.figures import (
+    bursts,
     client_kernels,
     concurrency,
     density,
@@ -70,6 +73,7 @@ SERVED_FIGURES = (
     "file_transfer",
     "density",
     "client_kernels",
+    "bursts",
     "concurrency",
 )
 FIGURES = KERNEL_FIGURES + SERVED_FIGURES + ("image_build",)
@@ -119,7 +123,7 @@ async def kernel_figures(client: docker.DockerClient, sizes: Sizes, only: set[st
 
 
 async def served_figures(client: docker.DockerClient, sizes: Sizes, only: set[str]) -> dict[str, Any]:
-    """Figures 2, 3, 5, 6, 7, 8 and 10, through a real ``sandkasten serve`` (the SDK, agents' processes, a gateway)."""
+    """Figures 2, 3, 5-8, 10 and 11, through a real ``sandkasten serve`` (the SDK, agents' processes, a gateway)."""
     modules = {
         "first_exec": first_exec,
         "sessions": sessions,
@@ -127,6 +131,7 @@ async def served_figures(client: docker.DockerClient, sizes: Sizes, only: set[st
         "file_transfer": file_transfer,
         "density": density,
         "client_kernels": client_kernels,
+        "bursts": bursts,
         "concurrency": concurrency,  # last: the heaviest
     }
     served = launcher.start(SERVER_CONFIG)

@@ -38,6 +38,7 @@ class Sizes:
     agent_seconds: float  # per concurrency level
     file_sizes: tuple[int, ...]
     file_repeats: int
+    bursts: tuple[int, ...]  # clients creating at once
     image_rebuilds: int  # `sandkasten images build` with every image current
 
 
@@ -50,13 +51,14 @@ FULL = Sizes(
     cold_creates=8,
     execs=200,
     mb_execs=20,
-    density_steps=(1, 5, 10, 20, 40, 60, 80, 100),
+    density_steps=(1, 5, 10, 20, 40, 80, 120, 160, 200),
     density_probes=200,
-    density_budget_s=300,
+    density_budget_s=420,
     agents=(1, 5, 20, 50),
     agent_seconds=30,
     file_sizes=(1_000, 1_000_000, 100_000_000),
     file_repeats=5,
+    bursts=(20, 50),
     image_rebuilds=10,
 )
 QUICK = Sizes(
@@ -75,6 +77,7 @@ QUICK = Sizes(
     agent_seconds=2,
     file_sizes=(1_000, 1_000_000),
     file_repeats=2,
+    bursts=(3,),
     image_rebuilds=2,
 )
 
@@ -103,8 +106,9 @@ class Run:
                 raise TimeoutError("the pool did not reach %d ready sandboxes in %.0f s" % (count, timeout))
             await asyncio.sleep(0.05)
 
-    async def resize_pool(self, count: int) -> None:
-        reply = await self.http.put("pool", json={"images": {"python": count}})
+    async def resize_pool(self, size: int | dict[str, int]) -> None:
+        """A count, or {"min": N, "max": M}."""
+        reply = await self.http.put("pool", json={"images": {"python": size}})
         reply.raise_for_status()
 
     async def left_behind(self) -> dict[str, int]:
@@ -113,12 +117,19 @@ class Run:
         await self.pool_ready()
         pool = (await self.sdk.pool.status())["images"][POOL_IMAGE]["ready"]
         state_dir = os.path.realpath(self.served.state_dir)
-        containers = self.docker.containers.list(all=True, filters={"label": "%s=%s" % (LABEL_STATE_DIR, state_dir)})
-        return {
-            "sessions": len(self.served.call("GET", "sessions")["sessions"]),
-            "containers": len(containers) - pool,
-            "run_dirs": len(os.listdir(os.path.join(state_dir, "sandboxes"))) - pool,
-        }
+        deadline = time.monotonic() + 60  # destroyed sessions' containers go in the background, within seconds
+        while True:
+            containers = self.docker.containers.list(
+                all=True, filters={"label": "%s=%s" % (LABEL_STATE_DIR, state_dir)}
+            )
+            left = {
+                "sessions": len(self.served.call("GET", "sessions")["sessions"]),
+                "containers": len(containers) - pool,
+                "run_dirs": len(os.listdir(os.path.join(state_dir, "sandboxes"))) - pool,
+            }
+            if not any(left.values()) or time.monotonic() > deadline:
+                return left
+            await asyncio.sleep(0.5)
 
     def container(self, session_id: str) -> Any:
         return self.docker.containers.get(self.served.call("GET", "sessions/%s" % session_id)["container_id"])

@@ -126,7 +126,7 @@ def table(r: dict[str, Any]) -> list[str]:
 
 
 def _later_figures(r: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """Figures 8, 9 and 10, which runs before 2026-11-30 do not have."""
+    """Figures 8 to 11, which earlier runs do not have (8-10 came on 2026-11-30, 11 later)."""
     rows = []
     if "sessions" in r:
         s = r["sessions"]
@@ -165,6 +165,30 @@ def _later_figures(r: dict[str, Any]) -> list[tuple[str, str, str]]:
             ("Jupyter Server with --gateway-url, empty pool", _t(c["gateway_cold"]), ""),
             ("plain Jupyter Server, local ipykernel", _t(c["jupyter_server_local_ipykernel"]), ""),
         ]
+    if "bursts" in r:
+        b = r["bursts"]
+        rows.append(("**11. Burst: N creates → first exec at once, until the last result**", "", ""))
+        for clients in b["sizes"]:
+            level = b[str(clients)]
+            first, repeat = level["sandkasten_first"], level["sandkasten_repeat"]
+            rows += [
+                (
+                    "%d clients, Sandkasten, pool at its floor (%d warm)" % (clients, first["warm"]),
+                    "%s s" % first["seconds"],
+                    "**%sx** llm-sandbox" % first["speedup_vs_llm_sandbox"],
+                ),
+                (
+                    "%d clients, Sandkasten, pool after one burst (%d warm)" % (clients, repeat["warm"]),
+                    "%s s" % repeat["seconds"],
+                    "**%sx** llm-sandbox" % repeat["speedup_vs_llm_sandbox"],
+                ),
+                ("%d clients, llm-sandbox" % clients, "%s s" % level["llm_sandbox"]["seconds"], ""),
+                (
+                    "%d clients, `docker run` + `docker exec`" % clients,
+                    "%s s" % level["docker_run_exec"]["seconds"],
+                    "",
+                ),
+            ]
     return rows
 
 

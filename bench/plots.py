@@ -204,6 +204,29 @@ def client_kernels(figures: dict[str, Any], path: Path) -> Path:
     return _bar_plot(path, "10. Kernel start for clients outside the server", rows, height=3.2)
 
 
+def bursts(figures: dict[str, Any], path: Path) -> Path:
+    series = [
+        ("sandkasten_first", "Sandkasten, pool at its floor", COLD),
+        ("sandkasten_repeat", "Sandkasten, pool after one burst", SANDKASTEN),
+        ("llm_sandbox", "llm-sandbox", BASELINE),
+        ("docker_run_exec", "docker run + exec", "#707070"),
+    ]
+    sizes = figures["sizes"]
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    width = 0.8 / len(series)
+    for i, (key, label, color) in enumerate(series):
+        xs = [j + i * width for j in range(len(sizes))]
+        values = [figures[str(clients)][key]["seconds"] for clients in sizes]
+        ax.bar(xs, values, width, label=label, color=color)
+        for x, value in zip(xs, values, strict=True):
+            ax.text(x, value * 1.05, "%.2g s" % value, ha="center", fontsize=7)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sizes))], ["%d clients" % n for n in sizes])
+    ax.set_ylabel("s until every client has its result")
+    ax.set_title("11. Burst: N creates -> first exec at once", fontsize=10)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def _size(n: int) -> str:
     return "%d MB" % (n // 1_000_000) if n >= 1_000_000 else "%d KB" % (n // 1000)
 
@@ -219,6 +242,7 @@ PLOTS = {
     "sessions": sessions,
     "image_build": image_build,
     "client_kernels": client_kernels,
+    "bursts": bursts,
 }
 
 

@@ -35,6 +35,18 @@ def _left_behind(figures: dict[str, Any]) -> list[tuple[str, str]]:
     return [("  left behind", "%(sessions)d sessions, %(containers)d containers, %(run_dirs)d run dirs" % left)]
 
 
+BURST_PATHS = ("sandkasten_first", "sandkasten_repeat", "llm_sandbox", "docker_run_exec")
+
+
+def _bursts(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    out = [("11. burst: N creates -> first exec, all done (s)", " / ".join(BURST_PATHS))]
+    for clients in figures["sizes"]:
+        level = figures[str(clients)]
+        warm = "  (warm: %d, then %d)" % (level["sandkasten_first"]["warm"], level["sandkasten_repeat"]["warm"])
+        out.append(("  %d clients" % clients, " / ".join(str(level[p]["seconds"]) for p in BURST_PATHS) + warm))
+    return out
+
+
 def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if "kernel_start" in results:
@@ -107,6 +119,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         out += _paths("8. session create / destroy (SDK)", results["sessions"])
     if "client_kernels" in results:
         out += _paths("10. kernel start, clients outside the server", results["client_kernels"])
+    if "bursts" in results:
+        out += _bursts(results["bursts"])
     if "image_build" in results:
         built = results["image_build"]
         out += _paths("9. images build", built)

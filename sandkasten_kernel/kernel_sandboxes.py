@@ -98,6 +98,7 @@ class EngineSandboxes(KernelSandboxes):
             network=wanted.network,
             owner=user.owner if user else "kernel:%s" % kernel_id,
             workspace_owner=user.workspace_owner if user else None,
+            wants_kernel=True,
         )
         return record.id
 
@@ -120,7 +121,9 @@ class EngineSandboxes(KernelSandboxes):
         if bound:
             self.engine.release_kernel(session_id)
         else:
-            await self.engine.destroy_session(session_id, "kernel %s shut down" % kernel_id)
+            # A process that claimed its own sandbox may exit next: it waits for the removal.
+            reason = "kernel %s shut down" % kernel_id
+            await self.engine.destroy_session(session_id, reason, wait=self.releases_at_exit)
 
     def release_now(self, session_id: str, reason: str) -> None:
         with contextlib.suppress(EngineError):  # at exit there is nobody left to tell

@@ -157,6 +157,8 @@ class SandkastenProvisioner(KernelProvisionerBase):
             return
         try:
             await (await self._sandboxes()).stop_kernel(self.session_id)
+        except SessionNotFound:  # destroyed, and the kernel with it
+            self._exit_code = -9
         except EngineError as exc:
             if restart:
                 raise

@@ -78,6 +78,7 @@ class ServerSandboxes(KernelSandboxes):
 
     async def claim(self, kernel_id: str, wanted: SandboxRequest) -> str:
         body = {key: value for key, value in dataclasses.asdict(wanted).items() if value is not None}
+        body["warm_kernel"] = True  # its kernel is claimed next
         session = await self._call("POST", "sessions", body, timeout=CLAIM_TIMEOUT_S)
         return str(session["id"])
 

@@ -47,6 +47,7 @@ FIGURES = [
     "sessions",
     "image_build",
     "client_kernels",
+    "bursts",
 ]
 NOTHING_LEFT = {"sessions": 0, "containers": 0, "run_dirs": 0}
 
@@ -71,6 +72,8 @@ def test_the_suite_runs_every_figure_and_plots_it(tmp_path: Path, docker_client:
     assert figures["concurrency"]["levels"][-1]["sessions_left"] == 0
     assert figures["concurrency"]["left_behind"] == NOTHING_LEFT
     assert set(figures["sessions"]) >= {"create_warm", "create_cold", "create_named_workspace", "destroy"}
+    burst = figures["bursts"][str(figures["bursts"]["sizes"][0])]
+    assert set(burst) == {"sandkasten_first", "sandkasten_repeat", "llm_sandbox", "docker_run_exec"}
     assert figures["image_build"]["current_built"] == []
     assert set(figures["client_kernels"]) >= {
         "agent_warm",

@@ -32,7 +32,10 @@ export interface Session {
 }
 
 export interface PoolImage {
+  /** Warm sandboxes kept now: min, raised by misses up to max. */
   target: number;
+  min: number;
+  max: number;
   ready: number;
   starting: number;
   claims: number;
@@ -105,9 +108,10 @@ export class SandkastenApi {
     return this.json<Pool>('GET', 'pool');
   }
 
-  /** `image` as sandkasten.yaml names it ("python"), not the full reference pool() lists. */
-  async setPoolTarget(image: string, target: number): Promise<Pool> {
-    return this.json<Pool>('PUT', 'pool', { images: { [image]: target } });
+  /** `image` as sandkasten.yaml names it ("python"), not the full reference pool() lists;
+   * `size` a count, or a floor and a ceiling the pool moves between with demand. */
+  async setPoolSize(image: string, size: number | { min: number; max: number }): Promise<Pool> {
+    return this.json<Pool>('PUT', 'pool', { images: { [image]: size } });
   }
 
   async workspaces(): Promise<Workspace[]> {

@@ -246,6 +246,7 @@ function PoolTab(props: { model: DashboardModel }): JSX.Element {
               <tr>
                 <th>image</th>
                 <th>target</th>
+                <th>min–max</th>
                 <th>ready</th>
                 <th>claims</th>
                 <th>misses</th>
@@ -271,7 +272,9 @@ function PoolRow(props: { image: string; status: Pool['images'][string]; model: 
     const target = Number(draft);
     setDraft(null);
     if (draft !== null && Number.isInteger(target) && target >= 0 && target !== status.target) {
-      await attempt(`set the ${imageName(image)} target`, () => model.api.setPoolTarget(imageName(image), target), model);
+      // A fixed pool stays fixed; one that follows demand gets the new floor (its ceiling no lower).
+      const size = status.min === status.max ? target : { min: target, max: Math.max(target, status.max) };
+      await attempt(`set the ${imageName(image)} target`, () => model.api.setPoolSize(imageName(image), size), model);
     }
   };
   const path = sparklinePath(status.history, {
@@ -301,6 +304,9 @@ function PoolRow(props: { image: string; status: Pool['images'][string]; model: 
           }}
           onBlur={() => void save()}
         />
+      </td>
+      <td title={status.min === status.max ? 'a fixed count' : 'follows demand between these'}>
+        {status.min === status.max ? status.min : `${status.min}–${status.max}`}
       </td>
       <td className="jp-Sandkasten-ready">
         {status.ready}

@@ -15,10 +15,11 @@ import errno
 import os
 import shutil
 import stat as stat_module
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from . import errors
 from .errors import RunnerError
+from .protocol import Incoming
 
 _ERRNO_CODES = {
     errno.ENOENT: errors.NOT_FOUND,
@@ -43,6 +44,20 @@ PATH_MAX = 4096
 def _os_error(exc: OSError, path: str) -> RunnerError:
     code = _ERRNO_CODES.get(exc.errno or 0, errors.IO_ERROR)
     return RunnerError(code, "%s: %s" % (path, exc.strerror or exc), path=path)
+
+
+def _write_all(fd: int, data: Union[bytes, memoryview]) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fill(fd: int, data: Union[bytes, Incoming]) -> None:
+    """Write ``data`` to ``fd``: bytes at once, a payload piece by piece as it arrives."""
+    if isinstance(data, Incoming):
+        data.copy_to(lambda piece: _write_all(fd, piece))
+    else:
+        _write_all(fd, data)
 
 
 def _kind(mode: int) -> str:
@@ -118,8 +133,13 @@ class Workspace:
 
     # -- operations -----------------------------------------------------------
 
-    def write(self, path: Any, data: bytes, mode: int = 0o644, append: bool = False) -> Dict[str, Any]:
-        """Write ``data`` to ``path`` (atomically, or appended), making its parent directories."""
+    def write(self, path: Any, data: Union[bytes, Incoming], mode: int = 0o644, append: bool = False) -> Dict[str, Any]:
+        """Write ``data`` to ``path`` (atomically, or appended), making its parent directories.
+
+        ``data`` may be a payload still arriving: it goes to the file as it comes. A write
+        that fails part-way (the disk filled up, the client left) changes nothing: a new
+        file is never renamed into place, and an append is cut back to where it started.
+        """
         target = self.resolve(path, follow=append)
         if target == self.root:
             raise RunnerError(errors.IS_A_DIRECTORY, "%s is the workspace directory" % path, path=path)
@@ -133,8 +153,16 @@ class Workspace:
                 raise RunnerError(errors.IS_A_DIRECTORY, "%s is a directory" % path, path=path)
             if append:
                 fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, mode)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
+                try:
+                    start = os.fstat(fd).st_size
+                    try:
+                        _fill(fd, data)
+                    except BaseException:
+                        with contextlib.suppress(OSError):
+                            os.ftruncate(fd, start)
+                        raise
+                finally:
+                    os.close(fd)
             else:
                 # Write then rename, so a reader never sees half a file and a
                 # failed write (disk full) leaves the old content intact.
@@ -142,8 +170,10 @@ class Workspace:
                 temporary = os.path.join(parent, ".sk-%d-%s.tmp" % (os.getpid(), os.urandom(4).hex()))
                 fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
                 try:
-                    with os.fdopen(fd, "wb") as f:
-                        f.write(data)
+                    try:
+                        _fill(fd, data)
+                    finally:
+                        os.close(fd)
                     os.chmod(temporary, mode)
                     os.replace(temporary, target)
                 except BaseException:

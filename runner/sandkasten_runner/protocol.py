@@ -17,7 +17,7 @@ Standard library only: this runs on the sandbox image's own python3 (>= 3.9).
 import json
 import socket
 import struct
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 PROTOCOL_VERSION = 1
 # An exec's timeout when the request names none; the host's client waits on it too.
@@ -29,6 +29,8 @@ HEADER = struct.Struct(">II")
 MAX_JSON_BYTES = 1 << 20
 # Bulk data travels in the payload; larger files go in several frames.
 MAX_PAYLOAD_BYTES = 64 << 20
+# A payload that is copied on as it arrives (a write's) passes through a buffer of this size.
+PIECE_BYTES = 1 << 20
 
 Message = Dict[str, Any]
 
@@ -47,14 +49,29 @@ class ProtocolError(Exception):
         self.fatal = fatal
 
 
-def encode_frame(message: Message, payload: bytes = b"") -> bytes:
-    """One frame: the header, then ``message`` as compact JSON, then ``payload``; refuses oversized parts."""
+class PayloadCut(ProtocolError):
+    """The connection ended or failed in the middle of a payload taken as it arrived."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("bad_frame", message, fatal=True)
+
+
+def encode_head(message: Message, payload_length: int) -> bytes:
+    """A frame without its payload: the header, then ``message`` as compact JSON; refuses oversized parts.
+
+    The payload follows as it is: a large one is sent after this, never copied onto it.
+    """
     body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     if len(body) > MAX_JSON_BYTES:
         raise ProtocolError("frame_too_large", "JSON part is %d bytes, limit %d" % (len(body), MAX_JSON_BYTES))
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ProtocolError("frame_too_large", "payload is %d bytes, limit %d" % (len(payload), MAX_PAYLOAD_BYTES))
-    return HEADER.pack(len(body), len(payload)) + body + payload
+    if payload_length > MAX_PAYLOAD_BYTES:
+        raise ProtocolError("frame_too_large", "payload is %d bytes, limit %d" % (payload_length, MAX_PAYLOAD_BYTES))
+    return HEADER.pack(len(body), payload_length) + body
+
+
+def encode_frame(message: Message, payload: bytes = b"") -> bytes:
+    """One frame: the header, then ``message`` as compact JSON, then ``payload``; refuses oversized parts."""
+    return encode_head(message, len(payload)) + payload
 
 
 def decode_header(header: bytes) -> Tuple[int, int]:
@@ -101,16 +118,66 @@ def _recv_exactly(sock: socket.socket, n: int) -> Optional[bytes]:
     return bytes(buf)
 
 
-def read_frame(sock: socket.socket) -> Optional[Tuple[Message, bytes]]:
-    """Blocking read of one frame; None when the peer closed between frames."""
+class Incoming:
+    """A frame's payload still on the socket. Whoever reads a frame's head takes all of it,
+    by ``read``, ``copy_to`` or ``skip``, so the next frame starts in step.
+
+    A connection that ends or fails part-way raises ``PayloadCut`` (a fatal ``ProtocolError``).
+    """
+
+    def __init__(self, sock: socket.socket, size: int) -> None:
+        self._sock = sock
+        self.left = size
+
+    def read(self) -> bytes:
+        """The rest of the payload, whole."""
+        data = _recv_exactly(self._sock, self.left) if self.left else b""
+        if data is None:
+            raise ProtocolError("bad_frame", "connection closed in the middle of a frame", fatal=True)
+        self.left = 0
+        return data
+
+    def copy_to(self, write: Callable[[memoryview], object]) -> None:
+        """Hand the rest of the payload to ``write`` piece by piece as it arrives (the view is
+        reused for the next piece). If ``write`` raises, the piece counts as taken."""
+        if not self.left:
+            return
+        buffer = memoryview(bytearray(min(self.left, PIECE_BYTES)))
+        while self.left:
+            try:
+                count = self._sock.recv_into(buffer, min(self.left, len(buffer)))
+            except OSError as exc:
+                raise PayloadCut("connection lost in the middle of a frame: %s" % exc) from None
+            if count == 0:
+                raise PayloadCut("connection closed in the middle of a frame")
+            self.left -= count
+            write(buffer[:count])
+
+    def skip(self) -> None:
+        """Read and drop the rest of the payload."""
+        self.copy_to(lambda piece: None)
+
+
+def read_head(sock: socket.socket) -> Optional[Tuple[bytes, Incoming]]:
+    """Blocking read of a frame up to its payload: the JSON part (not decoded yet) and the
+    payload, still to be taken; None when the peer closed between frames."""
     header = _recv_exactly(sock, HEADER.size)
     if header is None:
         return None
     json_len, payload_len = decode_header(header)
     body = _recv_exactly(sock, json_len)
-    payload = _recv_exactly(sock, payload_len)
-    if body is None or payload is None:
+    if body is None:
         raise ProtocolError("bad_frame", "connection closed in the middle of a frame", fatal=True)
+    return body, Incoming(sock, payload_len)
+
+
+def read_frame(sock: socket.socket) -> Optional[Tuple[Message, bytes]]:
+    """Blocking read of one frame; None when the peer closed between frames."""
+    head = read_head(sock)
+    if head is None:
+        return None
+    body, incoming = head
+    payload = incoming.read()
     return decode_message(body), payload
 
 

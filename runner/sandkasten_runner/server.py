@@ -26,16 +26,25 @@ from .protocol import (
     DEFAULT_TIMEOUT_MS,
     MAX_PAYLOAD_BYTES,
     PROTOCOL_VERSION,
+    Incoming,
     Message,
+    PayloadCut,
     ProtocolError,
-    encode_frame,
+    decode_message,
+    encode_head,
     error_message,
-    read_frame,
+    read_head,
 )
 from .shell import ExecCancelled, Shell, valid_env_name
 from .terminal import Terminal
 
 DEFAULT_MAX_OUTPUT = 1 << 20
+# Ops that take their payload as it arrives (Request.incoming) instead of whole (Request.payload).
+STREAMED_OPS = frozenset({"write"})
+# A payload up to this size is sent in one piece with its frame's head; a larger one after it.
+JOINED_PAYLOAD_BYTES = 1 << 16
+# Socket buffers of a connection: a file moves in fewer, larger steps (the system may allow less).
+SOCKET_BUFFER_BYTES = 1 << 20
 # Decoding may triple invalid bytes (U+FFFD); the result must fit one payload.
 MAX_OUTPUT_LIMIT = 16 << 20
 
@@ -46,7 +55,9 @@ Reply = Tuple[Dict[str, Any], bytes]
 class Request:
     """One request: its id, arguments, payload, and the way back to the client."""
 
-    def __init__(self, message: Message, payload: bytes, send: Send, conn: socket.socket) -> None:
+    def __init__(
+        self, message: Message, payload: bytes, send: Send, conn: socket.socket, incoming: Optional[Incoming] = None
+    ) -> None:
         self.id = message.get("id")
         self.op = message.get("op")
         args = message.get("args", {})
@@ -54,6 +65,7 @@ class Request:
             raise RunnerError(errors.BAD_REQUEST, "args must be an object")
         self.args: Dict[str, Any] = args
         self.payload = payload
+        self.incoming = incoming  # a streamed op's payload, still on the socket
         self.send = send
         self.conn = conn
 
@@ -181,16 +193,34 @@ class Runner:
 
     def _serve(self, conn: socket.socket) -> None:
         send_lock = threading.Lock()
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
 
         def send(message: Message, payload: bytes = b"") -> None:
-            data = encode_frame(message, payload)
+            head = encode_head(message, len(payload))
             with send_lock:
-                conn.sendall(data)
+                if len(payload) <= JOINED_PAYLOAD_BYTES:
+                    conn.sendall(head + payload)
+                else:
+                    conn.sendall(head)
+                    conn.sendall(payload)
 
         with conn:
             while True:
                 try:
-                    frame = read_frame(conn)
+                    head = read_head(conn)
+                    if head is None:
+                        return
+                    body, incoming = head
+                    try:
+                        message = decode_message(body)
+                    except ProtocolError:
+                        incoming.skip()
+                        raise
+                    op = message.get("op")
+                    streamed = isinstance(op, str) and op in STREAMED_OPS
+                    payload = b"" if streamed else incoming.read()
                 except ProtocolError as exc:
                     try:
                         send(error_message(None, exc.code, exc.message), b"")
@@ -201,24 +231,34 @@ class Runner:
                     continue
                 except OSError:
                     return
-                if frame is None:
-                    return
                 try:
-                    self._dispatch(frame[0], frame[1], send, conn)
+                    self._dispatch(message, payload, send, conn, incoming if streamed else None)
                 except OSError:
                     return  # the client went away mid-reply
 
-    def _dispatch(self, message: Message, payload: bytes, send: Send, conn: socket.socket) -> None:
-        """Answer one request. Only a failure to send (the client left) escapes."""
+    def _dispatch(
+        self, message: Message, payload: bytes, send: Send, conn: socket.socket, incoming: Optional[Incoming] = None
+    ) -> None:
+        """Answer one request. Only a failure to send (the client left) escapes.
+
+        A streamed payload (``incoming``) is taken whole before the reply, whatever the op did
+        with it; a connection that ends in the middle of it is closed without one.
+        """
         request_id = message.get("id")
         try:
-            request = Request(message, payload, send, conn)
-            handler = self._ops.get(request.op) if isinstance(request.op, str) else None
-            if handler is None:
-                raise RunnerError(
-                    errors.UNKNOWN_OP, "unknown op %r; known ops: %s" % (request.op, ", ".join(sorted(self._ops)))
-                )
-            result, data = handler(request)
+            try:
+                request = Request(message, payload, send, conn, incoming)
+                handler = self._ops.get(request.op) if isinstance(request.op, str) else None
+                if handler is None:
+                    raise RunnerError(
+                        errors.UNKNOWN_OP, "unknown op %r; known ops: %s" % (request.op, ", ".join(sorted(self._ops)))
+                    )
+                result, data = handler(request)
+            finally:
+                if incoming is not None:
+                    incoming.skip()
+        except PayloadCut as exc:
+            raise OSError(exc.message) from None
         except RunnerError as exc:
             send(error_message(request_id, exc.code, exc.message, **exc.details), b"")
             return
@@ -322,7 +362,8 @@ class Runner:
     def _write(self, request: Request) -> Reply:
         path = request.arg("path", str, required=True)
         mode = request.mode(0o644)
-        return self.workspace.write(path, request.payload, mode=mode, append=request.arg("append", bool, False)), b""
+        data = request.incoming if request.incoming is not None else request.payload
+        return self.workspace.write(path, data, mode=mode, append=request.arg("append", bool, False)), b""
 
     def _read(self, request: Request) -> Reply:
         return self.workspace.read(

@@ -27,6 +27,7 @@ from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, validat
 from traitlets.config import Config, Configurable
 
 from .errors import ConfigError as ConfigError  # re-exported: callers import it from here
+from .pool_demand import PoolSize
 
 
 class Sandkasten(Configurable):
@@ -111,19 +112,45 @@ class SandkastenPool(Configurable):
     enabled = Bool(True, help="Keep warm sandboxes ready, so creating a session needs no container start.").tag(
         config=True
     )
-    images = Dict(
-        {"python": 2},
-        help="Warm sandboxes to keep per image, e.g. {python: 2, node: 1}.",
+    images: Dict[str, Any] = Dict(
+        {"python": {"min": 2, "max": 32}},
+        help="Warm sandboxes per image: a count keeps exactly that many ({python: 4}); a floor and a ceiling "
+        "({python: {min: 2, max: 32}}) let the pool follow demand: each miss (a create that found none ready) "
+        "raises the target by one up to max, and after pool.shrink_after_s without one it falls back toward min.",
     ).tag(config=True)
     with_kernel = Bool(True, help="Start the Jupyter kernel in warm sandboxes too.").tag(config=True)
+    parallel_starts = Int(
+        2,
+        help="Most warm sandboxes the pool starts at once while it refills. Container starts are mostly CPU "
+        "(runc, the runner, ipykernel): around the host's core count refills fastest without slowing live sessions.",
+    ).tag(config=True)
+    shrink_after_s = Float(
+        300.0,
+        help="Seconds without a miss after which an image's target falls halfway back to its min (and again after "
+        "each further period); only for images given as {min, max}.",
+    ).tag(config=True)
 
     @validate("images")
-    def _counts(self, proposal: dict[str, Any]) -> dict[str, int]:
-        counts = dict(proposal["value"])
-        for image, count in counts.items():
-            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                raise TraitError("the count for %r must be a whole number >= 0, not %r" % (image, count))
-        return counts
+    def _sizes(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        sizes = dict(proposal["value"])
+        for image, size in sizes.items():
+            try:
+                PoolSize.parse(size)
+            except ValueError as exc:
+                raise TraitError("pool size of %r: %s" % (image, exc)) from None
+        return sizes
+
+    @validate("parallel_starts")
+    def _at_least_one(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] < 1:
+            raise TraitError("must be at least 1")
+        return int(proposal["value"])
+
+    @validate("shrink_after_s")
+    def _positive_period(self, proposal: dict[str, Any]) -> float:
+        if proposal["value"] <= 0:
+            raise TraitError("must be more than 0 seconds")
+        return float(proposal["value"])
 
 
 class SandkastenSecurity(Configurable):
@@ -270,6 +297,10 @@ class Settings:
         if name not in self.security.allowed_images:
             raise ConfigError("image %r is not allowed; allowed: %s" % (name, ", ".join(self.security.allowed_images)))
         return IMAGES[name].tag if name in IMAGES else name
+
+    def pool_sizes(self) -> dict[str, PoolSize]:
+        """The warm pool's floor and ceiling per image reference (``pool.images``)."""
+        return {self.resolve_image(name): PoolSize.parse(size) for name, size in self.pool.images.items()}
 
 
 def _traits(cls: type[Configurable]) -> dict[str, Any]:

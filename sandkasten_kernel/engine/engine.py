@@ -38,6 +38,8 @@ from .errors import (
 from .kernel_access import grant_kernel_access
 from .kernel_connection import kernel_socket_names
 from .pool import WarmPool
+from .pool_demand import PoolSize
+from .removals import Removals
 from .runner_client import ExecResult, RunnerClient
 from .runner_terminal import RunnerTerminal
 from .sandbox_network import EgressPolicy
@@ -71,9 +73,12 @@ class Engine:
         self.store = Store(store_path(state_dir))
         self.factory = SandboxFactory(self.backend, state_dir, settings.security.runtime)
         self.workspace_disks = WorkspaceDisks(state_dir, settings.workspace.size_mb)
-        self.pool = WarmPool(self.factory, self.default_limits(), settings.pool.with_kernel)
+        pool = settings.pool
+        self.pool = WarmPool(
+            self.factory, self.default_limits(), pool.with_kernel, pool.parallel_starts, pool.shrink_after_s
+        )
         self._sandboxes: dict[str, Sandbox] = {}
-        self._removals: dict[str, asyncio.Future[None]] = {}  # destroys in progress, by session
+        self.removals = Removals(self.factory)  # destroyed sessions' containers, going in the background
         self._reaper: asyncio.Task[None] | None = None
         self._reaping: dict[str, asyncio.Future[bool]] = {}  # reaps under way, by session: one task each
         # Sessions being created, per owner, and cold starts under way: counted
@@ -99,8 +104,7 @@ class Engine:
         await self._check_runtime()
         report = await self.reconcile() if reconcile else {}
         if pool and self.settings.pool.enabled:
-            targets = {self.settings.resolve_image(name): n for name, n in self.settings.pool.images.items()}
-            self.pool.start(targets)
+            self.pool.start(self.settings.pool_sizes())
         if reaper:
             self._reaper = asyncio.create_task(self._reap_loop(), name="sandkasten-reaper")
         return report
@@ -125,6 +129,7 @@ class Engine:
         for reap in list(self._reaping.values()):
             reap.cancel()
         await self.pool.close()
+        await self.removals.close()
         self._connections.close()
         self.store.close()
 
@@ -201,11 +206,14 @@ class Engine:
         ttl_s: int | None = None,
         owner: str | None = None,
         workspace_owner: str | None = None,
+        wants_kernel: bool = False,
     ) -> SessionRecord:
         """Claim a warm sandbox, or start one cold when none fits or the pool is empty.
 
         ``owner`` holds the session (quotas count per owner); ``workspace`` names a
         workspace of ``workspace_owner`` (None: the server's own), made if missing.
+        ``wants_kernel``: the caller starts the kernel next, so a warm sandbox whose
+        kernel runs is taken first (``pool``).
         """
         image_ref = self.settings.resolve_image(image)
         sandbox_limits = self._limits(limits)
@@ -226,7 +234,7 @@ class Engine:
         self._check_quota(owner_key)
         self._creating[owner_key] += 1
         try:
-            sandbox = await self._claim_or_start(image_ref, sandbox_limits, network, named, env)
+            sandbox = await self._claim_or_start(image_ref, sandbox_limits, network, named, env, wants_kernel)
         finally:
             self._creating[owner_key] -= 1
         warm = sandbox.warm
@@ -274,12 +282,18 @@ class Engine:
             )
 
     async def _claim_or_start(
-        self, image: str, limits: SandboxLimits, network: bool, workspace: WorkspaceRef | None, env: dict[str, str]
+        self,
+        image: str,
+        limits: SandboxLimits,
+        network: bool,
+        workspace: WorkspaceRef | None,
+        env: dict[str, str],
+        wants_kernel: bool,
     ) -> Sandbox:
         """A warm sandbox if one fits, else a cold start, within the cold-start limit."""
         poolable = workspace is None and not network and limits == self.pool.limits
         if poolable and self.settings.pool.enabled:
-            sandbox = await self.pool.claim(image)
+            sandbox = await self.pool.claim(image, wants_kernel)
             if sandbox is not None:
                 sandbox.warm = True
                 if env:
@@ -311,18 +325,19 @@ class Engine:
         """Every session's record, oldest first."""
         return self.store.list_sessions()
 
-    async def destroy_session(self, session_id: str, reason: str = "requested") -> None:
-        """Remove the session's sandbox. Concurrent destroys of one session share one removal."""
-        record = self.get_session(session_id)
-        removal = self._removals.get(record.id)
-        if removal is None:
-            removal = self._removals[record.id] = asyncio.ensure_future(self._remove(record, reason))
-            removal.add_done_callback(lambda _: self._removals.pop(record.id, None))
-        await asyncio.shield(removal)  # a caller that gives up does not stop the removal
+    async def destroy_session(self, session_id: str, reason: str = "requested", wait: bool = False) -> None:
+        """End the session: from the return on its id is refused and none of its processes runs.
 
-    async def _remove(self, record: SessionRecord, reason: str) -> None:
-        await self.backend.remove(record.container_id)
-        self._forget(record, reason)
+        The container and run directory go in the background (``removals``), unless
+        ``wait``: a process about to exit, with no server to tidy up after it, waits.
+        """
+        record = self.get_session(session_id)
+        self.store.remove_session(record.id, reason)  # first: if the store fails, the session stays whole
+        sandbox = self._sandboxes.pop(record.id, None) or self._build_sandbox(record)
+        self._connections.drop(record.id)
+        self.removals.remove(sandbox)
+        if wait:
+            await self.removals.drain()
 
     def destroy_session_now(self, session_id: str, reason: str) -> None:
         """``destroy_session`` without an event loop (at process exit)."""
@@ -340,8 +355,11 @@ class Engine:
         )
 
     def _forget(self, record: SessionRecord, reason: str) -> None:
+        """Drop what the host keeps of a session whose container is gone."""
         self._connections.drop(record.id)
-        self._sandboxes.pop(record.id, None)
+        sandbox = self._sandboxes.pop(record.id, None)
+        if sandbox is not None:
+            sandbox.release_init()
         self.factory.forget(record.id, record.run_dir)
         self.store.remove_session(record.id, reason)
 
@@ -532,11 +550,10 @@ class Engine:
         running = {c.id for c in await self.backend.containers(self.factory.own_label) if c.running}
         lost = []
         for record in self.store.list_sessions():
-            if record.container_id not in running and record.id not in self._removals:
+            if record.container_id not in running:
                 if await self._still_there(record.container_id):
                     continue  # started after the listing
                 with contextlib.suppress(SessionNotFound):  # destroyed meanwhile
-                    # The shared removal: a DELETE arriving now waits for this one.
                     await self.destroy_session(
                         record.id, "lost: its container stopped (the runner died, or Docker restarted)"
                     )
@@ -651,6 +668,7 @@ class Engine:
         if users:
             raise WorkspaceInUse("workspace %r is in use by session %s" % (name, ", ".join(users)))
         recorded = self.store.get_workspace(workspace.volume) is not None
+        await self.removals.drain()  # a destroyed session's container may hold the volume a moment longer
         if not await self.backend.remove_volume(workspace.volume) and not recorded:
             raise WorkspaceNotFound("no workspace %r" % name)
         await asyncio.to_thread(self.workspace_disks.remove, workspace)
@@ -673,9 +691,14 @@ class Engine:
         """Warm sandboxes per image that Docker holds for this state directory, whichever engine's pool made them."""
         return await self.pool.ready_in_docker({record.id for record in self.store.list_sessions()})
 
-    async def resize_pool(self, image: str, target: int) -> None:
-        """Set how many warm sandboxes of ``image`` (an allowed image name) the pool keeps, at run time."""
-        await self.pool.resize(self.settings.resolve_image(image), target)
+    async def resize_pool(self, image: str, size: Any) -> None:
+        """Set how many warm sandboxes of ``image`` (an allowed image name) the pool keeps, at run time:
+        a count, or ``{"min": N, "max": M}`` (``pool_demand``)."""
+        try:
+            parsed = PoolSize.parse(size)
+        except ValueError as exc:
+            raise EngineError("pool size of %r: %s" % (image, exc)) from None
+        await self.pool.resize(self.settings.resolve_image(image), parsed)
 
     def events(self, limit: int = 100, session_id: str | None = None) -> list[Event]:
         """The latest ``limit`` events, newest first, of one session or of all."""

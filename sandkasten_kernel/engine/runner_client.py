@@ -10,21 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sandkasten_runner.protocol import DEFAULT_TIMEOUT_MS, PROTOCOL_VERSION, Message, encode_frame
+from sandkasten_runner.protocol import DEFAULT_TIMEOUT_MS, PROTOCOL_VERSION, Message, encode_frame, encode_head
 
 from .errors import RunnerRequestError, RunnerUnavailable
 from .run_dir_names import checked_socket_path
-from .runner_frames import read_frame
+from .runner_frames import Sink, read_frame
 from .runner_terminal import RunnerTerminal
+from .sandbox_init import open_init_pidfd
 
 # Beyond an exec's timeout the runner still kills the process group and sends the result.
 EXEC_GRACE_S = 15.0
 # Frames carry up to 64 MiB of payload; the stream buffer must not cap them.
 _STREAM_LIMIT = 1 << 20
+# Socket buffers of a connection: a file moves in fewer, larger steps (the system may allow less).
+_SOCKET_BUFFER_BYTES = 1 << 20
+# A payload: bytes, or a list of pieces sent one after another as one payload (never joined).
+Payload = bytes | list[bytes]
 # Every call has a deadline: a runner that stops answering (frozen, starved, or
 # not a runner at all) fails its own caller and holds up nobody else. Kernel
 # starts wait for the kernel's sockets (the runner gives it 30 s) and restarts
@@ -82,6 +88,13 @@ def _exec_args(
     return args
 
 
+def _read_args(path: str, offset: int, length: int | None) -> dict[str, Any]:
+    args: dict[str, Any] = {"path": path, "offset": offset}
+    if length is not None:
+        args["length"] = length
+    return args
+
+
 def _exec_deadline_s(timeout_ms: int | None) -> float | None:
     """How long to wait for an exec's result: the runner ends the command at its timeout, so
     a runner silent well past it is stuck, not busy. No timeout (0) means no deadline."""
@@ -122,6 +135,10 @@ class RunnerClient:
                 await asyncio.sleep(0.01)
             except OSError as exc:
                 raise RunnerUnavailable("cannot connect to %s: %s" % (path, exc)) from None
+        sock = writer.get_extra_info("socket")
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER_BYTES)
         client = cls(reader, writer, path)
         try:
             await client.request("hello", {"version": PROTOCOL_VERSION}, within_s=HELLO_DEADLINE_S)
@@ -129,6 +146,11 @@ class RunnerClient:
             client.close_nowait()
             raise
         return client
+
+    def open_runner_pidfd(self) -> int | None:
+        """A pidfd of the runner at the other end (``sandbox_init``); None where the host cannot say."""
+        sock = self._writer.get_extra_info("socket")
+        return None if sock is None else open_init_pidfd(sock)
 
     @property
     def usable(self) -> bool:
@@ -156,17 +178,34 @@ class RunnerClient:
 
     # -- framing --------------------------------------------------------------
 
-    async def _read_frame(self) -> tuple[Message, bytes]:
-        return await read_frame(self._reader, self.path)
+    async def _read_frame(self, sink: Sink | None = None) -> tuple[Message, bytes]:
+        return await read_frame(self._reader, self.path, sink)
+
+    async def _send(self, message: Message, payload: Payload) -> None:
+        if not isinstance(payload, list):
+            self._writer.write(encode_frame(message, payload))
+            await self._writer.drain()
+            return
+        self._writer.write(encode_head(message, sum(len(piece) for piece in payload)))
+        for piece in payload:  # each as it is: the transport copies only what the socket cannot take yet
+            self._writer.write(piece)
+            await self._writer.drain()
 
     async def frames(
-        self, op: str, args: Mapping[str, Any], payload: bytes = b"", *, within_s: float | None = None
+        self,
+        op: str,
+        args: Mapping[str, Any],
+        payload: Payload = b"",
+        *,
+        within_s: float | None = None,
+        sink: Sink | None = None,
     ) -> AsyncIterator[tuple[Message, bytes]]:
         """Send one request and yield every reply frame, the final one last.
 
         Error replies raise ``RunnerRequestError``. With ``within_s``, a runner
         that has not finished replying by then (frozen, say) raises
-        ``RunnerUnavailable`` instead of hanging the caller.
+        ``RunnerUnavailable`` instead of hanging the caller. With ``sink``, the
+        result's payload goes to it as it arrives (``read_frame``).
         """
         deadline = None if within_s is None else asyncio.get_running_loop().time() + within_s
         async with self._lock:
@@ -174,14 +213,13 @@ class RunnerClient:
                 raise RunnerUnavailable("the connection to %s is closed" % self.path)
             request_id = next(self._ids)
             try:
-                self._writer.write(encode_frame({"id": request_id, "op": op, "args": dict(args)}, payload))
-                await self._writer.drain()
+                await self._send({"id": request_id, "op": op, "args": dict(args)}, payload)
             except OSError as exc:
                 raise RunnerUnavailable("connection to %s failed: %s" % (self.path, exc)) from None
             finished = False
             try:
                 while True:
-                    message, data = await self._read_frame_by(deadline)
+                    message, data = await self._read_frame_by(deadline, sink)
                     kind = message.get("type")
                     if kind == "error":
                         finished = True
@@ -203,7 +241,7 @@ class RunnerClient:
                     # Closing it also tells the runner to stop a streaming exec.
                     self._writer.close()
 
-    async def _read_frame_by(self, deadline: float | None) -> tuple[Message, bytes]:
+    async def _read_frame_by(self, deadline: float | None, sink: Sink | None = None) -> tuple[Message, bytes]:
         """The next frame, or ``RunnerUnavailable`` once ``deadline`` (loop time) passes.
 
         The deadline aborts the connection rather than cancelling a read task:
@@ -213,7 +251,7 @@ class RunnerClient:
         polls forever.
         """
         if deadline is None:
-            return await self._read_frame()
+            return await self._read_frame(sink)
         stalled = False
 
         def give_up() -> None:
@@ -223,7 +261,7 @@ class RunnerClient:
 
         timer = asyncio.get_running_loop().call_at(deadline, give_up)
         try:
-            return await self._read_frame()
+            return await self._read_frame(sink)
         except RunnerUnavailable:
             if stalled:
                 raise RunnerUnavailable(
@@ -234,12 +272,18 @@ class RunnerClient:
             timer.cancel()
 
     async def request(
-        self, op: str, args: Mapping[str, Any] | None = None, payload: bytes = b"", *, within_s: float | None = None
+        self,
+        op: str,
+        args: Mapping[str, Any] | None = None,
+        payload: Payload = b"",
+        *,
+        within_s: float | None = None,
+        sink: Sink | None = None,
     ) -> tuple[dict[str, Any], bytes]:
         """One request and its result. Without ``within_s`` the op's deadline applies (OP_DEADLINES_S)."""
         if within_s is None and op != "exec":
             within_s = OP_DEADLINES_S.get(op, CALL_DEADLINE_S)
-        async for message, data in self.frames(op, args or {}, payload, within_s=within_s):
+        async for message, data in self.frames(op, args or {}, payload, within_s=within_s, sink=sink):
             if message.get("type") == "result":
                 return message["result"], data
         raise RunnerUnavailable("the runner sent no result for %s" % op)
@@ -283,18 +327,28 @@ class RunnerClient:
             elif message["type"] == "result":
                 yield ExecResult.from_reply(message["result"], "".join(chunks))
 
-    async def write(self, path: str, data: bytes, *, mode: int = 0o644, append: bool = False) -> dict[str, Any]:
-        """Write (or append) ``data`` to the file at ``path``; its resolved ``path`` and new ``size``."""
+    async def write(self, path: str, data: Payload, *, mode: int = 0o644, append: bool = False) -> dict[str, Any]:
+        """Write (or append) ``data`` (bytes, or pieces in order) to the file at ``path``; its resolved
+        ``path`` and new ``size``."""
         result, _ = await self.request("write", {"path": path, "mode": mode, "append": append}, data)
         return result
 
     async def read(self, path: str, *, offset: int = 0, length: int | None = None) -> bytes:
         """The file's bytes from ``offset``, ``length`` of them at most (to the end without it)."""
-        args: dict[str, Any] = {"path": path, "offset": offset}
-        if length is not None:
-            args["length"] = length
-        _, data = await self.request("read", args)
+        _, data = await self.request("read", _read_args(path, offset, length))
         return data
+
+    async def read_to(self, path: str, sink: Sink, *, offset: int = 0, length: int | None = None) -> int:
+        """As ``read``, but the bytes go to ``sink`` piece by piece as they arrive; how many there were."""
+        count = 0
+
+        def take(piece: bytes) -> None:
+            nonlocal count
+            count += len(piece)
+            sink(piece)
+
+        await self.request("read", _read_args(path, offset, length), sink=take)
+        return count
 
     async def list_page(self, path: str = ".", after: str | None = None) -> dict[str, Any]:
         """Up to the runner's page size of entries after the name ``after``; ``truncated``: more follow."""

@@ -25,6 +25,7 @@ from .kernel_connection import (
 from .run_dir_names import CONTROL_SOCKET, pin, unpin
 from .run_dirs import remove_run_dir
 from .runner_client import RunnerClient
+from .sandbox_init import close_pidfd, kill_init
 from .sandbox_spec import SandboxLimits, SandboxSpec, check_run_dir
 from .workspace_names import WorkspaceRef
 
@@ -50,6 +51,17 @@ class Sandbox:
     workspace: str | None = None  # the workspace name, not the volume
     kernel: dict[str, Any] | None = field(default=None, repr=False)  # host-side connection info
     warm: bool = False  # claimed from the warm pool
+    init_pidfd: int | None = field(default=None, repr=False)  # the runner, PID 1 (sandbox_init)
+
+    def kill(self) -> bool:
+        """Kill the runner, and with it every process in the sandbox, at once; False when this host
+        cannot (it holds no pidfd of it, or may not signal it): the container's removal still will."""
+        return self.init_pidfd is not None and kill_init(self.init_pidfd)
+
+    def release_init(self) -> None:
+        """Close the pidfd of the runner (once the container is removed)."""
+        pidfd, self.init_pidfd = self.init_pidfd, None
+        close_pidfd(pidfd)
 
     @property
     def socket(self) -> str:
@@ -124,6 +136,7 @@ class SandboxFactory:
         try:
             async with await sandbox.connect(timeout=READY_TIMEOUT_S) as runner:
                 pin(sandbox.run_dir, [CONTROL_SOCKET])  # before any code of the sandbox's own runs
+                sandbox.init_pidfd = runner.open_runner_pidfd()  # likewise: the peer is the runner
                 if with_kernel:
                     await self.start_kernel(sandbox, runner)
         except (EngineError, OSError) as exc:
@@ -171,4 +184,5 @@ class SandboxFactory:
     async def destroy(self, sandbox: Sandbox) -> None:
         """Remove the sandbox's container, run directory and saved kernel info."""
         await self.backend.remove(sandbox.container_id)
+        sandbox.release_init()
         self.forget(sandbox.id, sandbox.run_dir)

@@ -140,6 +140,7 @@ class SessionKernels:
         self._clients: dict[str, Any] = {}
         # One execution at a time per session: they share one IOPub reader.
         self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self._letting_go: set[asyncio.Task[None]] = set()  # kernel managers letting go of destroyed sessions
 
     def running(self, record: SessionRecord) -> str | None:
         """The id of the session's kernel, if the kernel manager has it."""
@@ -287,7 +288,25 @@ class SessionKernels:
             with contextlib.suppress(KeyError):
                 await self.kernel_manager.shutdown_kernel(kernel_id)
 
+    def let_go(self, record: SessionRecord) -> None:
+        """After the session is destroyed: the kernel manager lets go of its kernel, in the background.
+
+        The kernel died with its sandbox, so nothing is asked to shut down (``now``).
+        """
+        kernel_id = self.running(record)
+        self.forget(record.kernel_id)
+        if kernel_id is not None:
+            task = asyncio.ensure_future(self._shut_down_now(kernel_id))
+            self._letting_go.add(task)
+            task.add_done_callback(self._letting_go.discard)
+
+    async def _shut_down_now(self, kernel_id: str) -> None:
+        with contextlib.suppress(KeyError):  # shut down meanwhile
+            await self.kernel_manager.shutdown_kernel(kernel_id, now=True)
+
     async def close(self) -> None:
+        if self._letting_go:
+            await asyncio.wait(self._letting_go)
         for kernel_id in list(self._clients):
             self.forget(kernel_id)
         await self.kernel_manager.shutdown_all()

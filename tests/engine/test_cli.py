@@ -64,7 +64,7 @@ def test_pool_status_and_errors(state_dir: str, tmp_path: Path, docker_client: A
     config.write_text("state_dir: %s\npool: {images: {node: 2}}\n" % state_dir)
     status = sandkasten(config, "pool", "status", "--json")
     assert status.returncode == 0, status.stderr
-    assert json.loads(status.stdout) == [{"image": "sandkasten/runtime:node", "target": 2, "ready": 0}]
+    assert json.loads(status.stdout) == [{"image": "sandkasten/runtime:node", "min": 2, "max": 2, "ready": 0}]
     missing = sandkasten(config, "sessions", "destroy", "nope")
     assert missing.returncode == 1 and "no session 'nope'" in missing.stderr
     config.write_text("pool: {imgs: 1}\n")
@@ -110,7 +110,7 @@ def test_the_cli_finds_the_file_serve_made_and_listing_creates_no_store(tmp_path
         assert listed.returncode == 0, listed.stderr
     # The node target comes from the user's file, so that is the file the CLI read.
     assert json.loads(cli("pool", "status", "--json").stdout) == [
-        {"image": "sandkasten/runtime:node", "target": 1, "ready": 0}
+        {"image": "sandkasten/runtime:node", "min": 1, "max": 1, "ready": 0}
     ]
     destroyed = cli("sessions", "destroy", "s-1")
     assert destroyed.returncode == 1 and "nothing has used the state directory %s" % state in destroyed.stderr

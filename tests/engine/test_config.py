@@ -68,6 +68,10 @@ def test_the_minimal_example_and_overrides() -> None:
         ("defaults: {memory_mb: lots}", "bad value for 'defaults.memory_mb': expected an int"),
         ("defaults: {cpus: 0}", "bad value for 'defaults.cpus': must be greater than 0"),
         ("pool: {images: {python: -1}}", "bad value for 'pool.images'"),
+        ("pool: {images: {python: {min: 4, max: 2}}}", "pool size of 'python': max (2) is below min (4)"),
+        ("pool: {images: {python: {floor: 2}}}", "give {min: N, max: M}"),
+        ("pool: {images: {python: 5000}}", "a whole number from 0 to 200"),
+        ("pool: {parallel_starts: 0}", "bad value for 'pool.parallel_starts': must be at least 1"),
         ("session: {ttl_s: -5}", "bad value for 'session.ttl_s': must not be negative"),
         ("security: {allow_network: maybe}", "bad value for 'security.allow_network'"),
         ("defaults: 5", "'defaults' must be a mapping"),
@@ -86,7 +90,7 @@ def test_bad_files_name_the_key_and_the_file(tmp_path: Path, text: str, message:
 def test_a_missing_file_and_an_empty_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_settings(str(tmp_path / "absent.yaml"))
-    assert load_settings(write(tmp_path, "")).pool.images == {"python": 2}
+    assert load_settings(write(tmp_path, "")).pool.images == {"python": {"min": 2, "max": 32}}
 
 
 def test_images_outside_the_allow_list_are_refused() -> None:

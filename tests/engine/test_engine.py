@@ -141,6 +141,7 @@ async def test_a_named_workspace_is_a_capped_image_that_survives_an_unmount(stat
 async def test_destroy_removes_container_run_dir_and_record(engine: Engine, docker_client: Any) -> None:
     record = await engine.create_session()
     await engine.destroy_session(record.id)
+    await engine.removals.drain()  # the container goes in the background (test_removals)
     assert not os.path.exists(record.run_dir)
     assert not docker_client.containers.list(all=True, filters={"label": "sandkasten.session=%s" % record.id})
     with pytest.raises(SessionNotFound):

@@ -80,6 +80,7 @@ async def test_shutdown_releases_the_sandbox(kernel: Kernel, kernel_engine: Engi
     await manager.shutdown_kernel()
     assert not await manager.is_alive()
     assert kernel_engine.list_sessions() == []
+    await kernel_engine.removals.drain()  # the container and run directory go in the background
     assert not os.path.exists(record.run_dir)
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import uuid
 from typing import Any
 
 import pytest
 
 from sandkasten_kernel.engine.errors import RunnerRequestError
+from sandkasten_runner.protocol import encode_head
 from tests.conftest import Target
 
 
@@ -109,6 +112,60 @@ async def test_odd_paths(runner: Target) -> None:
         await client.write(unicode_name, "ü".encode())
         assert await client.read(unicode_name) == "ü".encode()
         assert any(e["name"] == unicode_name for e in await client.list("."))
+
+
+async def test_a_payload_in_pieces_is_written_and_read_as_one(runner: Target) -> None:
+    name = unique("pieces")
+    pieces = [os.urandom(n) for n in (1, 70000, 3 << 20, 0, 5)]
+    whole = b"".join(pieces)
+    async with await runner.client() as client:
+        assert (await client.write(name, pieces))["size"] == len(whole)
+        assert (await client.write(name, pieces, append=True))["size"] == 2 * len(whole)
+        received: list[bytes] = []
+        assert await client.read_to(name, received.append, offset=1, length=len(whole)) == len(whole)
+        expected = (whole + whole)[1 : len(whole) + 1]
+        assert b"".join(received) == expected == await client.read(name, offset=1, length=len(whole))
+        assert await client.read_to(name, received.append, offset=10 * len(whole)) == 0
+
+
+async def test_a_refused_write_still_takes_its_payload(runner: Target) -> None:
+    async with await runner.client() as client:
+        await expect_error(client.write("../outside", [os.urandom(3 << 20)] * 2), "path_outside_workspace")
+        await expect_error(client.write(unique("dir") + "/", os.urandom(1 << 20), mode=0o77777), "bad_request")
+        assert (await client.request("hello", {"version": 1}))[0]["protocol"] == 1  # still in step
+
+
+async def wait_for(check: Any, what: str) -> None:
+    for _ in range(300):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out waiting until %s" % what)
+
+
+@pytest.mark.parametrize("append", [False, True])
+async def test_a_write_cut_off_midway_changes_nothing(runner: Target, append: bool) -> None:
+    """The runner writes a payload to the file as it arrives: a client that leaves part-way
+    leaves the file as it was (the new file is never renamed in, the append is cut back)."""
+    folder = unique("cut")
+    name = folder + "/file"
+    async with await runner.client() as client:
+        await client.write(name, b"old")
+
+        async def landed() -> bool:  # part of the payload is on disk (in the file, or in the temporary file)
+            return any(e["size"] > 3 for e in await client.list(folder))
+
+        async def undone() -> bool:
+            return [(e["name"], e["size"]) for e in await client.list(folder)] == [("file", 3)]
+
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(runner.socket)
+            sock.sendall(encode_head({"id": 1, "op": "write", "args": {"path": name, "append": append}}, 4 << 20))
+            sock.sendall(b"x" * (1 << 20))
+            await wait_for(landed, "the first part of the payload is written")
+        await wait_for(undone, "the cut-off write is taken back")
+        assert await client.read(name) == b"old"
 
 
 async def test_a_read_larger_than_one_frame_is_refused_with_the_size(runner: Target) -> None:

@@ -130,6 +130,21 @@ def test_a_large_upload_streams_into_the_sandbox(api: Api) -> None:
     assert bad_mode.status == 400 and "mode" in bad_mode.json["message"]
 
 
+def test_a_file_larger_than_one_read_comes_back_whole_with_its_length(api: Api) -> None:
+    session_id = api.session()
+    files = "sessions/%s/files/" % session_id
+    script = "head -c 20000005 /dev/urandom > big.bin; : > empty; ln -s big.bin link; sha256sum big.bin"
+    made = api.exec(session_id, script)
+    digest = made["output"].split()[0]
+    read = api.get(files + "big.bin")  # more than two of the parts the server reads at a time
+    assert read.status == 200 and hashlib.sha256(read.body).hexdigest() == digest
+    assert read.headers["Content-Length"] == "20000005"
+    empty = api.get(files + "empty")
+    assert empty.status == 200 and empty.body == b"" and empty.headers["Content-Length"] == "0"
+    through_link = api.get(files + "link")  # the link's own size is not the file's: sent chunked
+    assert through_link.status == 200 and hashlib.sha256(through_link.body).hexdigest() == digest
+
+
 def test_compressed_archives_unpack_as_they_stream(api: Api) -> None:
     session_id = api.session()
     files = {"a.txt": b"alpha\n", "deep/er/b.bin": os.urandom(3 << 20)}  # more than one write to the runner

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
@@ -26,18 +27,18 @@ class _Transport:
 
     async def send(self, call: Call) -> Any:
         """The reply's JSON (None when empty); raw bytes for non-JSON replies."""
-        response = await self._send(call)
-        body = response.content
+        response, body = await self._send(call)
         _calls.check(response, body)
         if response.headers.get("Content-Type", "").startswith("application/json"):
-            return response.json()
+            return json.loads(body)
         return body
 
-    async def _send(self, call: Call) -> httpx.Response:
+    async def _send(self, call: Call) -> tuple[httpx.Response, bytes]:
         delays = _calls.RETRY_DELAYS_S if call.retryable else ()
         for attempt in range(len(delays) + 1):
             try:
-                return await self.http.request(call.method, call.path, **_calls.request_options(call))
+                async with self.http.stream(call.method, call.path, **_calls.request_options(call)) as response:
+                    return response, await _calls.read_body(response)
             except httpx.TransportError as exc:
                 if attempt == len(delays):
                     raise SandkastenConnectionError(

@@ -10,7 +10,7 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,9 @@ from ._models import ExecResult
 API = "/sandkasten/api/"
 RETRY_DELAYS_S = (0.2, 0.5, 1.0)  # connection problems, for GET and DELETE only
 SAFE_TO_RETRY = frozenset({"GET", "DELETE"})
+# A larger body goes out in pieces of this size: the socket layer copies what it cannot
+# send at once, and a copy of one piece is cheap where one of the whole body is not.
+BODY_PIECE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -63,9 +66,17 @@ def request_options(call: Call) -> dict[str, Any]:
     options: dict[str, Any] = {"params": call.params}
     if call.json is not None:
         options["json"] = call.json
+    elif call.content is not None and len(call.content) > BODY_PIECE:
+        options["content"] = _pieces(call.content)
+        options["headers"] = {"Content-Length": str(len(call.content))}  # not chunked: the size is known
     elif call.content is not None:
         options["content"] = call.content
     return options
+
+
+async def _pieces(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), BODY_PIECE):
+        yield data[start : start + BODY_PIECE]
 
 
 _STATUS_ERRORS: list[tuple[range, type[SandkastenError]]] = [
@@ -87,6 +98,18 @@ def error_for(status: int, body: bytes) -> SandkastenError:
         code, message = None, body.decode("utf-8", "replace")[:500] or "HTTP %d" % status
     cls = next((cls for statuses, cls in _STATUS_ERRORS if status in statuses), SandkastenError)
     return cls("%s (HTTP %d)" % (message, status), status=status, code=code)
+
+
+async def read_body(response: httpx.Response) -> bytes:
+    """The whole body of a streamed response, written into one buffer as it arrives.
+
+    Each piece is let go at once, so a large body is held once, not twice (as
+    pieces, then joined), and the buffer is handed back without a copy.
+    """
+    body = io.BytesIO()
+    async for piece in response.aiter_bytes():
+        body.write(piece)
+    return body.getvalue()
 
 
 def check(response: httpx.Response, body: bytes) -> None:

@@ -110,6 +110,9 @@ export interface paths {
          *     was dropped. The code runs on past the cap, until it ends or times
          *     out; its further output is read and dropped, and a stream sends no
          *     more output events.
+         *
+         *     Refused with 409 (`kernel_in_use`) while a Jupyter client in another
+         *     process holds the session's kernel (`sessions/{id}/kernel`).
          */
         post: operations["runCode"];
         delete?: never;
@@ -385,6 +388,8 @@ export interface components {
             ttl_s?: number;
             /** @description Start the session's Jupyter kernel now */
             with_kernel?: boolean;
+            /** @description Take a warm sandbox whose kernel already runs, where the pool has one: for a kernel a Jupyter client claims next through sessions/{id}/kernel (with_kernel implies it). Otherwise a create takes a bare warm sandbox first, if the pool holds some (its surplus beyond pool.images' min), and the kernel starts when first used. */
+            warm_kernel?: boolean;
         };
         Kernel: {
             id: string;
@@ -567,7 +572,10 @@ export interface components {
             last_used?: number | null;
         };
         PoolImage: {
+            /** @description warm sandboxes kept now: min, raised by misses up to max */
             target: number;
+            min?: number;
+            max?: number;
             ready: number;
             starting?: number;
             claims?: number;
@@ -584,10 +592,15 @@ export interface components {
             };
         };
         PoolTargets: {
-            /** @description image name -> warm sandboxes to keep */
+            /** @description image name -> warm sandboxes to keep: a count, or a floor and a ceiling the pool moves between with demand (pool.images in sandkasten.yaml) */
             images: {
-                [key: string]: number;
+                [key: string]: components["schemas"]["PoolSize"];
             };
+        };
+        PoolSize: number | {
+            min: number;
+            /** @description defaults to min */
+            max?: number;
         };
         ConfigView: {
             /** @description The sandkasten.yaml in use */
@@ -885,6 +898,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
             503: components["responses"]["Unavailable"];
         };

@@ -34,13 +34,21 @@ def octal_mode(text: str) -> int:
 
 
 class Upload:
-    """A file written as its request body arrives: buffered, then written (first) or appended."""
+    """A file written as its request body arrives: gathered, then written (first) or appended.
+
+    The pieces go to the runner as they came, never joined, one write's worth at a time;
+    the next is gathered while the runner takes the last.
+    """
 
     def __init__(self, connection: contextlib.AbstractAsyncContextManager[RunnerClient], path: str, mode: int) -> None:
         self._connection = connection
         self._runner: RunnerClient | None = None
-        self._buffer = bytearray()
-        self._started = False
+        self._pieces: list[bytes] = []
+        self._gathered = 0
+        self._writing: asyncio.Task[None] | None = None  # the write under way
+        self._started = False  # a write was sent: the next ones append
+        self._written = False  # a write succeeded: the file is (partly) this upload's
+        self._stopped = False  # aborted: nothing more is sent
         self.path, self.mode = path, mode
         self.result: dict[str, Any] = {}
 
@@ -48,20 +56,34 @@ class Upload:
         self._runner = await self._connection.__aenter__()
 
     async def feed(self, chunk: bytes) -> None:
-        self._buffer += chunk
-        if len(self._buffer) >= UPLOAD_WRITE_BYTES:
+        self._pieces.append(chunk)
+        self._gathered += len(chunk)
+        if self._gathered >= UPLOAD_WRITE_BYTES:
             await self._flush()
 
     async def _flush(self) -> None:
-        assert self._runner is not None
-        data, self._buffer = bytes(self._buffer), bytearray()
-        self.result = await self._runner.write(self.path, data, mode=self.mode, append=self._started)
+        """Send what is gathered once the write before it has succeeded (its error is raised here)."""
+        await self._settle()
+        if self._stopped or self._runner is None:
+            return
+        pieces, self._pieces, self._gathered = self._pieces, [], 0
+        self._writing = asyncio.ensure_future(self._write(self._runner, pieces, self._started))
         self._started = True
+
+    async def _write(self, runner: RunnerClient, pieces: list[bytes], append: bool) -> None:
+        self.result = await runner.write(self.path, pieces, mode=self.mode, append=append)
+        self._written = True
+
+    async def _settle(self) -> None:
+        """Wait for the last write sent (for every caller alike: an abort must see it end too)."""
+        if self._writing is not None:
+            await self._writing
 
     async def finish(self) -> dict[str, Any]:
         try:
-            if self._buffer or not self._started:
+            if self._pieces or not self._started:
                 await self._flush()
+            await self._settle()
         except BaseException as exc:
             await self.close(exc)
             raise
@@ -76,8 +98,11 @@ class Upload:
     async def abort(self, reason: BaseException) -> ApiError:
         """Stop (the body was refused, or the client left); a partly written file is removed.
         The error to answer."""
+        self._stopped = True
         error = as_api_error(reason)
-        if self._started and self._runner is not None:
+        with contextlib.suppress(Exception):
+            await self._settle()  # the write under way ends first; its error is not the one to answer
+        if self._written and self._runner is not None:
             with contextlib.suppress(EngineError):
                 await self._runner.remove(self.path)
                 error = noted(error, "the partly written file is removed")
@@ -156,12 +181,21 @@ class FilesHandler(StreamedPut):
                 self.reply({"path": info["path"], "entries": page["entries"], "truncated": page["truncated"]})
                 return
             self.set_header("Content-Type", OCTET)
+            # A regular file's size is known: sent as Content-Length, the body needs no chunk framing.
+            # The file is read up to that size; one that shrinks meanwhile ends the reply short.
+            size = info["size"] if info["type"] == "file" and isinstance(info["size"], int) else -1
+            if size >= 0:
+                self.set_header("Content-Length", size)
             offset = 0
-            while data := await runner.read(path, offset=offset, length=CHUNK):
-                self.write(data)
-                await self.flush()
-                offset += len(data)
-                if len(data) < CHUNK:
+            while True:
+                part = CHUNK if size < 0 else min(CHUNK, size - offset)
+                pieces: list[bytes] = []  # as they came from the runner: never joined
+                count = await runner.read_to(path, pieces.append, offset=offset, length=part)
+                for piece in pieces:  # the client takes each part before the next is read
+                    self.write(piece)
+                    await self.flush()
+                offset += count
+                if count < part or offset == size:
                     break
         self.finish(set_content_type=OCTET)
 

@@ -64,6 +64,7 @@ class SessionsHandler(SandkastenHandler):
             ttl_s=body.get("ttl_s"),
             owner=self.owner,
             workspace_owner=self.workspace_owner,
+            wants_kernel=bool(body.get("with_kernel") or body.get("warm_kernel")),
         )
         if body.get("with_kernel"):
             try:
@@ -85,9 +86,9 @@ class SessionHandler(SandkastenHandler):
     @authorized
     async def delete(self, session_id: str) -> None:
         record = self.session_record(session_id)
-        await self.service.kernels.stop(record)
-        with contextlib.suppress(SessionNotFound):  # its kernel owned it, and took it along
+        with contextlib.suppress(SessionNotFound):  # destroyed meanwhile
             await self.engine.destroy_session(record.id, "destroyed through the API")
+        self.service.kernels.let_go(record)  # after: the caller never waits on a kernel's shutdown
         self.set_status(204)
         self.finish()
 
