@@ -9,6 +9,7 @@ import tarfile
 
 import pytest
 
+from sandkasten_server.handlers.files import Pieces
 from tests.server.conftest import Api
 
 pytestmark = pytest.mark.docker
@@ -179,3 +180,12 @@ def test_a_refused_archive_removes_what_it_wrote_and_keeps_what_was_there(api: A
     replaced = api.put(url, tar_of({"old.txt": b"new content", "/abs": b"x"}))
     assert replaced.status == 400 and "1 of the files had replaced existing ones" in replaced.json["message"]
     assert api.get("sessions/%s/files/keep/old.txt" % session_id).status == 404
+
+
+def test_a_read_keeps_no_more_than_it_asked_the_runner_for() -> None:
+    """The runner is the sandbox's: a reply longer than the read asked for is cut, never sent on
+    (it would run past the Content-Length the reply already promised)."""
+    pieces = Pieces(5)
+    for piece in (b"abc", b"defgh", b"ijk"):
+        pieces.take(piece)
+    assert pieces.kept == [b"abc", b"de"] and pieces.count == 5

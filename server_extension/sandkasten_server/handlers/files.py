@@ -33,6 +33,22 @@ def octal_mode(text: str) -> int:
     return mode
 
 
+class Pieces:
+    """A read's bytes as they came from the runner, never joined, and never more than were asked
+    for: the runner is the sandbox's, and what it sends beyond ``wanted`` is dropped."""
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+        self.kept: list[bytes] = []
+        self.count = 0
+
+    def take(self, piece: bytes) -> None:
+        piece = piece[: self.wanted - self.count]
+        if piece:
+            self.kept.append(piece)
+            self.count += len(piece)
+
+
 class Upload:
     """A file written as its request body arrives: gathered, then written (first) or appended.
 
@@ -189,13 +205,13 @@ class FilesHandler(StreamedPut):
             offset = 0
             while True:
                 part = CHUNK if size < 0 else min(CHUNK, size - offset)
-                pieces: list[bytes] = []  # as they came from the runner: never joined
-                count = await runner.read_to(path, pieces.append, offset=offset, length=part)
-                for piece in pieces:  # the client takes each part before the next is read
+                pieces = Pieces(part)
+                await runner.read_to(path, pieces.take, offset=offset, length=part)
+                for piece in pieces.kept:  # the client takes each part before the next is read
                     self.write(piece)
                     await self.flush()
-                offset += count
-                if count < part or offset == size:
+                offset += pieces.count
+                if pieces.count < part or offset == size:
                     break
         self.finish(set_content_type=OCTET)
 
