@@ -45,7 +45,10 @@ export interface paths {
         get: operations["getSession"];
         put?: never;
         post?: never;
-        /** Destroy a session (its kernel too; a named workspace stays) */
+        /**
+         * Destroy a session (its kernel too; a named workspace stays)
+         * @description Answers once the session is unreachable: its id is refused from then on and every process in its sandbox has been killed. Docker removes the container in the background (a restart of the server finishes any removal a crash interrupted). Of concurrent destroys of one session, one gets 204 and the others 404.
+         */
         delete: operations["destroySession"];
         options?: never;
         head?: never;
