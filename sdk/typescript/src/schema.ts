@@ -47,7 +47,7 @@ export interface paths {
         post?: never;
         /**
          * Destroy a session (its kernel too; a named workspace stays)
-         * @description Answers once the session is unreachable: its id is refused from then on and every process in its sandbox has been killed. Docker removes the container in the background (a restart of the server finishes any removal a crash interrupted). Of concurrent destroys of one session, one gets 204 and the others 404.
+         * @description Answers once the session is unreachable: its id is refused from then on, and every process in its sandbox has been sent SIGKILL (for a session adopted after a server restart, they end with the container a moment later). Docker removes the container in the background (a restart of the server finishes any removal a crash interrupted). Of concurrent destroys of one session, one gets 204 and the others 404.
          */
         delete: operations["destroySession"];
         options?: never;
