@@ -120,7 +120,7 @@ class Run:
         deadline = time.monotonic() + 60  # destroyed sessions' containers go in the background, within seconds
         while True:
             containers = self.docker.containers.list(
-                all=True, filters={"label": "%s=%s" % (LABEL_STATE_DIR, state_dir)}
+                all=True, filters={"label": "%s=%s" % (LABEL_STATE_DIR, state_dir)}, ignore_removed=True
             )
             left = {
                 "sessions": len(self.served.call("GET", "sessions")["sessions"]),

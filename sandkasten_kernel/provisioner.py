@@ -149,6 +149,8 @@ class SandkastenProvisioner(KernelProvisionerBase):
             elif signum in (signal.SIGTERM, signal.SIGKILL):
                 await sandboxes.stop_kernel(self.session_id)
             # Other signals have no meaning for a kernel behind the runner.
+        except SessionNotFound:  # destroyed, and the kernel with it
+            pass
         except EngineError as exc:  # a shutdown must still go on to kill() and cleanup()
             self.log.warning("kernel %s: signal %d not delivered: %s", self.kernel_id, signum, exc)
 

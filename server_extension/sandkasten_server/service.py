@@ -7,6 +7,7 @@ says what is wrong.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -17,6 +18,8 @@ from sandkasten_kernel.provisioner import use_engine
 from .errors import RETRY_AFTER_S, ApiError
 from .identity import kernel_user
 from .session_kernels import SessionKernels
+
+KERNELS_CLOSE_TIMEOUT_S = 15.0  # the launcher SIGKILLs a server still up after 30 s
 
 log = logging.getLogger("sandkasten.server")
 
@@ -81,7 +84,11 @@ class SandkastenService:
     async def stop(self) -> None:
         """Stop the sessions' kernels (they need the engine), then the engine. Sessions keep running."""
         try:
-            await self.kernels.close()
+            # Bounded: a kernel manager stuck in a shutdown must not keep the engine from closing
+            # (its warm pool would outlive the server).
+            await asyncio.wait_for(self.kernels.close(), KERNELS_CLOSE_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            log.error("the sessions' kernels did not stop in %g s; stopping the engine anyway", KERNELS_CLOSE_TIMEOUT_S)
         except Exception:  # a kernel Jupyter failed to start is still listed, and errors here
             log.exception("stopping the sessions' kernels failed; stopping the engine anyway")
         if self.built is not None:

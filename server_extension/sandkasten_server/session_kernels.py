@@ -289,13 +289,15 @@ class SessionKernels:
                 await self.kernel_manager.shutdown_kernel(kernel_id)
 
     def let_go(self, record: SessionRecord) -> None:
-        """After the session is destroyed: the kernel manager lets go of its kernel, in the background.
+        """Just before the session is destroyed: the kernel manager lets go of its kernel, in the background.
 
-        The kernel died with its sandbox, so nothing is asked to shut down (``now``).
+        Its restarter stops first (else it would see the kernel die with the sandbox and
+        restart it, racing the shutdown); nothing is asked to shut down (``now``).
         """
         kernel_id = self.running(record)
         self.forget(record.kernel_id)
         if kernel_id is not None:
+            self.kernel_manager.get_kernel(kernel_id).stop_restarter()
             task = asyncio.ensure_future(self._shut_down_now(kernel_id))
             self._letting_go.add(task)
             task.add_done_callback(self._letting_go.discard)

@@ -86,9 +86,9 @@ class SessionHandler(SandkastenHandler):
     @authorized
     async def delete(self, session_id: str) -> None:
         record = self.session_record(session_id)
+        self.service.kernels.let_go(record)  # in the background: the caller never waits on a kernel's shutdown
         with contextlib.suppress(SessionNotFound):  # destroyed meanwhile
             await self.engine.destroy_session(record.id, "destroyed through the API")
-        self.service.kernels.let_go(record)  # after: the caller never waits on a kernel's shutdown
         self.set_status(204)
         self.finish()
 
