@@ -85,6 +85,7 @@ class Engine:
         # against the quotas so that concurrent creates cannot overshoot them.
         self._creating: collections.Counter[str] = collections.Counter()
         self._cold_starts = ColdStartGate()
+        self.pool.cold_starts_running = lambda: self._cold_starts.running > 0
         self._connections = RunnerConnections()
         # Use of a session the engine does not see itself (a person in its kernel, through
         # Jupyter Server): each probe returns the time of the latest such use, or None.

@@ -3,7 +3,8 @@
 A claim pops a ready sandbox and checks its runner with one handshake; it never
 waits for a refill. A background task keeps each image at its target, which
 ``pool_demand`` moves between the configured floor and ceiling, starting up to
-``parallel_starts`` sandboxes at once (images furthest below target first).
+``parallel_starts`` sandboxes at once (images furthest below target first),
+and none while sessions start cold: those are what clients wait for.
 Sizes change at run time with ``resize``.
 
 The floor's sandboxes have their kernel started (``with_kernel``); the surplus
@@ -20,7 +21,7 @@ import collections
 import itertools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from .sandboxes import LABEL_POOL, LABEL_SESSION, Sandbox, SandboxFactory
 log = logging.getLogger("sandkasten.pool")
 HISTORY_POINTS = 300  # ready counts, one per refill pass, for the dashboard's sparkline
 IDLE_WAKE_S = 5.0  # how often an idle refill loop looks at the targets anyway (shrinking, history)
+YIELD_POLL_S = 0.1  # how often a refill held back by cold starts looks again
 
 
 class ReadySandboxes:
@@ -97,6 +99,8 @@ class WarmPool:
         self.with_kernel = with_kernel
         self.parallel_starts = parallel_starts
         self.shrink_after_s = shrink_after_s
+        # Whether sessions are starting cold (the engine's cold-start gate): refills wait meanwhile.
+        self.cold_starts_running: Callable[[], bool] = lambda: False
         self._ready: dict[str, ReadySandboxes] = collections.defaultdict(ReadySandboxes)
         self._demand: dict[str, Demand] = {}
         self._counters: dict[str, PoolCounters] = collections.defaultdict(PoolCounters)
@@ -246,7 +250,11 @@ class WarmPool:
             for image, demand in self._demand.items():
                 if demand.settle():  # quiet for a while: give some back
                     await self._remove_surplus(image)
-            while len(starts) < max(1, self.parallel_starts) and (short := self._short_of(loop.time())):
+            # Cold starts are what clients wait for now: a refill is for later, and would slow them.
+            yielding = self.cold_starts_running()
+            while (
+                not yielding and len(starts) < max(1, self.parallel_starts) and (short := self._short_of(loop.time()))
+            ):
                 with_kernel = self._next_has_kernel(short)
                 self._starting[short] += 1  # counted now: the loop's next _short_of sees it
                 self._starting_kernels[short] += with_kernel
@@ -256,7 +264,8 @@ class WarmPool:
                     self._history[name].append((time.time(), len(self._ready[name])))
             self._wake.clear()
             woken = asyncio.ensure_future(self._wake.wait())
-            done, _ = await asyncio.wait({woken, *starts}, timeout=IDLE_WAKE_S, return_when=asyncio.FIRST_COMPLETED)
+            timeout = YIELD_POLL_S if yielding else IDLE_WAKE_S
+            done, _ = await asyncio.wait({woken, *starts}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             woken.cancel()
             starts -= done
         if starts:
