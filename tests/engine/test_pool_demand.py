@@ -134,3 +134,13 @@ async def test_the_floor_has_kernels_the_surplus_is_bare_and_claims_take_the_kin
             await engine.destroy_session(record.id)
     finally:
         await engine.close()
+
+
+async def test_refills_wait_while_sessions_start_cold(engine: Engine) -> None:
+    await _until(engine, lambda s: s["ready"] == 1)
+    async with engine._cold_starts.slot(0, 0):  # a session starting cold, as a create holds it
+        await engine.resize_pool("base", 2)
+        await asyncio.sleep(1.0)
+        held = engine.pool_status()["images"][BASE]
+        assert held["target"] == 2 and held["ready"] == 1 and held["starting"] == 0
+    await _until(engine, lambda s: s["ready"] == 2)
