@@ -43,7 +43,7 @@ def kernelspec(image: str, **config: Any) -> dict[str, Any]:
 
 def allowed_images(settings: Settings) -> list[str]:
     """The built-in images the configuration allows, in their build order."""
-    return [name for name in IMAGES if name in settings.security.allowed_images]
+    return [name for name in IMAGES if settings.allows_image(name)]
 
 
 def write_kernelspec(kernels_dir: str, image: str) -> str:

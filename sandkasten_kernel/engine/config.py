@@ -290,17 +290,32 @@ class Settings:
     quota: SandkastenQuota
 
     def resolve_image(self, name: str | None) -> str:
-        """The image reference for ``name``, refused unless the security policy allows it."""
+        """The image reference for ``name``, refused unless the security policy allows it.
+
+        A built-in image's full reference (``sandkasten/runtime:python``) is its short
+        name (``python``) wherever either is written: here and in ``allowed_images``.
+        """
         from .images import IMAGES
 
-        name = name or self.defaults.image
-        if name not in self.security.allowed_images:
+        name = _short_image_name(name or self.defaults.image)
+        if not self.allows_image(name):
             raise ConfigError("image %r is not allowed; allowed: %s" % (name, ", ".join(self.security.allowed_images)))
         return IMAGES[name].tag if name in IMAGES else name
+
+    def allows_image(self, name: str) -> bool:
+        """Whether ``security.allowed_images`` lets sessions use ``name`` (short name or full reference)."""
+        return _short_image_name(name) in {_short_image_name(allowed) for allowed in self.security.allowed_images}
 
     def pool_sizes(self) -> dict[str, PoolSize]:
         """The warm pool's floor and ceiling per image reference (``pool.images``)."""
         return {self.resolve_image(name): PoolSize.parse(size) for name, size in self.pool.images.items()}
+
+
+def _short_image_name(reference: str) -> str:
+    """A built-in image's short name for its full reference; any other reference as it is."""
+    from .images import IMAGES
+
+    return next((key for key, spec in IMAGES.items() if spec.tag == reference), reference)
 
 
 def _traits(cls: type[Configurable]) -> dict[str, Any]:

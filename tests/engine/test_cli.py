@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,10 @@ def test_the_cli_finds_the_file_serve_made_and_listing_creates_no_store(tmp_path
     destroyed = cli("sessions", "destroy", "s-1")
     assert destroyed.returncode == 1 and "nothing has used the state directory %s" % state in destroyed.stderr
     assert not state.exists(), "a listing command made a state directory"
+
+
+def test_version() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "sandkasten_server.cli", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0 and shown.stdout.strip() == "sandkasten " + version("sandkasten-kernel")

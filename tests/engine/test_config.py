@@ -20,6 +20,7 @@ from sandkasten_kernel.engine.config import (
     load_settings,
     user_config_path,
 )
+from sandkasten_kernel.engine.pool_demand import PoolSize
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -130,3 +131,17 @@ def test_listen_is_host_and_port() -> None:
     for bad in ("8080", "localhost", "host:port", ":80"):
         with pytest.raises(ConfigError, match="listen must be host:port"):
             listen_address(bad)
+
+
+def test_a_built_in_images_full_reference_is_its_short_name() -> None:
+    """The seed's own config names the image in full: pool.images {sandkasten/runtime:python: 3}."""
+    override = Config()
+    override.SandkastenPool.images = {"sandkasten/runtime:python": 3}
+    settings = load_settings(None, override)
+    assert settings.pool_sizes() == {"sandkasten/runtime:python": PoolSize(3, 3)}
+    assert settings.resolve_image("sandkasten/runtime:node") == "sandkasten/runtime:node"
+    override.SandkastenSecurity.allowed_images = ["sandkasten/runtime:python"]
+    narrowed = load_settings(None, override)
+    assert narrowed.resolve_image("python") == "sandkasten/runtime:python"
+    with pytest.raises(ConfigError, match="image 'node' is not allowed"):
+        narrowed.resolve_image("sandkasten/runtime:node")

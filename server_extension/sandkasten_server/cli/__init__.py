@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import version
 
 from sandkasten_kernel.engine import EngineError
 
@@ -26,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="sandkasten", description="Sandkasten: Docker sandboxes for agents and notebooks"
     )
+    root.add_argument("--version", action="version", version="%(prog)s " + version("sandkasten-kernel"))
     commands = root.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.add_to(commands)
