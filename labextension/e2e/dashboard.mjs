@@ -51,13 +51,13 @@ const pageErrors = [];
 page.on('pageerror', error => pageErrors.push(String(error)));
 
 try {
-  step('open JupyterLab');
-  await page.goto(`${base}/lab?token=${key}`);
-  const tab = page.locator('li[data-id="sandkasten-dashboard"]');
-  await tab.waitFor({ timeout: 90000 });
+  step("open the server's root URL: JupyterLab, with the Sandkasten panel open");
+  await page.goto(`${base}/?token=${key}`);
   const panel = page.locator('#sandkasten-dashboard');
-  if (!(await panel.isVisible())) {
-    await tab.click();
+  await panel.waitFor({ state: 'visible', timeout: 90000 });
+  const landed = new URL(page.url());
+  if (landed.pathname !== '/lab' || landed.searchParams.has('sandkasten')) {
+    throw new Error(`the root URL led to ${page.url()}, not to /lab with the panel's query answered`);
   }
   await widenSidebar(page, 170); // room for the cards in the screenshots
   const news = page.locator('.jp-toast-button', { hasText: 'No' });

@@ -35,6 +35,9 @@ function apiFor(settings: ServerConnection.ISettings): SandkastenApi {
   );
 }
 
+/** The query of `sandkasten serve`'s root URL (serve.py's DASHBOARD_QUERY). */
+const DASHBOARD_QUERY = { name: 'sandkasten', value: 'dashboard' };
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: '@sandkasten/labextension:dashboard',
   description: 'The Sandkasten dashboard: sessions, warm pool, workspaces, config, events, terminals into sandboxes',
@@ -74,6 +77,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
     app.commands.addCommand(COMMANDS.open, {
       label: 'Sandkasten: Open Dashboard',
       execute: () => app.shell.activateById(panel.id)
+    });
+    // `sandkasten serve` sends its root URL here with ?sandkasten=dashboard: open the panel, once.
+    void app.restored.then(() => {
+      const url = new URL(window.location.href);
+      if (url.searchParams.get(DASHBOARD_QUERY.name) === DASHBOARD_QUERY.value) {
+        app.shell.activateById(panel.id);
+        url.searchParams.delete(DASHBOARD_QUERY.name);
+        window.history.replaceState(window.history.state, '', url.toString());
+      }
     });
     // Terminals take the theme's colours when made; a theme change must reach the open ones.
     const terminals = new Set<Terminal>();

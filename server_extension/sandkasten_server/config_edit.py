@@ -3,17 +3,21 @@
 A change is merged into the file's content, validated as a whole (the error
 names the key), written back atomically, and then applied to the running
 engine where that is possible. Keys that only take effect at start are listed
-as ``restart_required``. Comments in the file are not kept (PyYAML drops them).
+as ``restart_required``. The file is edited as a round trip (ruamel.yaml): its
+comments, key order and quoting stay, and only the changed values differ.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 import os
 import tempfile
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
 from traitlets.config import Configurable
 
 from sandkasten_kernel.engine import SECTIONS, ConfigError, Engine, Settings, settings_from, yaml_to_config
@@ -73,37 +77,59 @@ def _flatten(change: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _merged(current: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+def _round_trip() -> YAML:
+    round_trip = YAML(typ="rt")
+    round_trip.preserve_quotes = True
+    round_trip.indent(mapping=2, sequence=4, offset=2)
+    return round_trip
+
+
+def _merged(current: CommentedMap, change: dict[str, Any]) -> CommentedMap:
+    """``current`` with ``change`` applied in place of the values it names; comments and order stay."""
     merged = copy.deepcopy(current)
     for key, value in change.items():
         if key in SECRET_KEYS and value == REDACTED:
             continue  # the redacted value came back unchanged
         if key in SECTIONS and isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key].update(value)
+            for option, option_value in value.items():
+                merged[key][option] = option_value
         else:
             merged[key] = value
     return merged
 
 
-def _read(path: str) -> dict[str, Any]:
+def _plain(data: Any) -> Any:
+    """The round-trip tree as plain dicts and lists, for validation."""
+    if isinstance(data, dict):
+        return {str(key): _plain(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_plain(item) for item in data]
+    return data
+
+
+def _read(path: str) -> CommentedMap:
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = _round_trip().load(f)
     except FileNotFoundError:
-        return {}
-    except (OSError, yaml.YAMLError) as exc:
+        return CommentedMap()
+    except (OSError, YAMLError) as exc:
         raise ApiError(409, "config_unreadable", "%s cannot be read: %s" % (path, exc)) from None
-    if not isinstance(data, (dict, type(None))):
+    if data is None:
+        return CommentedMap()
+    if not isinstance(data, CommentedMap):
         raise ApiError(409, "config_unreadable", "%s does not hold a mapping" % path)
-    return data or {}
+    return data
 
 
-def _write(path: str, data: dict[str, Any]) -> None:
+def _write(path: str, data: CommentedMap) -> None:
+    text = io.StringIO()
+    _round_trip().dump(data, text)
     folder = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(prefix=".sandkasten-", suffix=".yaml", dir=folder)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as f:
-            yaml.safe_dump(data, f, sort_keys=False)
+            f.write(text.getvalue())
         if os.path.exists(path):
             os.chmod(temporary, os.stat(path).st_mode & 0o777)
         os.replace(temporary, path)
@@ -119,7 +145,7 @@ async def change(path: str | None, settings: Settings, engine: Engine | None, bo
     current = _read(path)
     merged = _merged(current, body)
     try:
-        validated = settings_from(yaml_to_config(merged, "the change"), "the change")
+        validated = settings_from(yaml_to_config(_plain(merged), "the change"), "the change")
     except ConfigError as exc:
         raise ApiError(400, "bad_config", str(exc)) from None
     _write(path, merged)

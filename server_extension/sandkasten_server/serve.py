@@ -3,11 +3,14 @@
 It listens on ``listen`` with ``api_key`` as the token. Without a config
 file it makes one in the user's data directory (127.0.0.1:8080, a generated
 key printed once, state next to it), so the second start is the same server.
-Missing or outdated sandbox images are built first, with progress.
+Missing or outdated sandbox images are built first, with progress. Its root
+URL opens JupyterLab with the Sandkasten panel, where JupyterLab is installed
+(the ``[lab]`` extra); every start prints that URL.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import sys
@@ -58,6 +61,35 @@ def build_images(names: list[str]) -> None:
         builder.build(names)
 
 
+# The query the dashboard plugin (labextension/src/index.ts) answers by opening its panel.
+DASHBOARD_QUERY = "sandkasten=dashboard"
+
+
+def has_jupyterlab() -> bool:
+    return importlib.util.find_spec("jupyterlab") is not None
+
+
+def root_url(host: str, port: int, base_url: str = "/") -> str:
+    """The URL a person opens: a wildcard address is reached on this machine as 127.0.0.1."""
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, "[%s]" % host if ":" in host else host)
+    return "http://%s:%d%s" % (shown, port, base_url)
+
+
+def banner(root: str, config_path: str, token: str | None = None) -> str:
+    """What every start prints: where the dashboard and the API are (the token only when asked for)."""
+    if not has_jupyterlab():
+        dashboard = "none: JupyterLab is not installed (pip install 'sandkasten-kernel[lab]')"
+    elif token:
+        dashboard = "%s?token=%s" % (root, token)
+    else:
+        dashboard = "%s (JupyterLab with the Sandkasten panel; log in with the API key)" % root
+    return "sandkasten: serving (config %s)\n  dashboard  %s\n  API        %ssandkasten/api\n" % (
+        config_path,
+        dashboard,
+        root,
+    )
+
+
 def server_config(config_path: str, extra: list[str]) -> Config:
     settings = load_settings(config_path)  # a bad file stops here, naming the key
     host, port = listen_address(settings.server.listen)
@@ -66,6 +98,8 @@ def server_config(config_path: str, extra: list[str]) -> Config:
     config.ServerApp.port = port
     config.ServerApp.port_retries = 0  # the configured port or nothing: clients know only that one
     config.ServerApp.open_browser = False
+    if has_jupyterlab():
+        config.ServerApp.default_url = "/lab?" + DASHBOARD_QUERY
     config.ServerApp.allow_root = True  # Docker access needs root (or the docker group); user code runs in sandboxes
     # The API key opens sandboxes, not the host: no host terminals, no host kernels,
     # and the contents API sees an empty folder of its own.
@@ -85,7 +119,7 @@ def server_config(config_path: str, extra: list[str]) -> Config:
     return config
 
 
-def serve(config_path: str | None, extra: list[str], build: bool = True) -> int:
+def serve(config_path: str | None, extra: list[str], build: bool = True, show_token: bool = False) -> int:
     path = find_config(config_path) or default_config_path()
     config = server_config(path, extra)
     settings = load_settings(path)
@@ -93,9 +127,10 @@ def serve(config_path: str | None, extra: list[str], build: bool = True) -> int:
         build_images(allowed_images(settings))
     from jupyter_server.serverapp import ServerApp
 
-    print("sandkasten: serving on http://%s (config %s)" % (settings.server.listen, path), flush=True)
     app: Any = ServerApp.instance(config=config)
     app.initialize(argv=extra)
+    root = root_url(app.ip, app.port, app.base_url)  # the arguments may have moved it from `listen`
+    print(banner(root, path, settings.server.api_key if show_token else None), flush=True)
     app.start()
     return 0
 

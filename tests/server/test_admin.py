@@ -62,6 +62,11 @@ def test_config_view_and_change(api: Api, sandkasten_yaml: Path) -> None:
     assert view["config"]["api_key"] == "********"  # redacted
     assert view["config"]["pool"]["images"] == {"python": 1}
 
+    # An operator's comments, key order and quoting survive the dashboard's saves.
+    commented = "# Our class server.\n" + sandkasten_yaml.read_text().replace(
+        "session:\n", "session:  # sessions end with the class\n"
+    ).replace("ttl_s: 600", "ttl_s: 600  # ten minutes")
+    sandkasten_yaml.write_text(commented)
     change = {"session": {"idle_timeout_s": 120}, "pool": {"images": {"python": 2}}, "listen": "127.0.0.1:9999"}
     changed = api.put("config", change)
     assert changed.status == 200, changed.body
@@ -72,6 +77,10 @@ def test_config_view_and_change(api: Api, sandkasten_yaml: Path) -> None:
     on_disk = yaml.safe_load(sandkasten_yaml.read_text())
     assert on_disk["session"] == {"ttl_s": 600, "idle_timeout_s": 120} and on_disk["listen"] == "127.0.0.1:9999"
     assert on_disk["api_key"] == "not-used-by-pytest-jupyter"  # the redacted value never overwrites the key
+    written = sandkasten_yaml.read_text()
+    assert written.startswith("# Our class server.\n")
+    assert "session:  # sessions end with the class\n" in written and "ttl_s: 600  # ten minutes\n" in written
+    assert list(on_disk) == [*list(yaml.safe_load(commented)), "listen"]  # new keys go last, the rest keep their order
 
     before = sandkasten_yaml.read_text()
     for body, names in [

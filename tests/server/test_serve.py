@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import stat
@@ -76,7 +77,18 @@ def test_first_start_makes_a_config_and_prints_the_key_once(docker_client: objec
 
         second = serve(home, "--", "--ServerApp.port=%d" % port)
         assert healthy(port, settings["api_key"])  # the same key, from the same file
-        assert settings["api_key"] not in stop(second)
+        # The root URL opens JupyterLab with the dashboard's panel (tests/labextension follows it in Chromium).
+        root = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        root.request("GET", "/")
+        answer = root.getresponse()
+        assert answer.status == 302 and answer.getheader("Location", "").startswith("/lab?sandkasten=dashboard")
+        second_output = stop(second)
+        assert settings["api_key"] not in second_output
+        assert "dashboard  http://127.0.0.1:%d/ (JupyterLab" % port in second_output  # on every start
+
+        third = serve(home, "--show-token", "--", "--ServerApp.port=%d" % port)
+        assert healthy(port, settings["api_key"])
+        assert "dashboard  http://127.0.0.1:%d/?token=%s\n" % (port, settings["api_key"]) in stop(third)
     finally:
         subprocess.run(["rm", "-rf", home], check=False)
 

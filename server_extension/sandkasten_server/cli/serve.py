@@ -14,6 +14,11 @@ def add_to(commands: Any) -> None:
     )
     command.add_argument("--config", help=CONFIG_HELP + "; without one, it makes the one in ~/.local/share")
     command.add_argument("--no-build", action="store_true", help="do not build missing images first")
+    command.add_argument(
+        "--show-token",
+        action="store_true",
+        help="print the dashboard URL with the API key in it (for your own machine; logs keep what is printed)",
+    )
     command.add_argument("server_args", nargs=argparse.REMAINDER, help="options passed on to Jupyter Server, after --")
     command.set_defaults(run=_serve)
 
@@ -22,4 +27,4 @@ def _serve(options: argparse.Namespace) -> int:
     from .. import serve as server  # Jupyter Server's imports: only this command pays for them
 
     extra = [arg for arg in options.server_args if arg != "--"]
-    return server.serve(options.config, extra, build=not options.no_build)
+    return server.serve(options.config, extra, build=not options.no_build, show_token=options.show_token)
