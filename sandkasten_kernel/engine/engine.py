@@ -7,15 +7,13 @@ Server, and only ``docker_backend`` talks to Docker.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
-import functools
 import logging
 import os
 import shlex
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from .cold_starts import ColdStartGate
@@ -32,29 +30,27 @@ from .errors import (
     SessionLost,
     SessionNotFound,
     StoreError,
-    WorkspaceInUse,
-    WorkspaceNotFound,
 )
 from .kernel_access import grant_kernel_access
 from .kernel_connection import kernel_socket_names
 from .pool import WarmPool
 from .pool_demand import PoolSize
+from .reaper import Reaper
 from .removals import Removals
 from .runner_client import ExecResult, RunnerClient
 from .runner_terminal import RunnerTerminal
 from .sandbox_network import EgressPolicy
 from .sandbox_spec import SandboxLimits
-from .sandboxes import LABEL_SESSION, LABEL_STATE_DIR, LABEL_WORKSPACE, Sandbox, SandboxFactory
-from .store import Event, SessionRecord, Store, WorkspaceRow, store_path
+from .sandboxes import LABEL_SESSION, Sandbox, SandboxFactory
+from .store import Event, SessionRecord, Store, store_path
 from .workspace_disks import WorkspaceDisks
-from .workspace_names import SERVER_PREFIX, WorkspaceRef, valid_name, workspace_ref
+from .workspace_names import WorkspaceRef, valid_name, workspace_ref
+from .workspaces import Workspaces
 
 log = logging.getLogger("sandkasten.engine")
 LIMIT_NAMES = ("cpus", "memory_mb", "pids")
 # Below these a sandbox cannot run its runner and shell (and Docker reads 0 CPUs as "no limit").
 LIMIT_MINIMA = {"cpus": 0.25, "memory_mb": 128, "pids": 32}
-# How long the hooks run before a reap (stopping the session's kernel) may take; the sandbox goes anyway.
-REAP_HOOK_DEADLINE_S = 30.0
 
 
 class Engine:
@@ -79,19 +75,21 @@ class Engine:
         )
         self._sandboxes: dict[str, Sandbox] = {}
         self.removals = Removals(self.factory)  # destroyed sessions' containers, going in the background
-        self._reaper: asyncio.Task[None] | None = None
-        self._reaping: dict[str, asyncio.Future[bool]] = {}  # reaps under way, by session: one task each
+        self.workspaces = Workspaces(
+            state_dir, self.store, self.backend, self.workspace_disks, self.removals, settings.quota
+        )
+        self.reaper = Reaper(
+            self.store, self.backend, self.factory.own_label, self.pool, settings.session, self.destroy_session
+        )
+        # What the server adds to reaping: probes of use the engine does not see, hooks run before a reap.
+        self.activity_probes = self.reaper.activity_probes
+        self.before_reap = self.reaper.before_reap
         # Sessions being created, per owner, and cold starts under way: counted
         # against the quotas so that concurrent creates cannot overshoot them.
         self._creating: collections.Counter[str] = collections.Counter()
         self._cold_starts = ColdStartGate()
         self.pool.cold_starts_running = lambda: self._cold_starts.running > 0
         self._connections = RunnerConnections()
-        # Use of a session the engine does not see itself (a person in its kernel, through
-        # Jupyter Server): each probe returns the time of the latest such use, or None.
-        self.activity_probes: list[Callable[[SessionRecord], float | None]] = []
-        # Run before the reaper destroys a session (the server stops the session's kernel).
-        self.before_reap: list[Callable[[SessionRecord], Awaitable[None]]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -107,7 +105,7 @@ class Engine:
         if pool and self.settings.pool.enabled:
             self.pool.start(self.settings.pool_sizes())
         if reaper:
-            self._reaper = asyncio.create_task(self._reap_loop(), name="sandkasten-reaper")
+            self.reaper.start()
         return report
 
     async def _check_runtime(self) -> None:
@@ -123,12 +121,7 @@ class Engine:
 
     async def close(self) -> None:
         """Stop background work and the warm pool. Sessions keep running: a new engine re-adopts them."""
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
-        for reap in list(self._reaping.values()):
-            reap.cancel()
+        await self.reaper.close()
         await self.pool.close()
         await self.removals.close()
         self._connections.close()
@@ -303,7 +296,7 @@ class Engine:
         quota = self.settings.quota
         async with self._cold_starts.slot(quota.max_cold_starts, quota.cold_start_wait_s):
             if workspace is not None:
-                await self._ensure_workspace(workspace)
+                await self.workspaces.ensure(workspace)
             return await self.factory.create(image, limits, network, workspace, env)
 
     @staticmethod
@@ -490,191 +483,21 @@ class Engine:
         if self.store.get_session(session_id) is not None:
             self.store.update(session_id, kernel_id=None)
 
-    # -- reaping -----------------------------------------------------------------------
-
-    def expired(self, now: float | None = None) -> list[tuple[str, str]]:
-        """(session id, reason) for sessions past their ttl or idle timeout."""
-        now = now or time.time()
-        due = []
-        for record in self.store.list_sessions():
-            if record.ttl_s and now - record.created_at > record.ttl_s:
-                due.append((record.id, "ttl of %d s reached" % record.ttl_s))
-            elif record.idle_timeout_s and now - self._last_use(record) > record.idle_timeout_s:
-                due.append((record.id, "idle for %d s" % record.idle_timeout_s))
-        return due
-
-    def _last_use(self, record: SessionRecord) -> float:
-        """The latest of the session's own last_active and what each activity probe reports."""
-        reported = [probe(record) for probe in self.activity_probes]
-        return max([record.last_active, *(when for when in reported if when is not None)])
+    # -- reaping (``reaper``) -------------------------------------------------------------
 
     async def reap_once(self) -> list[str]:
         """Destroy the sessions past their ttl or idle timeout; the ids of those destroyed."""
-        reaps = self._start_reaps()
-        done = await asyncio.gather(*reaps.values())
-        return [session_id for session_id, reaped in zip(reaps, done, strict=True) if reaped]
+        return await self.reaper.reap_once()
 
-    def _start_reaps(self) -> dict[str, asyncio.Future[bool]]:
-        """A task per expired session not already being reaped: one sandbox that does not
-        answer (its kernel's shutdown waits on its runner) holds up only its own reap."""
-        for session_id, reason in self.expired():
-            if session_id not in self._reaping:
-                reap = self._reaping[session_id] = asyncio.ensure_future(self._reap(session_id, reason))
-                reap.add_done_callback(functools.partial(self._reap_done, session_id))
-        return dict(self._reaping)
-
-    def _reap_done(self, session_id: str, _: asyncio.Future[bool]) -> None:
-        self._reaping.pop(session_id, None)
-
-    async def _reap(self, session_id: str, reason: str) -> bool:
-        try:
-            record = self.get_session(session_id)
-            for hook in self.before_reap:
-                try:
-                    await asyncio.wait_for(hook(record), REAP_HOOK_DEADLINE_S)
-                except Exception as exc:  # a hook that fails or hangs must not keep the sandbox alive
-                    log.warning("reaping %s: a hook failed (%r); removing the sandbox anyway", session_id, exc)
-            await self.destroy_session(session_id, reason)
-        except SessionNotFound:
-            return False
-        except EngineError as exc:
-            log.error("reaper: session %s: %s", session_id, exc)
-            return False
-        return True
-
-    async def sweep_lost(self) -> list[str]:
-        """Drop the sessions and warm sandboxes whose containers stopped or vanished (a runner
-        killed, Docker restarted): one listing of this engine's containers, an event per loss.
-
-        Without it a lost session would only be noticed when someone next used it.
-        """
-        running = {c.id for c in await self.backend.containers(self.factory.own_label) if c.running}
-        lost = []
-        for record in self.store.list_sessions():
-            if record.container_id not in running:
-                if await self._still_there(record.container_id):
-                    continue  # started after the listing
-                with contextlib.suppress(SessionNotFound):  # destroyed meanwhile
-                    await self.destroy_session(
-                        record.id, "lost: its container stopped (the runner died, or Docker restarted)"
-                    )
-                    lost.append(record.id)
-        await self.pool.drop_unless_running(running)
-        return lost
-
-    async def _still_there(self, container_id: str) -> bool:
-        container = await self.backend.inspect(container_id)
-        return container is not None and container.running
-
-    async def _reap_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.session.reap_interval_s)
-            try:
-                self._start_reaps()  # not awaited: the sweep below never waits on a sandbox
-                lost = await self.sweep_lost()
-                if lost:
-                    log.warning("sessions lost with their containers: %s", ", ".join(lost))
-            except EngineError as exc:
-                log.error("reaper: %s", exc)
-
-    # -- workspaces --------------------------------------------------------------------
-    #
-    # A workspace is a name within an owner (see workspace_names): the store records
-    # each one made, with its owner and the disk it may claim, and the quotas count
-    # those records. The server's own workspaces made before the store recorded
-    # them are still found by their volumes, and recorded when next used.
-
-    async def _ensure_workspace(self, workspace: WorkspaceRef) -> None:
-        """Record the workspace (within the quotas, if it is new), then mount its disk and make its volume."""
-        made = await self._record_workspace(workspace)
-        try:
-            disk = await asyncio.to_thread(self.workspace_disks.ensure_mounted, workspace)
-            labels = {LABEL_WORKSPACE: workspace.name, LABEL_STATE_DIR: self.factory.state_dir}
-            await self.backend.ensure_volume(workspace.volume, labels, disk)
-        except BaseException:
-            if made:  # nothing of it is in use: take it back, so it claims no quota
-                with contextlib.suppress(OSError, EngineError):  # the first error is the one to report
-                    await asyncio.shield(asyncio.to_thread(self.workspace_disks.remove, workspace))
-                with contextlib.suppress(EngineError):
-                    self.store.remove_workspace(workspace.volume)
-            raise
-
-    async def _record_workspace(self, workspace: WorkspaceRef) -> bool:
-        """Record the workspace in the store; True if it is new (and so was checked against the quotas)."""
-        if self.store.get_workspace(workspace.volume) is not None:
-            return False
-        size_mb = self.workspace_disks.size_mb  # the size its image is made at
-        row = WorkspaceRow(workspace.volume, workspace.owner, workspace.name, size_mb, time.time())
-        if workspace.owner is None and (
-            self.workspace_disks.has_image(workspace) or await self.backend.volume_exists(workspace.volume)
-        ):
-            self.store.add_workspace(row)  # the server's own, made before the store recorded workspaces
-            return False
-        return self.store.add_workspace(row, lambda rows: self._check_workspace_quota(workspace, rows))
-
-    def _check_workspace_quota(self, workspace: WorkspaceRef, rows: list[WorkspaceRow]) -> None:
-        quota = self.settings.quota
-        mine = sum(1 for row in rows if row.owner == workspace.owner)
-        if quota.max_workspaces_per_user and mine >= quota.max_workspaces_per_user:
-            raise QuotaExceeded(
-                "you have %d workspaces, the limit per user (quota.max_workspaces_per_user); delete one first"
-                % quota.max_workspaces_per_user
-            )
-        size_mb, taken_mb = self.workspace_disks.size_mb, sum(row.size_mb for row in rows)
-        if quota.max_workspaces_total_mb and taken_mb + size_mb > quota.max_workspaces_total_mb:
-            raise QuotaExceeded(
-                "a new workspace needs %d MiB, and workspaces hold %d MiB of the %d MiB all of them may take "
-                "(quota.max_workspaces_total_mb)" % (size_mb, taken_mb, quota.max_workspaces_total_mb)
-            )
+    # -- workspaces (``workspaces``) -----------------------------------------------------
 
     async def list_workspaces(self) -> list[dict[str, Any]]:
         """Every workspace of this server, each with its owner (None: the server's own)."""
-        state_dir = self.factory.state_dir
-        in_use: dict[str, list[str]] = {}
-        for record in self.store.list_sessions():
-            if record.workspace:
-                volume = workspace_ref(state_dir, record.workspace, record.workspace_owner).volume
-                in_use.setdefault(volume, []).append(record.id)
-        volumes = {v["name"]: v for v in await self.backend.volumes(LABEL_WORKSPACE)}
-        known = [workspace_ref(state_dir, row.name, row.owner) for row in self.store.list_workspaces()]
-        recorded = {ref.volume for ref in known}
-        for found in volumes.values():
-            name = found["labels"].get(LABEL_WORKSPACE, "")
-            ours = found["labels"].get(LABEL_STATE_DIR, state_dir) == state_dir
-            if found["name"] not in recorded and found["name"] == SERVER_PREFIX + name and ours:
-                known.append(workspace_ref(state_dir, name, None))  # the server's own, not recorded yet
-        last_used = self.store.workspace_last_used()
-        rows = [
-            {
-                "name": ref.name,
-                "owner": ref.owner,
-                "size_bytes": self._workspace_size(ref, volumes.get(ref.volume, {}).get("size", -1)),
-                "in_use_by": in_use.get(ref.volume, []),
-                "last_used": last_used.get((ref.owner, ref.name)),
-            }
-            for ref in known
-        ]
-        return sorted(rows, key=lambda row: (row["owner"] or "", row["name"]))
-
-    def _workspace_size(self, workspace: WorkspaceRef, reported: int) -> int:
-        used = self.workspace_disks.used_bytes(workspace)
-        return reported if used is None else used
+        return await self.workspaces.listing(self.store.list_sessions())
 
     async def delete_workspace(self, name: str, owner: str | None = None) -> None:
         """Delete ``owner``'s workspace ``name`` (None: the server's own) and its files."""
-        if not valid_name(name):
-            raise WorkspaceNotFound("no workspace %r" % name)
-        workspace = workspace_ref(self.factory.state_dir, name, owner)
-        users = [r.id for r in self.store.list_sessions() if r.workspace == name and r.workspace_owner == owner]
-        if users:
-            raise WorkspaceInUse("workspace %r is in use by session %s" % (name, ", ".join(users)))
-        recorded = self.store.get_workspace(workspace.volume) is not None
-        await self.removals.drain()  # a destroyed session's container may hold the volume a moment longer
-        if not await self.backend.remove_volume(workspace.volume) and not recorded:
-            raise WorkspaceNotFound("no workspace %r" % name)
-        await asyncio.to_thread(self.workspace_disks.remove, workspace)
-        self.store.remove_workspace(workspace.volume)
-        self.store.add_event(None, "workspace_deleted", workspace=name, owner=owner)
+        await self.workspaces.delete(name, owner, self.store.list_sessions())
 
     # -- Docker ------------------------------------------------------------------------
 
