@@ -1,6 +1,6 @@
-"""The README's benchmark table, from a suite run's JSON: ``python -m bench.markdown bench/results/<date>.json``.
+"""The table of docs/benchmarks.md, from a suite run's JSON: ``python -m bench.markdown bench/results/<date>.json``.
 
-Printed, not written: the README is edited by hand around it.
+Printed, not written: the page is edited by hand around it.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ def test_the_suite_runs_every_figure_and_plots_it(tmp_path: Path, docker_client:
 
 
 def test_the_recorded_run_still_renders(tmp_path: Path) -> None:
-    """The README's table and the plots come from a run's JSON; a run from before figures 8 and 9 still renders."""
+    """The benchmarks page's table and plots come from a run's JSON; a run from before figures 8 and 9 still renders."""
     from bench.markdown import table
     from bench.plots import plot_all
 

@@ -1,4 +1,5 @@
-"""The README's quickstarts run as written: curl and Python against a real `sandkasten serve`, and the engine."""
+"""The quickstarts run as written: the docs' curl and Python ones against a real `sandkasten serve`, and the
+engine example; the README's pitch is the Python SDK's (which tests/sdk/test_client.py runs)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,20 @@ import pytest
 
 from sandkasten_server.launcher import Served
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "docs" / "quickstart.md"
+CONCEPTS = ROOT / "docs" / "concepts.md"
 
 
-def blocks(language: str) -> list[str]:
-    found = re.findall(r"```%s\n(.*?)```" % language, README.read_text(), flags=re.S)
-    assert found, "README.md has no %s example" % language
+def blocks(page: Path, language: str) -> list[str]:
+    found = re.findall(r"```%s\n(.*?)```" % language, page.read_text(), flags=re.S)
+    assert found, "%s has no %s example" % (page.name, language)
     return found
+
+
+def pitch(page: Path) -> str:
+    (snippet,) = re.findall(r"<!-- pitch -->\n```python\n(.*?)```", page.read_text(), flags=re.S)
+    return str(snippet)
 
 
 def against(served: Served) -> dict[str, str]:
@@ -27,7 +35,7 @@ def against(served: Served) -> dict[str, str]:
 
 
 def test_the_curl_quickstart_runs(served: Served) -> None:
-    (script,) = [block for block in blocks("bash") if "SANDKASTEN_API_KEY=<" in block]
+    (script,) = [block for block in blocks(QUICKSTART, "bash") if "SANDKASTEN_API_KEY=<" in block]
     kept = [line for line in script.splitlines() if not line.startswith("export SANDKASTEN_URL")]  # ours, not those
     script = "set -e\n" + "\n".join(kept)
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120, env=against(served))
@@ -38,7 +46,7 @@ def test_the_curl_quickstart_runs(served: Served) -> None:
 
 
 def test_the_python_quickstart_runs(served: Served) -> None:
-    code = blocks("python")[0]
+    code = blocks(QUICKSTART, "python")[0]
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=against(served)
     )
@@ -48,9 +56,13 @@ def test_the_python_quickstart_runs(served: Served) -> None:
 
 @pytest.mark.docker
 def test_the_engine_example_runs(docker_client: Any) -> None:
-    code = blocks("python")[1]
+    (code,) = [block for block in blocks(CONCEPTS, "python") if "from sandkasten_kernel.engine import" in block]
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "Hello from sandbox!"
     assert lines.count("1") == 1 and "3" in lines
+
+
+def test_the_readme_pitches_the_sdk_snippet_that_runs() -> None:
+    assert pitch(ROOT / "README.md") == pitch(ROOT / "sdk" / "python" / "README.md")
