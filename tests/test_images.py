@@ -47,7 +47,18 @@ def test_a_rebuild_of_current_images_skips_them(docker_client: Any) -> None:
     assert "every image was current" in build.stdout
     status = sandkasten("images", "status")
     assert status.returncode == 0
-    assert status.stdout.split() == [item for spec in IMAGES.values() for item in (spec.tag, "current")]
+    assert status.stdout.split() == [
+        "TAG",
+        "STATE",
+        *(item for spec in IMAGES.values() for item in (spec.tag, "current")),
+    ]
+    listed = sandkasten("images", "status", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(row["name"], row["tag"], row["state"]) for row in rows] == [
+        (spec.name, spec.tag, "current") for spec in IMAGES.values()
+    ]
+    assert all(row["id"].startswith("sha256:") and row["size_bytes"] > 0 for row in rows), rows
 
 
 def test_bad_arguments_are_clear_errors() -> None:

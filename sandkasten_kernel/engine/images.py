@@ -134,7 +134,8 @@ class ImageBuilder:
         return (image.labels or {}).get(HASH_LABEL) if image is not None else None
 
     def status(self) -> list[dict[str, Any]]:
-        """Which runtime images exist and whether each matches its sources."""
+        """Which runtime images exist and whether each matches its sources (``state``: current, outdated or
+        missing), with the image's id and size in bytes where it exists."""
         rows = []
         for spec in self._ordered(IMAGES):
             current = True
@@ -142,8 +143,19 @@ class ImageBuilder:
                 parent = self._image(parent_ref) if parent_ref else None
                 wanted = _hash(files, parent.id) if parent is not None else None
                 current = current and wanted is not None and self._label(tag) == wanted
-            present = self._label(spec.tag) is not None
-            rows.append({"name": spec.name, "tag": spec.tag, "present": present, "current": current})
+            image = self._image(spec.tag)
+            present = image is not None and (image.labels or {}).get(HASH_LABEL) is not None
+            rows.append(
+                {
+                    "name": spec.name,
+                    "tag": spec.tag,
+                    "state": "current" if current else ("outdated" if present else "missing"),
+                    "present": present,
+                    "current": current,
+                    "id": image.id if image is not None else None,
+                    "size_bytes": image.attrs.get("Size") if image is not None else None,
+                }
+            )
         return rows
 
     @staticmethod

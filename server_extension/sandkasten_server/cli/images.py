@@ -8,7 +8,7 @@ from typing import Any
 
 from sandkasten_kernel.engine import DEFAULT_MIRROR, IMAGES, ImageBuilder, connect
 
-from .common import add_group
+from .common import add_group, print_table
 
 
 def add_to(commands: Any) -> None:
@@ -23,6 +23,7 @@ def add_to(commands: Any) -> None:
     )
     build.set_defaults(run=_build)
     status = group.add_parser("status", help="show whether each image matches its sources (exit 1 if not)")
+    status.add_argument("--json", action="store_true", help="print JSON (with each image's id and size) instead")
     status.set_defaults(run=_status)
 
 
@@ -45,7 +46,5 @@ def _build(options: argparse.Namespace) -> int:
 
 def _status(options: argparse.Namespace) -> int:
     rows = ImageBuilder(connect(), progress=_progress).status()
-    for row in rows:
-        state = "current" if row["current"] else ("outdated" if row["present"] else "missing")
-        print("%-28s %s" % (row["tag"], state))
+    print_table(rows, ["tag", "state"], options.json, "no images")
     return 0 if all(row["current"] for row in rows) else 1
