@@ -30,9 +30,9 @@ def parser(description: str) -> argparse.ArgumentParser:
     return options
 
 
-def require_environment() -> None:
+def require_environment(names: tuple[str, ...]) -> None:
     """Say what is missing, in one line, instead of failing deep inside a library."""
-    missing = [name for name in ("OPENAI_API_KEY", "SANDKASTEN_API_KEY") if not os.environ.get(name)]
+    missing = [name for name in names if not os.environ.get(name)]
     if missing:
         sys.exit(
             "set %s first (SANDKASTEN_URL defaults to http://127.0.0.1:8080; see quickstart/agent/README.md)"
@@ -41,9 +41,11 @@ def require_environment() -> None:
 
 
 @contextlib.asynccontextmanager
-async def sandbox(args: argparse.Namespace) -> AsyncIterator[Session]:
-    """A session for the agent (after checking the environment), destroyed at the end."""
-    require_environment()
+async def sandbox(
+    args: argparse.Namespace, needs: tuple[str, ...] = ("OPENAI_API_KEY", "SANDKASTEN_API_KEY")
+) -> AsyncIterator[Session]:
+    """A session for the agent (after checking that ``needs`` are set), destroyed at the end."""
+    require_environment(needs)
     async with (
         SandboxClient(os.environ.get("SANDKASTEN_URL"), os.environ["SANDKASTEN_API_KEY"]) as client,
         await client.create_session(image=args.image, workspace=args.workspace) as session,
@@ -56,15 +58,23 @@ def agent(session: Session, model: str, **overrides: Any) -> Agent[Any]:
     return Agent(name="sandkasten-coder", instructions=INSTRUCTIONS, tools=tools, model=model, **overrides)
 
 
-async def converse(read: Callable[[str], str], turn: Callable[[list[Any]], Awaitable[list[Any]]]) -> None:
-    """The REPL: each message, with the conversation so far, goes to ``turn``, which returns the new
+Turn = Callable[[list[Any], str], Awaitable[list[Any]]]
+
+
+async def converse(read: Callable[[str], str], turn: Turn, prompt: str = "you> ") -> None:
+    """The REPL: each line, with the conversation so far, goes to ``turn``, which returns the new
     conversation. An empty line or end of input ends it."""
     conversation: list[Any] = []
     while True:
         try:
-            message = await asyncio.to_thread(read, "you> ")
+            line = await asyncio.to_thread(read, prompt)
         except EOFError:
             return
-        if not message.strip():
+        if not line.strip():
             return
-        conversation = await turn([*conversation, {"role": "user", "content": message}])
+        conversation = await turn(conversation, line)
+
+
+def said(conversation: list[Any], message: str) -> list[Any]:
+    """The conversation with the user's ``message`` added, as the Agents SDK takes it."""
+    return [*conversation, {"role": "user", "content": message}]

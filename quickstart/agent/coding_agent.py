@@ -1,6 +1,13 @@
+# /// script
+# requires-python = ">=3.10"
+# dependencies = ["sandkasten[openai-agents]"]
+#
+# [tool.uv.sources]
+# sandkasten = { path = "../../sdk/python", editable = true }  # this repository's SDK, beside the examples
+# ///
 """A task-based coding agent: give it a task, it works in a fresh sandbox and prints the answer.
 
-python quickstart/agent/coding_agent.py "Find the 30th Fibonacci number with a Python program"
+uv run quickstart/agent/coding_agent.py "Find the 30th Fibonacci number with a Python program"
 """
 
 from __future__ import annotations
