@@ -17,6 +17,12 @@ export interface SessionUsage {
   sampled_at: number;
 }
 
+/** A domain policy: what a session with network may reach through the filtering proxy (deny wins). */
+export interface EgressPolicy {
+  allow: string[];
+  deny: string[];
+}
+
 export interface Session {
   id: string;
   image: string;
@@ -26,6 +32,12 @@ export interface Session {
   created_at: number;
   last_active: number;
   limits: { cpus?: number; memory_mb?: number; pids?: number };
+  /** Whether the session has network at all. */
+  network?: boolean;
+  /** The domain policy in force; null: none (no network, or the open network). Absent from older servers. */
+  egress?: EgressPolicy | null;
+  /** Connections the filtering proxy refused so far. */
+  egress_refused?: number;
   kernel_id?: string | null;
   kernel?: { id: string; execution_state?: string | null } | null;
   usage?: SessionUsage | null;

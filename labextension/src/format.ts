@@ -1,7 +1,9 @@
 /**
- * Formatting for the dashboard's tables: sizes, durations, CPU and memory.
+ * Formatting for the dashboard's tables: sizes, durations, CPU, memory and network.
  * Pure functions (no JupyterLab imports), so the unit tests run them in node.
  */
+
+import type { Session } from './api';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
@@ -100,4 +102,28 @@ export function shortId(id: string): string {
 export function imageName(image: string): string {
   const tag = image.lastIndexOf(':');
   return image.startsWith('sandkasten/runtime:') && tag >= 0 ? image.slice(tag + 1) : image;
+}
+
+/** A session's network, for its card: "off", "open" or "3 allowed", the policy as a tooltip, and refusals. */
+export interface NetworkSummary {
+  label: string;
+  title: string;
+  /** Connections the filtering proxy refused so far (0 when none, or not known). */
+  refused: number;
+}
+
+export function networkSummary(session: Pick<Session, 'network' | 'egress' | 'egress_refused'>): NetworkSummary {
+  const refused = session.egress_refused ?? 0;
+  const egress = session.egress;
+  if (egress) {
+    const lines = [`allow: ${egress.allow.join(', ') || '–'}`];
+    if (egress.deny.length) {
+      lines.push(`deny: ${egress.deny.join(', ')}`);
+    }
+    return { label: `${egress.allow.length} allowed`, title: lines.join('\n'), refused };
+  }
+  if (session.network) {
+    return { label: 'open', title: 'no domain policy: filtered by IP ranges only', refused };
+  }
+  return { label: 'off', title: 'no network', refused };
 }

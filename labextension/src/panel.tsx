@@ -16,6 +16,7 @@ import {
   formatPercent,
   imageName,
   memoryFraction,
+  networkSummary,
   secondsSince,
   shortId
 } from './format';
@@ -177,6 +178,7 @@ function SessionsTab(props: { model: DashboardModel; actions: PanelActions }): J
               const usage = session.usage;
               const kernelId = session.kernel?.id ?? session.kernel_id ?? null;
               const notebook = kernelId ? actions.notebookOf(kernelId) : null;
+              const network = networkSummary(session);
               return (
                 <div className="jp-Sandkasten-card" key={session.id} data-session={session.id}>
                   <div className="jp-Sandkasten-cardTitle">
@@ -198,6 +200,11 @@ function SessionsTab(props: { model: DashboardModel; actions: PanelActions }): J
                     </dd>
                     <dt>workspace</dt>
                     <dd>{session.workspace ?? '(scratch)'}</dd>
+                    <dt>network</dt>
+                    <dd className="jp-Sandkasten-network" title={network.title}>
+                      {network.label}
+                      {network.refused > 0 && <span className="jp-Sandkasten-refused"> ({network.refused} refused)</span>}
+                    </dd>
                     <dt>age / idle</dt>
                     <dd>
                       {formatDuration(secondsSince(session.created_at, now))} /{' '}

@@ -7,6 +7,7 @@ import {
   formatPercent,
   imageName,
   memoryFraction,
+  networkSummary,
   secondsSince,
   shortId
 } from '../src/format';
@@ -75,5 +76,27 @@ describe('names', () => {
     expect(shortId('abc')).toBe('abc');
     expect(imageName('sandkasten/runtime:python')).toBe('python');
     expect(imageName('debian:bookworm')).toBe('debian:bookworm');
+  });
+});
+
+describe('networkSummary', () => {
+  it('says off, open, or how many entries the policy allows', () => {
+    expect(networkSummary({ network: false, egress: null, egress_refused: 0 })).toEqual({
+      label: 'off',
+      title: 'no network',
+      refused: 0
+    });
+    expect(networkSummary({ network: true, egress: null, egress_refused: 0 }).label).toBe('open');
+    const policy = { allow: ['pypi.org', '*.pythonhosted.org', '10.20.0.0/16'], deny: ['evil.pypi.org'] };
+    expect(networkSummary({ network: true, egress: policy, egress_refused: 4 })).toEqual({
+      label: '3 allowed',
+      title: 'allow: pypi.org, *.pythonhosted.org, 10.20.0.0/16\ndeny: evil.pypi.org',
+      refused: 4
+    });
+    expect(networkSummary({ network: true, egress: { allow: ['a.org'], deny: [] } }).title).toBe('allow: a.org');
+  });
+  it('reads a server that predates domain policies', () => {
+    expect(networkSummary({})).toEqual({ label: 'off', title: 'no network', refused: 0 });
+    expect(networkSummary({ network: true }).label).toBe('open');
   });
 });

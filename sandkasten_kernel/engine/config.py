@@ -26,6 +26,7 @@ import yaml
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import Config, Configurable
 
+from .egress_policy import DomainPolicy, parse_policy
 from .errors import ConfigError as ConfigError  # re-exported: callers import it from here
 from .pool_demand import PoolSize
 
@@ -187,9 +188,44 @@ class SandkastenSecurity(Configurable):
         "default. [0.0.0.0/0] with egress_allow makes an allow-list.",
     ).tag(config=True)
 
+    egress = Dict(
+        {},
+        help="The domain policy of sessions with network, and the bound of every session's own: "
+        "{allow: [...], deny: [...]}, each entry a name (pypi.org), *.name for its subdomains (not the name "
+        "itself), or an IPv4 network. Set, a session with network reaches only what its policy allows, through "
+        "a filtering proxy on a network with no other way out, and a session's network policy may narrow it, "
+        "never widen it. Empty: sessions with network reach the internet (but egress_deny and the ranges "
+        "dropped by default), unless they ask for a policy of their own.",
+    ).tag(config=True)
+    egress_subnet = Unicode(
+        "172.30.240.0/20",
+        help="The IPv4 network of sandboxes with a domain policy: an internal Docker network whose only way out "
+        "is the filtering proxy, at its first address. Change it if it overlaps a network of the host.",
+    ).tag(config=True)
+
     @validate("egress_allow", "egress_deny")
     def _cidrs(self, proposal: dict[str, Any]) -> list[str]:
         return [_ipv4_network(value) for value in proposal["value"]]
+
+    @validate("egress")
+    def _domain_policy(self, proposal: dict[str, Any]) -> dict[str, list[str]]:
+        if not proposal["value"]:
+            return {}
+        try:
+            return parse_policy(proposal["value"], "egress").as_json()
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
+
+    @validate("egress_subnet")
+    def _subnet(self, proposal: dict[str, Any]) -> str:
+        subnet = _ipv4_network(proposal["value"])
+        if ipaddress.ip_network(subnet).prefixlen > 28:
+            raise TraitError("%r is too small: give a /28 or larger" % subnet)
+        return subnet
+
+    def domain_bound(self) -> DomainPolicy | None:
+        """``egress`` as a policy; None when it is not set."""
+        return DomainPolicy(tuple(self.egress["allow"]), tuple(self.egress["deny"])) if self.egress else None
 
 
 def _ipv4_network(value: str) -> str:

@@ -40,7 +40,10 @@ def start_sandbox(client: docker.DockerClient, spec: SandboxSpec, egress: Egress
     """Create the run directory and start a hardened container for ``spec``."""
     prepare_run_dir(spec.run_dir)
     options: dict[str, Any] = container_options(spec)
-    if spec.network:  # the egress policy's network, its host rules checked (and repaired) first
+    if spec.egress is not None:  # the proxy's network (made ready by the caller), at a fixed address
+        endpoint = client.api.create_endpoint_config(ipv4_address=spec.egress.ip)
+        options["networking_config"] = {spec.egress.network: endpoint}
+    elif spec.network:  # the egress policy's network, its host rules checked (and repaired) first
         options["network_mode"] = ensure_sandbox_network(client, egress)
     try:
         container: Container = client.containers.run(**options)

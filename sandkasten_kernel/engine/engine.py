@@ -7,6 +7,7 @@ Server, and only ``docker_backend`` talks to Docker.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import logging
@@ -20,6 +21,8 @@ from .cold_starts import ColdStartGate
 from .config import Settings
 from .connections import RunnerConnections
 from .docker_backend import DockerBackend, connect, remove_sandbox_by_id
+from .egress_gateway import EgressGateway
+from .egress_policy import DomainPolicy, session_policy
 from .errors import (
     ConfigError,
     EngineError,
@@ -40,8 +43,8 @@ from .removals import Removals
 from .runner_client import ExecResult, RunnerClient
 from .runner_terminal import RunnerTerminal
 from .sandbox_network import EgressPolicy
-from .sandbox_spec import SandboxLimits
-from .sandboxes import LABEL_SESSION, Sandbox, SandboxFactory
+from .sandbox_spec import EgressAttachment, SandboxLimits
+from .sandboxes import LABEL_SESSION, Sandbox, SandboxFactory, new_sandbox_id
 from .store import Event, SessionRecord, Store, store_path
 from .workspace_disks import WorkspaceDisks
 from .workspace_names import WorkspaceRef, valid_name, workspace_ref
@@ -75,12 +78,14 @@ class Engine:
         )
         self._sandboxes: dict[str, Sandbox] = {}
         self.removals = Removals(self.factory)  # destroyed sessions' containers, going in the background
+        self.egress = EgressGateway(state_dir, settings.security, self.backend.client, self.store)
         self.workspaces = Workspaces(
             state_dir, self.store, self.backend, self.workspace_disks, self.removals, settings.quota
         )
         self.reaper = Reaper(
             self.store, self.backend, self.factory.own_label, self.pool, settings.session, self.destroy_session
         )
+        self.reaper.each_round.append(self.egress.note_refusals)
         # What the server adds to reaping: probes of use the engine does not see, hooks run before a reap.
         self.activity_probes = self.reaper.activity_probes
         self.before_reap = self.reaper.before_reap
@@ -124,6 +129,7 @@ class Engine:
         await self.reaper.close()
         await self.pool.close()
         await self.removals.close()
+        await asyncio.to_thread(self.egress.close)
         self._connections.close()
         self.store.close()
 
@@ -153,6 +159,7 @@ class Engine:
                 report["removed_run_dirs"].append(name)
         if any(report.values()):
             self.store.add_event(None, "reconciled", **report)
+        await asyncio.to_thread(self.egress.resume, self.store.list_sessions())
         return report
 
     # -- sessions ----------------------------------------------------------------------
@@ -196,7 +203,7 @@ class Engine:
         workspace: str | None = None,
         env: dict[str, str] | None = None,
         limits: dict[str, Any] | None = None,
-        network: bool | None = None,
+        network: bool | dict[str, Any] | None = None,
         ttl_s: int | None = None,
         owner: str | None = None,
         workspace_owner: str | None = None,
@@ -207,13 +214,15 @@ class Engine:
         ``owner`` holds the session (quotas count per owner); ``workspace`` names a
         workspace of ``workspace_owner`` (None: the server's own), made if missing.
         ``wants_kernel``: the caller starts the kernel next, so a warm sandbox whose
-        kernel runs is taken first (``pool``).
+        kernel runs is taken first (``pool``). ``network``: true for what the
+        configuration allows, or a domain policy ``{"allow": [...], "deny": [...]}``
+        within it (``egress_policy``).
         """
         image_ref = self.settings.resolve_image(image)
         sandbox_limits = self._limits(limits)
-        network = self.settings.defaults.network if network is None else network
-        if network and not self.settings.security.allow_network:
-            raise NotAllowed("network is not allowed by the configuration (security.allow_network)")
+        asked = self.settings.defaults.network if network is None else network
+        policy = self._domain_policy(asked)
+        network = policy is not None or asked is True
         named: WorkspaceRef | None = None
         if workspace is not None:
             if not self.settings.workspace.enabled:
@@ -227,40 +236,83 @@ class Engine:
         owner_key = owner or ""
         self._check_quota(owner_key)
         self._creating[owner_key] += 1
+        egress: EgressAttachment | None = None
         try:
-            sandbox = await self._claim_or_start(image_ref, sandbox_limits, network, named, env, wants_kernel)
+            if policy is None:
+                sandbox = await self._claim_or_start(image_ref, sandbox_limits, network, named, env, wants_kernel)
+            else:
+                sandbox, egress = await self._start_behind_proxy(image_ref, sandbox_limits, named, env, policy)
+            now = time.time()
+            record = SessionRecord(
+                id=sandbox.id,
+                container_id=sandbox.container_id,
+                image=image_ref,
+                workspace=workspace,
+                run_dir=sandbox.run_dir,
+                status="running",
+                created_at=now,
+                last_active=now,
+                ttl_s=self.settings.session.ttl_s if ttl_s is None else ttl_s,
+                idle_timeout_s=self.settings.session.idle_timeout_s,
+                limits={name: getattr(sandbox_limits, name) for name in LIMIT_NAMES},
+                network=network,
+                env=env,
+                owner=owner,
+                warm=sandbox.warm,
+                workspace_owner=workspace_owner if named else None,
+                egress=policy.as_json() if policy else None,
+                egress_ip=egress.ip if egress else None,
+            )
+            try:
+                self.store.add_session(record)
+            except EngineError:
+                await self.factory.destroy(sandbox)
+                raise
         finally:
             self._creating[owner_key] -= 1
-        warm = sandbox.warm
-
-        now = time.time()
-        record = SessionRecord(
-            id=sandbox.id,
-            container_id=sandbox.container_id,
-            image=image_ref,
-            workspace=workspace,
-            run_dir=sandbox.run_dir,
-            status="running",
-            created_at=now,
-            last_active=now,
-            ttl_s=self.settings.session.ttl_s if ttl_s is None else ttl_s,
-            idle_timeout_s=self.settings.session.idle_timeout_s,
-            limits={name: getattr(sandbox_limits, name) for name in LIMIT_NAMES},
-            network=network,
-            env=env,
-            owner=owner,
-            warm=warm,
-            workspace_owner=workspace_owner if named else None,
-        )
-        try:
-            self.store.add_session(record)
-        except EngineError:
-            await self.factory.destroy(sandbox)
-            raise
+            if egress is not None:
+                self.egress.settle(egress.ip)  # in the store now, or gone
         if named is not None:
             self.store.add_event(record.id, "workspace_used", workspace=named.name, owner=named.owner)
         self._sandboxes[record.id] = sandbox
         return record
+
+    def _domain_policy(self, network: Any) -> DomainPolicy | None:
+        """The domain policy of a session that asked for ``network``; None for none (no network, or the open one)."""
+        if network is False:
+            return None
+        if not self.settings.security.allow_network:
+            raise NotAllowed("network is not allowed by the configuration (security.allow_network)")
+        bound = self.settings.security.domain_bound()
+        if network is True:
+            return bound
+        if isinstance(network, dict):
+            return session_policy(network, bound)
+        raise EngineError('network must be true, false or a policy {"allow": [...], "deny": [...]}')
+
+    async def _start_behind_proxy(
+        self,
+        image: str,
+        limits: SandboxLimits,
+        workspace: WorkspaceRef | None,
+        env: dict[str, str],
+        policy: DomainPolicy,
+    ) -> tuple[Sandbox, EgressAttachment]:
+        """A cold start on the filtering proxy's network (never a warm sandbox: those have no network)."""
+        sandbox_id = new_sandbox_id()
+        egress = await self.egress.attach(sandbox_id, policy)
+        try:
+            quota = self.settings.quota
+            async with self._cold_starts.slot(quota.max_cold_starts, quota.cold_start_wait_s):
+                if workspace is not None:
+                    await self.workspaces.ensure(workspace)
+                sandbox = await self.factory.create(
+                    image, limits, True, workspace, env, egress=egress, sandbox_id=sandbox_id
+                )
+        except BaseException:
+            self.egress.settle(egress.ip)
+            raise
+        return sandbox, egress
 
     def _check_quota(self, owner: str) -> None:
         quota = self.settings.quota
@@ -308,6 +360,10 @@ class Engine:
         if result.exit_code != 0:
             raise EngineError("could not set the session's environment: %s" % result.output.strip())
 
+    def note_egress_refusals(self) -> None:
+        """Bring the sessions' counts of refused connections up to date (the reaper does it every round)."""
+        self.egress.note_refusals()
+
     def get_session(self, session_id: str) -> SessionRecord:
         """The session's record; raises ``SessionNotFound`` when there is none."""
         record = self.store.get_session(session_id)
@@ -330,6 +386,8 @@ class Engine:
         sandbox = self._sandboxes.pop(record.id, None) or self._build_sandbox(record)
         self._connections.drop(record.id)
         self.removals.remove(sandbox)
+        if record.egress_ip:
+            self.egress.sync()  # its policy goes: the address is refused until it is handed out again
         if wait:
             await self.removals.drain()
 
@@ -356,6 +414,8 @@ class Engine:
             sandbox.release_init()
         self.factory.forget(record.id, record.run_dir)
         self.store.remove_session(record.id, reason)
+        if record.egress_ip:
+            self.egress.sync()
 
     def _sandbox(self, record: SessionRecord) -> Sandbox:
         """The session's sandbox, kept once built (it carries the kernel's connection info)."""

@@ -77,5 +77,9 @@ class NetworkIsolationError(EngineError):
     """The isolated network for sandboxes could not be set up."""
 
 
+class EgressProxyError(NetworkIsolationError):
+    """The filtering proxy of sessions with a domain policy could not be set up or started."""
+
+
 class UnsafeRunDirEntry(RunnerUnavailable):
     """A name in a run directory is not the socket the host expects (a link, a FIFO, another file system)."""

@@ -28,22 +28,31 @@ from dataclasses import dataclass
 from .errors import FirewallError
 
 CHAIN_PREFIX = "SANDKASTEN-"
-_OUR_JUMP = re.compile(r"^-A \S+ -i \S+ -j %s\S+$" % CHAIN_PREFIX)
+_OUR_JUMP = re.compile(r"^-A \S+ (-i \S+|-m owner --uid-owner \d+) -j %s\S+$" % CHAIN_PREFIX)
 
 
 @dataclass(frozen=True)
 class Hook:
-    """``chain`` (ours) holding ``rules``, jumped to from the top of ``builtin`` for packets in on ``interface``."""
+    """``chain`` (ours) holding ``rules``, jumped to from the top of ``builtin`` for packets in on ``interface``,
+    or (``owner_uid`` set, in OUTPUT) for packets a process of that user sends."""
 
     builtin: str
     interface: str
     chain: str
     rules: tuple[tuple[str, ...], ...]
+    owner_uid: int | None = None
+
+    @property
+    def selector(self) -> str:
+        """Which packets jump, as iptables-save prints it."""
+        if self.owner_uid is not None:
+            return "-m owner --uid-owner %d" % self.owner_uid
+        return "-i %s" % self.interface
 
     @property
     def jump(self) -> str:
         """The jump as iptables-save prints it."""
-        return "-A %s -i %s -j %s" % (self.builtin, self.interface, self.chain)
+        return "-A %s %s -j %s" % (self.builtin, self.selector, self.chain)
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,7 @@ class Firewall:
             saved = self._save()
             lines = ["*filter"]
             for hook in hooks:
-                lines += ["-D %s -i %s -j %s" % (hook.builtin, hook.interface, hook.chain)] * saved.get(
+                lines += ["-D %s %s -j %s" % (hook.builtin, hook.selector, hook.chain)] * saved.get(
                     hook.builtin, []
                 ).count(hook.jump)
                 if hook.chain in saved:
@@ -119,10 +128,10 @@ class Firewall:
             lines.append(":%s - [0:0]" % hook.chain)
             lines += ["-A %s %s" % (hook.chain, " ".join(rule)) for rule in hook.rules]
         for hook in hooks:
-            lines += ["-D %s -i %s -j %s" % (hook.builtin, hook.interface, hook.chain)] * saved.get(
-                hook.builtin, []
-            ).count(hook.jump)
-            lines.append("-I %s 1 -i %s -j %s" % (hook.builtin, hook.interface, hook.chain))
+            lines += ["-D %s %s -j %s" % (hook.builtin, hook.selector, hook.chain)] * saved.get(hook.builtin, []).count(
+                hook.jump
+            )
+            lines.append("-I %s 1 %s -j %s" % (hook.builtin, hook.selector, hook.chain))
         return [*lines, "COMMIT"]
 
     def _save(self) -> dict[str, list[str]]:

@@ -50,6 +50,8 @@ class Reaper:
         self.activity_probes: list[Callable[[SessionRecord], float | None]] = []
         # Run before a session is reaped (the server stops the session's kernel).
         self.before_reap: list[Callable[[SessionRecord], Awaitable[None]]] = []
+        # Cheap bookkeeping run at every round (the egress proxy's refusals).
+        self.each_round: list[Callable[[], None]] = []
         self._loop: asyncio.Task[None] | None = None
         self._reaping: dict[str, asyncio.Future[bool]] = {}  # reaps under way, by session: one task each
 
@@ -141,6 +143,8 @@ class Reaper:
         while True:
             await asyncio.sleep(self.session.reap_interval_s)
             try:
+                for task in self.each_round:
+                    task()
                 self._start_reaps()  # not awaited: the sweep below never waits on a sandbox
                 lost = await self.sweep_lost()
                 if lost:

@@ -34,7 +34,7 @@ import ipaddress
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,8 +167,11 @@ def _has_ipv6() -> bool:
     return os.path.exists("/proc/net/if_inet6")
 
 
-def host_resolvers() -> tuple[str, ...]:
-    """The IPv4 name servers Docker's embedded DNS forwards to: the host's, or those of daemon.json's "dns"."""
+def host_resolvers(include_loopback: bool = False) -> tuple[str, ...]:
+    """The IPv4 name servers Docker's embedded DNS forwards to: the host's, or those of daemon.json's "dns".
+
+    Loopback ones only with ``include_loopback``: a sandbox never reaches them, a host process (the proxy) does.
+    """
     found: set[str] = set()
     for path in RESOLV_CONFS:
         try:
@@ -188,33 +191,47 @@ def host_resolvers() -> tuple[str, ...]:
             ip = ipaddress.ip_address(address)
         except ValueError:
             continue
-        if ip.version == 4 and not ip.is_loopback and not ip.is_unspecified:
+        if ip.version == 4 and (include_loopback or not ip.is_loopback) and not ip.is_unspecified:
             resolvers.add(str(ip))
     return tuple(sorted(resolvers))
 
 
 def _ensure_bridge(client: docker.DockerClient, policy: EgressPolicy) -> None:
+    ensure_bridge(client, policy.network, policy.bridge, lambda attrs: _check_bridge(attrs, policy), "")
+
+
+def ensure_bridge(
+    client: docker.DockerClient,
+    name: str,
+    bridge: str,
+    check: Callable[[dict[str, Any]], None],
+    hint: str,
+    **create: Any,
+) -> None:
+    """The Docker network ``name`` on the bridge ``bridge``, inter-container traffic off and no IPv6: made if
+    missing (with ``create``'s other options), else ``check``-ed. ``hint`` follows a failure's message."""
     try:
-        existing = client.networks.get(policy.network)
+        existing = client.networks.get(name)
     except docker.errors.NotFound:
         existing = None
     if existing is not None:
-        _check_bridge(existing.attrs, policy)
+        check(existing.attrs)
         return
     try:
         client.networks.create(
-            policy.network,
+            name,
             driver="bridge",
             enable_ipv6=False,
             options={
-                "com.docker.network.bridge.name": policy.bridge,
+                "com.docker.network.bridge.name": bridge,
                 "com.docker.network.bridge.enable_icc": "false",  # sandboxes cannot reach each other
             },
             labels={"sandkasten.network": "1"},
+            **create,
         )
     except docker.errors.APIError as exc:
         if exc.status_code != 409:  # another process made it meanwhile
-            raise NetworkIsolationError("docker could not create %s: %s" % (policy.network, exc.explanation)) from None
+            raise NetworkIsolationError("docker could not create %s%s: %s" % (name, hint, exc.explanation)) from None
 
 
 def _check_bridge(attrs: dict[str, Any], policy: EgressPolicy) -> None:

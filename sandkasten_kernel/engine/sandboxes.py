@@ -26,7 +26,7 @@ from .run_dir_names import CONTROL_SOCKET, pin, unpin
 from .run_dirs import remove_run_dir
 from .runner_client import RunnerClient
 from .sandbox_init import close_pidfd, kill_init
-from .sandbox_spec import SandboxLimits, SandboxSpec, check_run_dir
+from .sandbox_spec import EgressAttachment, SandboxLimits, SandboxSpec, check_run_dir
 from .workspace_names import WorkspaceRef
 
 LABEL_SESSION = "sandkasten.session"
@@ -111,9 +111,15 @@ class SandboxFactory:
         env: dict[str, str] | None = None,
         with_kernel: bool = False,
         pool: bool = False,
+        egress: EgressAttachment | None = None,
+        sandbox_id: str | None = None,
     ) -> Sandbox:
-        """Start a sandbox and wait until its runner (and kernel, if asked) is ready."""
-        sandbox_id = new_sandbox_id()
+        """Start a sandbox and wait until its runner (and kernel, if asked) is ready.
+
+        ``egress``: its network is the filtering proxy's (``network`` must be true); ``sandbox_id``: the id
+        the caller already gave it (to the proxy's policy), else a new one.
+        """
+        sandbox_id = sandbox_id or new_sandbox_id()
         labels = {LABEL_SESSION: sandbox_id, LABEL_STATE_DIR: self.state_dir}
         if pool:
             labels[LABEL_POOL] = image
@@ -129,6 +135,7 @@ class SandboxFactory:
             labels=labels,
             name="sandkasten-%s" % sandbox_id,
             runtime=self.runtime,
+            egress=egress,
         )
         info = await self.backend.start(spec)
         workspace_name = workspace.name if workspace else None

@@ -29,7 +29,7 @@ from typing import Any
 from .errors import StoreError as StoreError  # re-exported: callers import it from here
 
 STORE_FILE = "sandkasten.db"  # in the state directory
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -49,7 +49,10 @@ CREATE TABLE IF NOT EXISTS sessions (
     owner TEXT,
     warm INTEGER NOT NULL,
     exec_count INTEGER NOT NULL DEFAULT 0,
-    workspace_owner TEXT
+    workspace_owner TEXT,
+    egress TEXT,
+    egress_ip TEXT UNIQUE,
+    egress_refused INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS workspaces (
     volume TEXT PRIMARY KEY,
@@ -71,6 +74,12 @@ CREATE INDEX IF NOT EXISTS events_session ON events (session_id);
 # What brings a database of version N-1 to N (the tables new in N come from SCHEMA).
 MIGRATIONS = {
     2: ["ALTER TABLE sessions ADD COLUMN workspace_owner TEXT"],
+    3: [
+        "ALTER TABLE sessions ADD COLUMN egress TEXT",
+        "ALTER TABLE sessions ADD COLUMN egress_ip TEXT",
+        "CREATE UNIQUE INDEX IF NOT EXISTS sessions_egress_ip ON sessions (egress_ip)",
+        "ALTER TABLE sessions ADD COLUMN egress_refused INTEGER NOT NULL DEFAULT 0",
+    ],
 }
 
 
@@ -96,11 +105,15 @@ class SessionRecord:
     warm: bool = False
     exec_count: int = 0
     workspace_owner: str | None = None  # whose named workspace it mounts (None: the server's own)
+    egress: dict[str, list[str]] | None = None  # the domain policy in force ({allow, deny}); None: none
+    egress_ip: str | None = None  # its address on the proxy's network, which the proxy knows it by
+    egress_refused: int = 0  # connections the proxy refused
 
     def public(self) -> dict[str, Any]:
         """The record as the API shows it (no host paths, no env values)."""
         data = asdict(self)
         data.pop("run_dir")
+        data.pop("egress_ip")
         data["env"] = sorted(self.env)
         return data
 
@@ -127,7 +140,7 @@ class Event:
     detail: dict[str, Any]
 
 
-_JSON_FIELDS = ("limits", "env")
+_JSON_FIELDS = ("limits", "env", "egress")
 _BOOL_FIELDS = ("network", "warm")
 
 
@@ -138,7 +151,7 @@ def _row_to_workspace(row: sqlite3.Row) -> WorkspaceRow:
 def _row_to_record(row: sqlite3.Row) -> SessionRecord:
     data = dict(row)
     for name in _JSON_FIELDS:
-        data[name] = json.loads(data[name])
+        data[name] = json.loads(data[name]) if data[name] is not None else None
     for name in _BOOL_FIELDS:
         data[name] = bool(data[name])
     return SessionRecord(**data)
@@ -258,6 +271,18 @@ class Store:
         sets = ", ".join("%s = ?" % name for name in values)
         with self._transaction() as db:
             db.execute("UPDATE sessions SET %s WHERE id = ?" % sets, (*values.values(), session_id))
+
+    def add_egress_refusals(self, session_id: str, count: int, events: list[dict[str, Any]]) -> None:
+        """Count ``count`` more connections the proxy refused the session, with an event for each of ``events``."""
+        with self._transaction() as db:
+            db.execute("UPDATE sessions SET egress_refused = egress_refused + ? WHERE id = ?", (count, session_id))
+            for detail in events:
+                self._event(db, session_id, "egress_refused", detail)
+
+    def egress_ips(self) -> dict[str, str]:
+        """The proxy network's addresses in use, with the session holding each."""
+        rows = self._query("SELECT id, egress_ip FROM sessions WHERE egress_ip IS NOT NULL")
+        return {row["egress_ip"]: row["id"] for row in rows}
 
     def remove_session(self, session_id: str, reason: str) -> bool:
         """Delete the session's record, with a ``destroyed`` event; False if there was none."""

@@ -42,6 +42,7 @@ LIVE_KEYS = {
     "security.allow_network",
     "security.allowed_images",
     "security.admin_users",
+    "security.egress",  # the default and bound of sessions made from now on; running ones keep theirs
     "quota.max_sessions",
     "quota.max_sessions_per_user",
     "quota.max_cold_starts",

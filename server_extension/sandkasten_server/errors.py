@@ -16,6 +16,7 @@ from sandkasten_kernel.engine import (
     EngineError,
     ImageError,
     LimitExceeded,
+    NetworkIsolationError,
     NotAllowed,
     PoolExhausted,
     QuotaExceeded,
@@ -58,6 +59,7 @@ _ENGINE_ERRORS: list[tuple[type[EngineError], int, str]] = [
     (RunnerUnavailable, 503, "sandbox_unavailable"),
     (StoreError, 503, "store_unavailable"),
     (ImageError, 503, "image_unavailable"),
+    (NetworkIsolationError, 503, "network_unavailable"),  # also the egress proxy's (EgressProxyError)
     (ConfigError, 400, "bad_config"),
 ]
 

@@ -22,7 +22,7 @@ from ._exceptions import (
     SandkastenError,
     ServerError,
 )
-from ._models import CodeError, CodeResult, ExecResult, FileEntry, RichResult, SessionInfo, WorkspaceInfo
+from ._models import CodeError, CodeResult, EgressPolicy, ExecResult, FileEntry, RichResult, SessionInfo, WorkspaceInfo
 from ._sync_client import SyncExecStream, SyncSandboxClient, SyncSession
 
 __version__ = "0.1.0"
@@ -32,6 +32,7 @@ __all__ = [
     "BadRequestError",
     "CodeError",
     "CodeResult",
+    "EgressPolicy",
     "ExecResult",
     "ExecStream",
     "ExecTimeout",

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 
 from . import _calls
-from ._calls import Call
+from ._calls import Call, Network
 from ._exceptions import BadRequestError, NotFoundError, SandkastenConnectionError
 from ._models import CodeResult, ExecResult, FileEntry, SessionInfo, WorkspaceInfo
 
@@ -270,11 +270,17 @@ class SandboxClient(_Releasing):
         workspace: str | None = None,
         env: Mapping[str, str] | None = None,
         limits: Mapping[str, Any] | None = None,
-        network: bool | None = None,
+        network: Network | None = None,
         ttl: int | None = None,
         with_kernel: bool = False,
     ) -> Session:
-        """Start a sandbox; ``with_kernel`` starts its Jupyter kernel now rather than at the first ``run_code``."""
+        """Start a sandbox; ``with_kernel`` starts its Jupyter kernel now rather than at the first ``run_code``.
+
+        ``network``: True (what the server's configuration allows), False (none), or a domain policy such as
+        ``{"allow": ["pypi.org", "*.pythonhosted.org"]}`` (an ``EgressPolicy``), which may narrow the server's
+        ``security.egress`` but not widen it: an entry beyond it raises ``AuthenticationError`` (403,
+        ``code == "not_allowed"``), a malformed one ``BadRequestError``. None: the server's default.
+        """
         call = _calls.create_call(image, workspace, env, limits, network, ttl, with_kernel)
         return Session(self._transport, SessionInfo.from_json(await self._transport.send(call)))
 

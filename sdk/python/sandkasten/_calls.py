@@ -10,9 +10,9 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import httpx
 
@@ -25,7 +25,7 @@ from ._exceptions import (
     SandkastenError,
     ServerError,
 )
-from ._models import ExecResult
+from ._models import EgressPolicy, ExecResult
 
 API = "/sandkasten/api/"
 RETRY_DELAYS_S = (0.2, 0.5, 1.0)  # connection problems, for GET and DELETE only
@@ -33,6 +33,8 @@ SAFE_TO_RETRY = frozenset({"GET", "DELETE"})
 # A larger body goes out in pieces of this size: the socket layer copies what it cannot
 # send at once, and a copy of one piece is cheap where one of the whole body is not.
 BODY_PIECE = 1 << 20
+# What ``create_session(network=...)`` takes: network or not, or a domain policy ({"allow": [...], "deny": [...]}).
+Network: TypeAlias = bool | EgressPolicy | Mapping[str, Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def create_call(
     workspace: str | None,
     env: Mapping[str, str] | None,
     limits: Mapping[str, Any] | None,
-    network: bool | None,
+    network: Network | None,
     ttl: int | None,
     with_kernel: bool,
 ) -> Call:
@@ -142,7 +144,7 @@ def create_call(
         ("workspace", workspace),
         ("env", dict(env) if env else None),
         ("limits", dict(limits) if limits else None),
-        ("network", network),
+        ("network", network if network is None or isinstance(network, bool) else dict(network)),
         ("ttl_s", ttl),
     ):
         if value is not None:

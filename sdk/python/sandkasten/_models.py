@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
+
+
+class EgressPolicy(TypedDict, total=False):
+    """A domain policy: what a session with network may reach, through the server's filtering proxy.
+
+    Entries are host names (``"deb.debian.org"``: that name only), wildcards
+    (``"*.pythonhosted.org"``: its subdomains, not the name itself) or IPv4
+    networks (``"10.20.0.0/16"``). ``deny`` wins over ``allow``; nothing else is
+    reached. Asked for in ``create_session(network=...)``, it may narrow the
+    server's ``security.egress``, never widen it; ``allow`` left out means the
+    server's. In ``SessionInfo.egress`` both lists are always there.
+    """
+
+    allow: list[str]
+    deny: list[str]
 
 
 @dataclass(frozen=True)
@@ -127,6 +142,13 @@ class FileEntry:
     mtime: float = 0.0
 
 
+def _egress(data: dict[str, Any] | None) -> EgressPolicy | None:
+    """The policy of a session reply, with both lists (None stays None)."""
+    if data is None:
+        return None
+    return {"allow": list(data.get("allow", [])), "deny": list(data.get("deny", []))}
+
+
 @dataclass(frozen=True)
 class SessionInfo:
     """A session as the API describes it; ``raw`` is the whole reply (``kernel``, ``usage``, ...)."""
@@ -149,6 +171,8 @@ class SessionInfo:
     env: list[str] = field(default_factory=list)  # the names of its variables (values are not shown)
     workspace_owner: str | None = None  # whose named workspace it mounts (None: the server's own)
     exec_count: int = 0
+    egress: EgressPolicy | None = None  # the domain policy in force; None: none (no network, or the open network)
+    egress_refused: int = 0  # connections the filtering proxy refused so far
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SessionInfo:
@@ -172,6 +196,8 @@ class SessionInfo:
             env=list(data.get("env", [])),
             workspace_owner=data.get("workspace_owner"),
             exec_count=data.get("exec_count", 0),
+            egress=_egress(data.get("egress")),
+            egress_refused=data.get("egress_refused", 0),
         )
 
 

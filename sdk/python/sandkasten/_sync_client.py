@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ._async_client import ExecStream, SandboxClient, Session
+from ._calls import Network
 from ._models import CodeResult, ExecResult, FileEntry, SessionInfo, WorkspaceInfo
 
 T = TypeVar("T")
@@ -216,7 +217,7 @@ class SyncSandboxClient:
         workspace: str | None = None,
         env: Mapping[str, str] | None = None,
         limits: Mapping[str, Any] | None = None,
-        network: bool | None = None,
+        network: Network | None = None,
         ttl: int | None = None,
         with_kernel: bool = False,
     ) -> SyncSession:

@@ -23,6 +23,7 @@ export type {
   CodeError,
   CodeResult,
   CreateSessionOptions,
+  EgressPolicy,
   ExecOptions,
   ExecResult,
   FileEntry,

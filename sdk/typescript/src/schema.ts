@@ -387,12 +387,20 @@ export interface components {
                 [key: string]: string;
             };
             limits?: components["schemas"]["Limits"];
-            network?: boolean;
+            /** @description `true`: network, as the configuration allows it (with `security.egress` set, its domain policy); `false`: none; left out: `defaults.network`. A policy (`{"allow": [...], "deny": [...]}`) gives the session network through the filtering proxy, reaching only what it allows. It may narrow `security.egress`, never widen it: an entry outside `security.egress.allow`, or inside its `deny`, is refused with 403 (`not_allowed`) naming the entry; a malformed entry is a 400 naming it. Without network allowed at all (`security.allow_network`), asking for any network is a 403 */
+            network?: boolean | components["schemas"]["EgressPolicy"];
             ttl_s?: number;
             /** @description Start the session's Jupyter kernel now */
             with_kernel?: boolean;
             /** @description Take a warm sandbox whose kernel already runs, where the pool has one: for a kernel a Jupyter client claims next through sessions/{id}/kernel (with_kernel implies it). Otherwise a create takes a bare warm sandbox first, if the pool holds some (its surplus beyond pool.images' min), and the kernel starts when first used. */
             warm_kernel?: boolean;
+        };
+        /** @description What a sandbox may reach through the filtering proxy: a destination matched by `deny` is refused, else one matched by `allow` is reached, and nothing else is. An entry is a host name (`deb.debian.org`: that name only), a wildcard (`*.pythonhosted.org`: its subdomains, never the name itself), or an IPv4 network or address (`10.20.0.0/16`, `192.0.2.7`) */
+        EgressPolicy: {
+            /** @description What may be reached. In a request, left out: what `security.egress.allow` allows; each entry must lie inside one of its entries */
+            allow?: string[];
+            /** @description What is refused even where `allow` matches it; the configuration's denials always hold */
+            deny?: string[];
         };
         Kernel: {
             id: string;
@@ -410,7 +418,12 @@ export interface components {
             ttl_s?: number;
             idle_timeout_s?: number;
             limits: Record<string, never>;
+            /** @description Whether the session has network at all */
             network: boolean;
+            /** @description The domain policy in force (the session's own, or `security.egress`), its `deny` including the configuration's. null: no domain policy (no network, or the open network that only the IPv4 filters of `security.egress_allow` and `security.egress_deny` limit) */
+            egress: components["schemas"]["EgressPolicy"] | null;
+            /** @description Connections the filtering proxy refused so far (each is also an `egress_refused` event) */
+            egress_refused: number;
             /** @description Names of the session's variables (values are not shown) */
             env?: string[];
             owner: string | null;
@@ -629,6 +642,7 @@ export interface components {
             seq: number;
             at: number;
             session_id?: string | null;
+            /** @description What happened, e.g. `created` (detail: image, warm), `destroyed` (reason), `reconciled`, `workspace_used`, `workspace_deleted`, and `egress_refused`: the filtering proxy refused a connection of the session (detail: `destination`, what was asked for; `method`, CONNECT or the HTTP method; `rule`, why: `not-allowed`, `deny:<entry>`, `ip-literal`, `sni-not-allowed`, `port`, `blocked-address` or `dns`) */
             kind: string;
             detail: Record<string, never>;
         };

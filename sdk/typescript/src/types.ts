@@ -16,6 +16,12 @@ export type FileEntry = Schemas['Entry'];
 export type WorkspaceInfo = Schemas['Workspace'];
 export type PoolStatus = Schemas['Pool'];
 export type Limits = Schemas['Limits'];
+/**
+ * A domain policy: what a session with network may reach through the server's filtering proxy.
+ * Entries are host names (`deb.debian.org`), wildcards for subdomains (`*.pythonhosted.org`, not the
+ * name itself) or IPv4 networks (`10.20.0.0/16`); `deny` wins over `allow`.
+ */
+export type EgressPolicy = Schemas['EgressPolicy'];
 
 /** What `createSession` takes: the API's `SessionCreate`, with `ttl` for `ttl_s`. */
 export interface CreateSessionOptions {
@@ -23,7 +29,12 @@ export interface CreateSessionOptions {
   workspace?: string;
   env?: Record<string, string>;
   limits?: Limits;
-  network?: boolean;
+  /**
+   * `true`: network as the server's configuration allows it; `false`: none; a policy such as
+   * `{ allow: ['pypi.org', '*.pythonhosted.org'] }`: only that. A policy may narrow the server's
+   * `security.egress`, never widen it (403 `not_allowed`, an `AuthenticationError`, naming the entry).
+   */
+  network?: boolean | EgressPolicy;
   /** Seconds until the session is destroyed. */
   ttl?: number;
   /** Start the session's Jupyter kernel now. */

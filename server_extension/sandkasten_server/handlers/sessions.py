@@ -80,6 +80,7 @@ class SessionHandler(SandkastenHandler):
     @web.authenticated
     @authorized
     async def get(self, session_id: str) -> None:
+        self.engine.note_egress_refusals()  # the count of refused connections, up to this moment
         self.reply(session_json(self.session_record(session_id), self.service.kernels))
 
     @web.authenticated
