@@ -21,9 +21,10 @@ import threading
 import docker
 
 from .config import SandkastenSecurity
+from .egress_log import Refusal
 from .egress_network import PROXY_PORT, EgressNetwork, ensure_egress_network
 from .egress_policy import DomainPolicy
-from .egress_proxy import EgressProxy, Refusal, SessionEgress
+from .egress_proxy import EgressProxy, SessionEgress
 from .errors import EngineError
 from .sandbox_network import DROPPED_BY_DEFAULT
 from .sandbox_spec import EgressAttachment

@@ -23,15 +23,10 @@ from pathlib import Path
 import pytest
 
 from sandkasten_kernel.engine import egress_match
+from sandkasten_kernel.engine.egress_log import Refusal, parse_log_line
 from sandkasten_kernel.engine.egress_match import covers, decide, matches, normalize_entry
-from sandkasten_kernel.engine.egress_proxy import (
-    BLOCKED_IPV6,
-    EgressProxy,
-    Refusal,
-    SessionEgress,
-    blocked_networks,
-    parse_log_line,
-)
+from sandkasten_kernel.engine.egress_proxy import EgressProxy, SessionEgress
+from sandkasten_kernel.engine.egress_squid_conf import BLOCKED_IPV6, blocked_networks
 from sandkasten_kernel.engine.errors import EngineError
 from sandkasten_kernel.engine.sandbox_network import DROPPED_BY_DEFAULT
 
