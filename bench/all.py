@@ -15,6 +15,8 @@
     cold fallback) and a Jupyter Server with --gateway-url (warm, empty pool), each next to a local ipykernel.
 11. bursts: 20 and 50 clients each creating a session and running a command at once, on the default pool
     sizes (first at their floor, then after one burst), next to llm-sandbox and docker run + exec bursts.
+12. egress: an allowed HTTP and HTTPS GET through the domain-filtering proxy, next to a direct one from a session
+    with the open network (by name, and by an address resolved beforehand), on a server of its own with network on.
 
 Writes bench/results/<date>.json (``--quick``: <date>-quick.json) and one PNG per
 figure beside it (<date>-<figure>.png), prints a table and marks each target met
@@ -49,6 +51,7 @@ from bench.figures import (
     client_kernels,
     concurrency,
     density,
+    egress,
     exec_round_trip,
     file_transfer,
     first_exec,
@@ -76,7 +79,7 @@ SERVED_FIGURES = (
     "bursts",
     "concurrency",
 )
-FIGURES = KERNEL_FIGURES + SERVED_FIGURES + ("image_build",)
+FIGURES = KERNEL_FIGURES + SERVED_FIGURES + ("image_build", "egress")
 
 
 def machine(client: docker.DockerClient) -> dict[str, Any]:
@@ -210,6 +213,8 @@ def main() -> int:
         results.update(asyncio.run(kernel_figures(client, sizes, only)))
     if only & set(SERVED_FIGURES):
         results.update(asyncio.run(served_figures(client, sizes, only)))
+    if "egress" in only:  # on a server of its own: the shared one has no network
+        results["egress"] = asyncio.run(timed_figure("egress", partial(egress.measure, sizes)))
     results["seconds"] = round(time.monotonic() - started, 1)
     out = options.out or default_out(options.quick)
     if options.only and out.exists():

@@ -40,6 +40,7 @@ class Sizes:
     file_repeats: int
     bursts: tuple[int, ...]  # clients creating at once
     image_rebuilds: int  # `sandkasten images build` with every image current
+    egress_requests: int  # HTTP(S) requests from a sandbox, per mode (proxy, direct by name, by address)
 
 
 FULL = Sizes(
@@ -60,6 +61,7 @@ FULL = Sizes(
     file_repeats=5,
     bursts=(20, 50),
     image_rebuilds=10,
+    egress_requests=40,
 )
 QUICK = Sizes(
     kernel_starts=1,
@@ -79,6 +81,7 @@ QUICK = Sizes(
     file_repeats=2,
     bursts=(3,),
     image_rebuilds=2,
+    egress_requests=8,
 )
 
 # The served server's sandkasten.yaml for the run. Creates queue for a cold-start slot rather

@@ -126,7 +126,7 @@ def table(r: dict[str, Any]) -> list[str]:
 
 
 def _later_figures(r: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """Figures 8 to 11, which earlier runs do not have (8-10 came on 2026-11-30, 11 later)."""
+    """Figures 8 to 12, which earlier runs do not have (8-10 came on 2026-11-30, 11 and 12 later)."""
     rows = []
     if "sessions" in r:
         s = r["sessions"]
@@ -189,6 +189,39 @@ def _later_figures(r: dict[str, Any]) -> list[tuple[str, str, str]]:
                     "",
                 ),
             ]
+    if "egress" in r:
+        rows += _egress(r["egress"])
+    return rows
+
+
+EGRESS_MODES = (
+    ("proxy", "through the filtering proxy"),
+    ("direct_name", "direct, by name (a DNS lookup each)"),
+    ("direct_address", "direct, by address"),
+)
+
+
+def _egress(g: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Figure 12: the proxy's share of an allowed request, next to direct ones (by name; by an address found first)."""
+    rows = [("**12. Egress: GET %s, a fresh connection each**" % g["url"].split("//")[1], "", "")]
+    for scheme in ("http", "https"):
+        if scheme not in g:
+            continue
+        part = g[scheme]
+        by_address, by_name = part["added"]["vs_direct_address"], part["added"]["vs_direct_name"]
+        rows += [
+            ("%s %s" % (scheme.upper(), label), _t(part[mode]), "p90 %.2f ms" % part[mode]["p90_ms"])
+            for mode, label in EGRESS_MODES
+        ]
+        rows.append(
+            (
+                "%s: the proxy adds (medians)" % scheme.upper(),
+                "**%+.2f ms** vs by address, %+.2f ms vs by name" % (by_address["ms"], by_name["ms"]),
+                "%sx / %sx the direct time" % (by_address["ratio"], by_name["ratio"]),
+            )
+        )
+    if "https_skipped" in g:
+        rows.append(("HTTPS", "skipped: %s" % g["https_skipped"], ""))
     return rows
 
 

@@ -227,6 +227,21 @@ def bursts(figures: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def egress(figures: dict[str, Any], path: Path) -> Path:
+    schemes = [scheme for scheme in ("http", "https") if scheme in figures]
+    fig, axes = plt.subplots(1, len(schemes), figsize=(5.5 * len(schemes), 2.4), squeeze=False)
+    for ax, scheme in zip(axes[0], schemes, strict=True):
+        part = figures[scheme]
+        rows = [
+            ("through the filtering proxy", part["proxy"], SANDKASTEN),
+            ("direct, by name (DNS each)", part["direct_name"], BASELINE),
+            ("direct, by address", part["direct_address"], BASELINE),
+        ]
+        added = part["added"]["vs_direct_address"]
+        _bars(ax, rows, "12. Egress, %s GET: proxy adds %+.2f ms (%sx)" % (scheme.upper(), added["ms"], added["ratio"]))
+    return _save(fig, path)
+
+
 def _size(n: int) -> str:
     return "%d MB" % (n // 1_000_000) if n >= 1_000_000 else "%d KB" % (n // 1000)
 
@@ -243,6 +258,7 @@ PLOTS = {
     "image_build": image_build,
     "client_kernels": client_kernels,
     "bursts": bursts,
+    "egress": egress,
 }
 
 

@@ -47,6 +47,39 @@ def _bursts(figures: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+EGRESS_MODES = (
+    ("proxy", "through the proxy"),
+    ("direct_name", "direct, by name"),
+    ("direct_address", "direct, by address"),
+)
+
+
+def _egress(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    out = [("12. egress: GET, a fresh connection each", figures["url"])]
+    for scheme in ("http", "https"):
+        if scheme not in figures:
+            continue
+        part = figures[scheme]
+        for mode, label in EGRESS_MODES:
+            timing = part[mode]
+            out.append(
+                (
+                    "  %s %s" % (scheme, label),
+                    "%8.2f ms p50  %8.2f ms p90  (n=%d)" % (timing["median_ms"], timing["p90_ms"], timing["n"]),
+                )
+            )
+        out += [
+            (
+                "  %s: the proxy adds, %s" % (scheme, versus.replace("_", " ")),
+                "%+.2f ms p50 (%sx)" % (a["ms"], a["ratio"]),
+            )
+            for versus, a in part["added"].items()
+        ]
+    if "https_skipped" in figures:
+        out.append(("  https", "skipped: %s" % figures["https_skipped"]))
+    return out
+
+
 def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if "kernel_start" in results:
@@ -121,6 +154,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         out += _paths("10. kernel start, clients outside the server", results["client_kernels"])
     if "bursts" in results:
         out += _bursts(results["bursts"])
+    if "egress" in results:
+        out += _egress(results["egress"])
     if "image_build" in results:
         built = results["image_build"]
         out += _paths("9. images build", built)

@@ -1,4 +1,4 @@
-"""The targets (issue 9's, session create's, issue 20's), each checked against the figures of one run: met or missed."""
+"""The targets (issue 9's, session create's, issue 20's, egress's), each checked against a run: met or missed."""
 
 from __future__ import annotations
 
@@ -108,6 +108,12 @@ TARGETS = [
     ),
     _at_least("100 MB write vs docker cp in", 1, "x", lambda f: _vs_docker_cp(f, "sandkasten_write", "docker_cp_in")),
     _at_least("100 MB read vs docker cp out", 1, "x", lambda f: _vs_docker_cp(f, "sandkasten_read", "docker_cp_out")),
+    _at_most(
+        "proxy's added latency, allowed HTTP GET vs direct by address, p50",
+        5,
+        " ms",
+        lambda f: f["egress"]["http"]["added"]["vs_direct_address"]["ms"],
+    ),
     Target("errors at the most concurrent agents", "0", lambda f: _most_agents(f)["errors"], lambda v: v == 0, ""),
 ]
 

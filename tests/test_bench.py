@@ -48,6 +48,7 @@ FIGURES = [
     "image_build",
     "client_kernels",
     "bursts",
+    "egress",
 ]
 NOTHING_LEFT = {"sessions": 0, "containers": 0, "run_dirs": 0}
 
@@ -74,6 +75,9 @@ def test_the_suite_runs_every_figure_and_plots_it(tmp_path: Path, docker_client:
     assert set(figures["sessions"]) >= {"create_warm", "create_cold", "create_named_workspace", "destroy"}
     burst = figures["bursts"][str(figures["bursts"]["sizes"][0])]
     assert set(burst) == {"sandkasten_first", "sandkasten_repeat", "llm_sandbox", "docker_run_exec"}
+    egress = figures["egress"]
+    for scheme in ("http", "https") if "https_skipped" not in egress else ("http",):
+        assert set(egress[scheme]) >= {"proxy", "direct_name", "direct_address", "added"}
     assert figures["image_build"]["current_built"] == []
     assert set(figures["client_kernels"]) >= {
         "agent_warm",

@@ -200,7 +200,8 @@ class SandkastenSecurity(Configurable):
     egress_subnet = Unicode(
         "172.30.240.0/20",
         help="The IPv4 network of sandboxes with a domain policy: an internal Docker network whose only way out "
-        "is the filtering proxy, at its first address. Change it if it overlaps a network of the host.",
+        "is the filtering proxy, at its first address. Change it if it overlaps a network of the host; two "
+        "servers on one host with domain policies need one each.",
     ).tag(config=True)
 
     @validate("egress_allow", "egress_deny")
