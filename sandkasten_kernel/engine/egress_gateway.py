@@ -36,6 +36,8 @@ log = logging.getLogger("sandkasten.engine")
 EGRESS_ROOT = "/run/sandkasten"
 # Events per session per drain of the proxy's log: the count is exact, the events a sample of the distinct ones.
 EVENTS_PER_DRAIN = 20
+# The proxy's log is rotated (one old file kept) once it holds this much: at most about twice it on the host.
+LOG_ROTATE_BYTES = 16 << 20
 
 
 def egress_dir(state_dir: str) -> str:
@@ -130,6 +132,7 @@ class EgressGateway:
         for refusal in self._all_refusals():
             if refusal.session_id in known:  # not a line naming no session, or one gone since
                 by_session[refusal.session_id].append(refusal)
+        self.proxy.rotate_logs_over(LOG_ROTATE_BYTES)  # read to here first: the reader finishes the old file
         for session_id, refusals in by_session.items():
             distinct = {(r.destination, r.method, r.rule): r for r in refusals}
             events = [

@@ -217,6 +217,14 @@ class EgressProxy:
             if pid is not None:
                 _signal(pid, signal.SIGUSR1)
 
+    def rotate_logs_over(self, limit_bytes: int) -> bool:
+        """``rotate_logs`` once access.log holds more than ``limit_bytes``: a sandbox knocking at refused names
+        would otherwise fill the host's /run (a tmpfs, memory) with log lines. True if it rotated."""
+        if file_size(self.access_log) <= limit_bytes:
+            return False
+        self.rotate_logs()
+        return True
+
     def _prepare_dirs(self, user: pwd.struct_passwd) -> None:
         try:
             os.makedirs(self.egress_dir, mode=0o750, exist_ok=True)

@@ -658,6 +658,23 @@ def test_rotated_logs_are_reopened_and_read_to_their_end(squid: EgressProxy) -> 
     assert os.path.exists(squid.access_log + ".1") and os.path.exists(squid.cache_log)
 
 
+def test_a_log_flood_is_rotated_away(squid: EgressProxy) -> None:
+    """Refusals a sandbox provokes at will are log lines on the host's /run: past a size the log is rotated."""
+    squid.refusals()
+    assert not squid.rotate_logs_over(1 << 30)
+    assert _get(squid, "http://flood.example.org/") == 403
+    deadline = time.monotonic() + 5
+    while os.path.getsize(squid.access_log) == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert squid.rotate_logs_over(0)
+    assert os.path.exists(squid.access_log + ".1")
+    seen: list[str] = []
+    while "flood.example.org" not in seen and time.monotonic() < deadline:
+        seen += [r.destination for r in squid.refusals()]  # the rotated file is read to its end
+        time.sleep(0.02)
+    assert "flood.example.org" in seen
+
+
 def test_the_configuration_parses_without_a_warning(squid: EgressProxy) -> None:
     parsed = subprocess.run(
         [shutil.which("squid", path="/usr/sbin:/usr/bin") or "squid", "-k", "parse", "-f", squid.conf_path],
