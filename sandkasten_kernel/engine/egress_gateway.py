@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 
 import docker
 
@@ -38,6 +39,8 @@ EGRESS_ROOT = "/run/sandkasten"
 EVENTS_PER_DRAIN = 20
 # The proxy's log is rotated (one old file kept) once it holds this much: at most about twice it on the host.
 LOG_ROTATE_BYTES = 16 << 20
+# An address let go is not handed out again for this long: its container may still be on its way out.
+ADDRESS_QUARANTINE_S = 120.0
 
 
 def egress_dir(state_dir: str) -> str:
@@ -63,6 +66,8 @@ class EgressGateway:
         )
         self._lock = threading.Lock()
         self._pending: dict[str, SessionEgress] = {}  # address -> policy of sandboxes starting
+        self._written: set[str] = set()  # the addresses of the policies last written
+        self._let_go: dict[str, float] = {}  # address -> when its policy went (monotonic)
         self._ready = False
 
     def _make_ready(self) -> None:
@@ -79,7 +84,9 @@ class EgressGateway:
         """A place for a new sandbox, its policy in force before it starts; ``settle`` it once the store has it."""
         await asyncio.to_thread(self._make_ready)
         with self._lock:
-            address = self.network.allocate([*self.store.egress_ips(), *self._pending])
+            now = time.monotonic()
+            self._let_go = {ip: at for ip, at in self._let_go.items() if now - at < ADDRESS_QUARANTINE_S}
+            address = self.network.allocate([*self.store.egress_ips(), *self._pending, *self._let_go])
             self._pending[address] = SessionEgress(session_id, policy.allow, policy.deny)
         try:
             await asyncio.to_thread(self.sync)
@@ -112,6 +119,10 @@ class EgressGateway:
                     record.id, tuple(record.egress["allow"]), tuple(record.egress["deny"])
                 )
         self.proxy.set_policies(policies)
+        with self._lock:
+            now = time.monotonic()
+            self._let_go.update({address: now for address in self._written - policies.keys()})
+            self._written = set(policies)
 
     def resume(self, records: list[SessionRecord]) -> None:
         """At start: where sessions with a policy live on, adopt (or restart) the proxy and rewrite the policies."""

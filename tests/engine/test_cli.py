@@ -41,8 +41,8 @@ async def test_list_and_destroy_sessions_and_workspaces(state_dir: str, tmp_path
         (row,) = json.loads(listed.stdout)
         assert row["id"] == record.id and row["workspace"] == workspace and "run_dir" not in row
         table = sandkasten(config, "sessions", "list")
-        assert table.stdout.splitlines()[0].split()[:3] == ["ID", "IMAGE", "WORKSPACE"]
-        assert record.id in table.stdout
+        assert table.stdout.splitlines()[0].split()[:5] == ["ID", "IMAGE", "WORKSPACE", "OWNER", "NETWORK"]
+        assert record.id in table.stdout and " off " in table.stdout
 
         refused = sandkasten(config, "workspaces", "delete", workspace)
         assert refused.returncode == 1 and "in use by session %s" % record.id in refused.stderr

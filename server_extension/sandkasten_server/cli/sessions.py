@@ -9,7 +9,17 @@ from sandkasten_kernel.engine import Engine, SessionRecord
 
 from .common import add_command, add_group, age, has_state, print_table, require_state, settings, with_engine
 
-COLUMNS = ["id", "image", "workspace", "owner", "age", "idle", "exec_count", "status"]
+COLUMNS = ["id", "image", "workspace", "owner", "network", "age", "idle", "exec_count", "status"]
+
+
+def network_summary(record: SessionRecord) -> str:
+    """off, open, or the domain policy in brief (its refusals too, when there are any)."""
+    if not record.network:
+        return "off"
+    if record.egress is None:
+        return "open"
+    summary = "%d allowed" % len(record.egress["allow"])
+    return summary + (", %d refused" % record.egress_refused if record.egress_refused else "")
 
 
 def add_to(commands: Any) -> None:
@@ -28,7 +38,12 @@ def _list(options: argparse.Namespace) -> int:
     for record in with_engine(config, sessions) if has_state(config) else []:
         row = record.public()
         if not options.json:
-            row.update(age=age(record.created_at), idle=age(record.last_active), image=record.image.split("/")[-1])
+            row.update(
+                age=age(record.created_at),
+                idle=age(record.last_active),
+                image=record.image.split("/")[-1],
+                network=network_summary(record),
+            )
         rows.append(row)
     print_table(rows, COLUMNS, options.json, "no sessions")
     return 0
