@@ -82,6 +82,7 @@ class ContainerInfo:
     name: str
     labels: dict[str, str]
     running: bool  # running or paused: its processes are there (a frozen sandbox is not a lost one)
+    paused: bool = False  # frozen by Docker's pause (the cgroup freezer)
 
 
 def _info(container: Container) -> ContainerInfo:
@@ -90,7 +91,45 @@ def _info(container: Container) -> ContainerInfo:
         container.name or "",
         dict(container.labels or {}),
         container.status in ("running", "paused"),
+        container.status == "paused",
     )
+
+
+def set_paused(client: docker.DockerClient, container_id: str, paused: bool) -> None:
+    """Freeze (``docker pause``) or thaw the container; one already so is left as it is."""
+    try:
+        if paused:
+            client.api.pause(container_id)
+        else:
+            client.api.unpause(container_id)
+    except docker.errors.NotFound:
+        raise EngineError("container %s is gone" % container_id[:12]) from None
+    except docker.errors.APIError as exc:
+        # Docker says 409 "is already paused", or 500 "is not paused": settle it by asking.
+        state = client.api.inspect_container(container_id)["State"]
+        if bool(state.get("Paused")) != paused or not state.get("Running"):
+            what = "pause" if paused else "resume"
+            problem = exc.explanation or exc
+            raise EngineError("docker could not %s %s: %s" % (what, container_id[:12], problem)) from None
+
+
+def frozen_usage(client: docker.DockerClient, container_id: str) -> dict[str, Any]:
+    """Processes, memory and CPU time of a paused container, from Docker (its runner cannot answer).
+
+    One reading of ``docker stats``, which is quick for a frozen container. The
+    keys are those of the runner's ``usage``.
+    """
+    stats = client.api.stats(container_id, stream=False, one_shot=True)
+    memory = stats.get("memory_stats") or {}
+    detail = memory.get("stats") or {}
+    limit = memory.get("limit")
+    return {
+        "pids": (stats.get("pids_stats") or {}).get("current", 0),
+        "rss_bytes": detail.get("total_rss", detail.get("anon", 0)),  # cgroup v1, else v2
+        "memory_bytes": memory.get("usage", 0),
+        "memory_limit_bytes": limit if limit and limit < 1 << 60 else None,
+        "cpu_ns": ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage", 0),
+    }
 
 
 class DockerBackend:
@@ -148,6 +187,14 @@ class DockerBackend:
                 return None
 
         return await self._run(inspect)
+
+    async def set_paused(self, container_id: str, paused: bool) -> None:
+        """Freeze or thaw the container (``set_paused``)."""
+        await self._run(set_paused, self.client, container_id, paused)
+
+    async def frozen_usage(self, container_id: str) -> dict[str, Any]:
+        """What a paused container holds (``frozen_usage``)."""
+        return await self._run(frozen_usage, self.client, container_id)
 
     async def runtimes(self) -> set[str]:
         """The OCI runtimes registered with the engine (runc, and e.g. runsc for gVisor)."""

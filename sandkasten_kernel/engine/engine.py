@@ -36,6 +36,7 @@ from .errors import (
 )
 from .kernel_access import grant_kernel_access
 from .kernel_connection import kernel_socket_names
+from .pausing import Pausing
 from .pool import WarmPool
 from .pool_demand import PoolSize
 from .reaper import Reaper
@@ -95,6 +96,9 @@ class Engine:
         self._cold_starts = ColdStartGate()
         self.pool.cold_starts_running = lambda: self._cold_starts.running > 0
         self._connections = RunnerConnections()
+        self.pausing = Pausing(self.store, self.backend, self._connections, self._lend)
+        # What the server adds to pausing: probes of work under way that the engine does not see (run_code).
+        self.busy_probes = self.pausing.busy_probes
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -142,6 +146,7 @@ class Engine:
             container = containers.pop(record.id, None)
             if container is not None and container.running:
                 self._sandbox(record)
+                self.pausing.adopt(record, container)  # Docker's word on whether it is frozen
                 report["adopted"].append(record.id)
             else:
                 if container is not None:
@@ -385,6 +390,7 @@ class Engine:
         self.store.remove_session(record.id, reason)  # first: if the store fails, the session stays whole
         sandbox = self._sandboxes.pop(record.id, None) or self._build_sandbox(record)
         self._connections.drop(record.id)
+        self.pausing.forget(record.id)  # a paused sandbox goes too: Docker thaws it to kill it
         self.removals.remove(sandbox)
         if record.egress_ip:
             self.egress.sync()  # its policy goes: the address is refused until it is handed out again
@@ -409,6 +415,7 @@ class Engine:
     def _forget(self, record: SessionRecord, reason: str) -> None:
         """Drop what the host keeps of a session whose container is gone."""
         self._connections.drop(record.id)
+        self.pausing.forget(record.id)
         sandbox = self._sandboxes.pop(record.id, None)
         if sandbox is not None:
             sandbox.release_init()
@@ -439,8 +446,13 @@ class Engine:
         """``async with engine.runner(id) as runner``: a connection to the session's runner, lent
         from the ones kept open (or a new one); refreshes last_active unless ``touch`` is false."""
         record = self.get_session(session_id)
+        self.pausing.refuse(record)
         if touch:
             self.touch(session_id, calls=0)
+        return self._lend(record)
+
+    def _lend(self, record: SessionRecord) -> contextlib.AbstractAsyncContextManager[RunnerClient]:
+        """A connection to ``record``'s runner, lent (``runner`` without its checks and touch)."""
         return self._connections.lend(record.id, lambda: self._connect(record))
 
     async def _connect(self, record: SessionRecord) -> RunnerClient:
@@ -479,20 +491,47 @@ class Engine:
         self.touch(session_id, calls=1)
 
     async def usage(self, session_id: str) -> dict[str, Any]:
-        """The sandbox's processes, memory and cumulative CPU time (for the dashboard; not use of the session)."""
+        """The sandbox's processes, memory and cumulative CPU time (for the dashboard; not use of the session).
+        A paused sandbox's come from Docker, with ``paused: true``."""
+        record = self.get_session(session_id)
+        if self.pausing.is_paused(record):
+            return await self.pausing.usage(record)
         async with self.runner(session_id, touch=False) as runner:
-            return await runner.usage()
+            return dict(await runner.usage(), paused=False)
 
     async def open_terminal(self, session_id: str, rows: int, cols: int) -> RunnerTerminal:
         """An interactive bash of its own in the session's sandbox, next to (never in) the exec shell.
-        Closing it kills every process started in it."""
+        Closing it kills every process started in it. An open terminal does not keep the session from a pause."""
         record = self.get_session(session_id)
+        self.pausing.refuse(record)
         self.touch(session_id, calls=0)
-        client = await self._connect(record)
-        try:
-            return await client.open_terminal(rows, cols)
-        finally:
-            await client.close()  # a no-op once the terminal has the connection
+        with self._connections.call(record.id):
+            client = await self._connect(record)
+            try:
+                return await client.open_terminal(rows, cols)
+            finally:
+                await client.close()  # a no-op once the terminal has the connection
+
+    # -- pause and resume (``pausing``) ---------------------------------------------------
+
+    async def pause_session(self, session_id: str) -> SessionRecord:
+        """Freeze the session's sandbox (no CPU, nothing runs, its clocks stop); its record, now ``paused``.
+
+        Refused with ``SessionBusy`` while calls to it are under way; pausing a
+        paused session is not an error.
+        """
+        await self.pausing.pause(session_id)
+        return self.get_session(session_id)
+
+    async def resume_session(self, session_id: str) -> SessionRecord:
+        """Let the paused session's sandbox run on, as it was; its record, now ``running``. Resuming a
+        running session is not an error."""
+        await self.pausing.resume(session_id)
+        return self.get_session(session_id)
+
+    def require_running(self, session_id: str) -> None:
+        """Raise ``SessionPaused`` if the session is paused (for work that does not go through ``runner``)."""
+        self.pausing.refuse(self.get_session(session_id))
 
     # -- the session's Jupyter kernel ---------------------------------------------------
 
@@ -502,23 +541,28 @@ class Engine:
         A warm sandbox's kernel is already up: claiming it costs one status call.
         """
         record = self.get_session(session_id)
+        self.pausing.refuse(record)
         sandbox = self._sandbox(record)
         if sandbox.kernel is None:  # re-attaching: the info this host saved when it started the kernel
             sandbox.kernel = self.factory.saved_kernel_info(sandbox)
-        async with await self._connect(record) as runner:
-            status = await runner.kernel_status()
-            if status["alive"] and sandbox.kernel is None:
-                await runner.kernel_shutdown()  # a kernel whose key this host does not know: start anew
-                status = {"alive": False, "started": False}
-            if not status["alive"]:
-                await self.factory.start_kernel(sandbox, runner, restart=status["started"])
+        with self._connections.call(record.id):
+            async with await self._connect(record) as runner:
+                status = await runner.kernel_status()
+                if status["alive"] and sandbox.kernel is None:
+                    await runner.kernel_shutdown()  # a kernel whose key this host does not know: start anew
+                    status = {"alive": False, "started": False}
+                if not status["alive"]:
+                    await self.factory.start_kernel(sandbox, runner, restart=status["started"])
         if kernel_id is not None:
             self.store.update(session_id, kernel_id=kernel_id)
         assert sandbox.kernel is not None
         return dict(sandbox.kernel)
 
     async def kernel_status(self, session_id: str) -> dict[str, Any]:
-        """The session's kernel status from its runner."""
+        """The session's kernel status from its runner; a paused session's as it was at the pause."""
+        record = self.get_session(session_id)
+        if self.pausing.is_paused(record):  # a frozen kernel is not a dead one
+            return self.pausing.kernel_status(record)
         # Polled every few seconds by Jupyter's kernel restarter: that is not use of the session.
         async with self.runner(session_id, touch=False) as runner:
             return await runner.kernel_status()

@@ -37,6 +37,14 @@ class SessionLost(EngineError):
     """The session's container is gone (removed or crashed behind the engine's back)."""
 
 
+class SessionPaused(EngineError):
+    """The session is paused: nothing in it runs until it is resumed, so no call reaches its runner."""
+
+
+class SessionBusy(EngineError):
+    """The session has calls under way (an exec, a file transfer, run_code): it cannot be paused now."""
+
+
 class LimitExceeded(EngineError):
     """A session asked for more than the configured maxima allow."""
 

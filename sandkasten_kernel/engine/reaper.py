@@ -67,11 +67,17 @@ class Reaper:
             reap.cancel()
 
     def expired(self, now: float | None = None) -> list[tuple[str, str]]:
-        """(session id, reason) for sessions past their ttl or idle timeout."""
+        """(session id, reason) for sessions past their ttl or idle timeout.
+
+        A paused session's clocks stand still: it is never due, and the time it
+        spent paused does not count toward its ttl (its resume moves last_active).
+        """
         now = now or time.time()
         due = []
         for record in self.store.list_sessions():
-            if record.ttl_s and now - record.created_at > record.ttl_s:
+            if record.status == "paused":
+                continue
+            if record.ttl_s and now - record.created_at - record.paused_s > record.ttl_s:
                 due.append((record.id, "ttl of %d s reached" % record.ttl_s))
             elif record.idle_timeout_s and now - self._last_use(record) > record.idle_timeout_s:
                 due.append((record.id, "idle for %d s" % record.idle_timeout_s))

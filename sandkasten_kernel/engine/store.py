@@ -29,7 +29,7 @@ from typing import Any
 from .errors import StoreError as StoreError  # re-exported: callers import it from here
 
 STORE_FILE = "sandkasten.db"  # in the state directory
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     workspace_owner TEXT,
     egress TEXT,
     egress_ip TEXT UNIQUE,
-    egress_refused INTEGER NOT NULL DEFAULT 0
+    egress_refused INTEGER NOT NULL DEFAULT 0,
+    paused_at REAL,
+    paused_s REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS workspaces (
     volume TEXT PRIMARY KEY,
@@ -80,6 +82,10 @@ MIGRATIONS = {
         "CREATE UNIQUE INDEX IF NOT EXISTS sessions_egress_ip ON sessions (egress_ip)",
         "ALTER TABLE sessions ADD COLUMN egress_refused INTEGER NOT NULL DEFAULT 0",
     ],
+    4: [
+        "ALTER TABLE sessions ADD COLUMN paused_at REAL",
+        "ALTER TABLE sessions ADD COLUMN paused_s REAL NOT NULL DEFAULT 0",
+    ],
 }
 
 
@@ -92,7 +98,7 @@ class SessionRecord:
     image: str
     workspace: str | None
     run_dir: str
-    status: str  # running | lost
+    status: str  # running | paused
     created_at: float
     last_active: float
     ttl_s: int
@@ -108,6 +114,8 @@ class SessionRecord:
     egress: dict[str, list[str]] | None = None  # the domain policy in force ({allow, deny}); None: none
     egress_ip: str | None = None  # its address on the proxy's network, which the proxy knows it by
     egress_refused: int = 0  # connections the proxy refused
+    paused_at: float | None = None  # since when it is paused (status paused), else None
+    paused_s: float = 0.0  # seconds it spent paused before, which its ttl does not count
 
     def public(self) -> dict[str, Any]:
         """The record as the API shows it (no host paths, no env values)."""
@@ -155,6 +163,10 @@ def _row_to_record(row: sqlite3.Row) -> SessionRecord:
     for name in _BOOL_FIELDS:
         data[name] = bool(data[name])
     return SessionRecord(**data)
+
+
+def _row_to_event(row: sqlite3.Row) -> Event:
+    return Event(row["seq"], row["at"], row["session_id"], row["kind"], json.loads(row["detail"]))
 
 
 def store_path(state_dir: str) -> str:
@@ -272,6 +284,39 @@ class Store:
         with self._transaction() as db:
             db.execute("UPDATE sessions SET %s WHERE id = ?" % sets, (*values.values(), session_id))
 
+    def mark_paused(self, session_id: str, at: float, **detail: Any) -> bool:
+        """Record that the session is paused since ``at``, with a ``paused`` event; False if it was already."""
+        with self._transaction() as db:
+            changed = (
+                db.execute(
+                    "UPDATE sessions SET status = 'paused', paused_at = ? WHERE id = ? AND status != 'paused'",
+                    (at, session_id),
+                ).rowcount
+                > 0
+            )
+            if changed:
+                self._event(db, session_id, "paused", detail)
+        return changed
+
+    def mark_running(self, session_id: str, at: float, **detail: Any) -> bool:
+        """Record that the paused session runs again since ``at``, with a ``resumed`` event; False if it was not
+        paused. Its clocks move past the pause: ``paused_s`` grows by it (the ttl does not count it), and
+        ``last_active`` moves by it, so it comes back exactly as idle as it went (never later than ``at``)."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT paused_at FROM sessions WHERE id = ? AND status = 'paused'", (session_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            paused = max(0.0, at - (row["paused_at"] if row["paused_at"] is not None else at))
+            db.execute(
+                "UPDATE sessions SET status = 'running', paused_at = NULL, paused_s = paused_s + ?, "
+                "last_active = min(last_active + ?, ?) WHERE id = ?",
+                (paused, paused, at, session_id),
+            )
+            self._event(db, session_id, "resumed", {"paused_s": round(paused, 3), **detail})
+        return True
+
     def add_egress_refusals(self, session_id: str, count: int, events: list[dict[str, Any]]) -> None:
         """Count ``count`` more connections the proxy refused the session, with an event for each of ``events``."""
         with self._transaction() as db:
@@ -348,6 +393,13 @@ class Store:
         with self._transaction() as db:
             self._event(db, session_id, kind, detail)
 
+    def latest_event(self, session_id: str, kind: str) -> Event | None:
+        """The session's latest event of ``kind``, or None."""
+        rows = self._query(
+            "SELECT * FROM events WHERE session_id = ? AND kind = ? ORDER BY seq DESC LIMIT 1", (session_id, kind)
+        )
+        return _row_to_event(rows[0]) if rows else None
+
     def events(self, limit: int = 100, session_id: str | None = None) -> list[Event]:
         """The latest ``limit`` events, newest first, of one session or of all."""
         if session_id is None:
@@ -356,4 +408,4 @@ class Store:
             rows = self._query(
                 "SELECT * FROM events WHERE session_id = ? ORDER BY seq DESC LIMIT ?", (session_id, limit)
             )
-        return [Event(r["seq"], r["at"], r["session_id"], r["kind"], json.loads(r["detail"])) for r in rows]
+        return [_row_to_event(row) for row in rows]

@@ -52,6 +52,7 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path: Any) -> None:
     store = Store(path)
     (record,) = store.list_sessions()
     assert (record.id, record.workspace, record.workspace_owner, record.exec_count) == ("s1", "data", None, 3)
+    assert (record.status, record.paused_at, record.paused_s) == ("running", None, 0.0)  # version 4's columns
     assert store.list_workspaces() == []
     store.close()
     store = Store(path)  # opening it again changes nothing
