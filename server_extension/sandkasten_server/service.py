@@ -76,17 +76,20 @@ class SandkastenService:
         engine.activity_probes.append(self.kernels.last_activity)
         engine.activity_probes.append(self.kernels.held_by_a_client)
         engine.before_reap.append(self.kernels.stop)  # no kernel left behind on a reaped session
+        engine.busy_probes.append(self.kernels.busy)  # no pause while run_code runs
         # Only now: a session made while reconcile runs would look like an orphan to it.
         self.engine, self.problem = engine, None
         if any(report.values()):
             log.info("Sandkasten reconciled its sessions: %s", report)
 
     async def stop(self) -> None:
-        """Stop the sessions' kernels (they need the engine), then the engine. Sessions keep running."""
+        """Stop the sessions' kernels (they need the engine), then the engine. Sessions keep running;
+        paused ones keep their kernels too (``SessionKernels.close``)."""
         try:
+            paused = [r for r in self.engine.list_sessions() if r.status == "paused"] if self.engine else []
             # Bounded: a kernel manager stuck in a shutdown must not keep the engine from closing
             # (its warm pool would outlive the server).
-            await asyncio.wait_for(self.kernels.close(), KERNELS_CLOSE_TIMEOUT_S)
+            await asyncio.wait_for(self.kernels.close(keep=paused), KERNELS_CLOSE_TIMEOUT_S)
         except asyncio.TimeoutError:
             log.error("the sessions' kernels did not stop in %g s; stopping the engine anyway", KERNELS_CLOSE_TIMEOUT_S)
         except Exception:  # a kernel Jupyter failed to start is still listed, and errors here

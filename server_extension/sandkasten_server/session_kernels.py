@@ -21,7 +21,7 @@ import collections
 import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import asdict, dataclass, field
 from queue import Empty
 from typing import Any
@@ -167,6 +167,11 @@ class SessionKernels:
         here, so such a session is never idle; ``ttl_s`` still ends it)."""
         return time.time() if cls.client_holds(record) else None
 
+    def busy(self, record: SessionRecord) -> bool:
+        """Whether code runs on the session's kernel through ``run`` now (a pause waits for it)."""
+        lock = self._locks.get(record.id)
+        return lock is not None and lock.locked()
+
     def model(self, record: SessionRecord) -> dict[str, Any] | None:
         kernel_id = self.running(record)
         if kernel_id is None:
@@ -306,9 +311,17 @@ class SessionKernels:
         with contextlib.suppress(KeyError):  # shut down meanwhile
             await self.kernel_manager.shutdown_kernel(kernel_id, now=True)
 
-    async def close(self) -> None:
+    async def close(self, keep: Collection[SessionRecord] = ()) -> None:
+        """Shut every session's kernel down (the server stops), but those of ``keep``, which the kernel
+        manager only lets go of: a paused session's kernel is frozen and cannot be asked to stop, and it
+        carries on as it was when the session is resumed (a later ``ensure`` finds it running)."""
         if self._letting_go:
             await asyncio.wait(self._letting_go)
+        for record in keep:
+            kernel_id = self.running(record)
+            if kernel_id is not None:
+                self.kernel_manager.get_kernel(kernel_id).stop_restarter()
+                self.kernel_manager.remove_kernel(kernel_id)
         for kernel_id in list(self._clients):
             self.forget(kernel_id)
         await self.kernel_manager.shutdown_all()

@@ -11,7 +11,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sandkasten_kernel.engine.engine import Engine
+from sandkasten_kernel.engine.errors import SessionPaused
 from tests.conftest import settings_for
 
 
@@ -123,3 +126,26 @@ def test_version() -> None:
         [sys.executable, "-m", "sandkasten_server.cli", "--version"], capture_output=True, text=True, timeout=60
     )
     assert shown.returncode == 0 and shown.stdout.strip() == "sandkasten " + version("sandkasten-kernel")
+
+
+async def test_pause_and_resume_sessions(state_dir: str, tmp_path: Path) -> None:
+    config = tmp_path / "sandkasten.yaml"
+    config.write_text("state_dir: %s\npool: {images: {base: 0}}\ndefaults: {image: base}\n" % state_dir)
+    engine = Engine(settings_for(state_dir, images={}))  # as the server's: it sees what the command did
+    record = await engine.create_session()
+    try:
+        await engine.exec(record.id, "export KEPT=yes")
+        paused = sandkasten(config, "sessions", "pause", record.id)
+        assert paused.returncode == 0 and paused.stdout == "paused %s\n" % record.id, paused.stderr
+        (row,) = json.loads(sandkasten(config, "sessions", "list", "--json").stdout)
+        assert row["status"] == "paused" and row["paused_at"] is not None
+        with pytest.raises(SessionPaused):  # another process paused it: the store says so
+            await engine.exec(record.id, "true")
+        resumed = sandkasten(config, "sessions", "resume", record.id)
+        assert resumed.returncode == 0 and resumed.stdout == "resumed %s\n" % record.id, resumed.stderr
+        assert (await engine.exec(record.id, "echo $KEPT")).output == "yes\n"
+        missing = sandkasten(config, "sessions", "pause", "nope")
+        assert missing.returncode == 1 and "no session 'nope'" in missing.stderr
+    finally:
+        await engine.destroy_session(record.id)
+        await engine.close()

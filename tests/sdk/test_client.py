@@ -111,6 +111,15 @@ async def test_every_session_call(served: Served, tmp_path: Path) -> None:
             await session.remove("a", recursive=True)
             with pytest.raises(NotFoundError):
                 await session.read("a/b.txt")
+
+            paused = await session.pause()
+            assert paused.status == "paused" and session.info.paused_at is not None
+            with pytest.raises(BadRequestError) as refused:
+                await session.run_code("x")
+            assert (refused.value.status, refused.value.code) == (409, "session_paused")
+            resumed = await session.resume()
+            assert resumed.status == "running" and resumed.paused_at is None and resumed.paused_s > 0
+            assert (await session.run_code("x")).text == "6"
         with pytest.raises(NotFoundError):
             await client.get_session(session.id)
         await session.destroy()  # twice is fine

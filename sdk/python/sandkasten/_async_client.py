@@ -115,6 +115,24 @@ class Session(_Releasing):
         self.info = SessionInfo.from_json(await self._transport.send(Call("GET", "sessions/%s" % self.id)))
         return self.info
 
+    async def pause(self) -> SessionInfo:
+        """Freeze the sandbox: nothing in it runs and its clocks stop, until ``resume``.
+
+        Its shell, background jobs, kernel and files stay as they are (and so does its memory).
+        Meanwhile calls that need it raise ``BadRequestError`` with ``code == "session_paused"``;
+        pausing raises it with ``code == "session_busy"`` while calls to it are under way.
+        """
+        return await self._act("pause")
+
+    async def resume(self) -> SessionInfo:
+        """Let the paused sandbox run on, as it was (``info.status`` is ``running`` again)."""
+        return await self._act("resume")
+
+    async def _act(self, action: str) -> SessionInfo:
+        reply = await self._transport.send(Call("POST", "sessions/%s/%s" % (self.id, action)))
+        self.info = SessionInfo.from_json(reply)
+        return self.info
+
     async def destroy(self) -> None:
         """Remove the sandbox (a named workspace stays). Destroying twice is not an error."""
         with contextlib.suppress(NotFoundError):

@@ -173,6 +173,8 @@ class SessionInfo:
     exec_count: int = 0
     egress: EgressPolicy | None = None  # the domain policy in force; None: none (no network, or the open network)
     egress_refused: int = 0  # connections the filtering proxy refused so far
+    paused_at: float | None = None  # since when it is paused (``status == "paused"``); None while it runs
+    paused_s: float = 0.0  # seconds it spent paused before (its ttl does not count them)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SessionInfo:
@@ -198,6 +200,8 @@ class SessionInfo:
             exec_count=data.get("exec_count", 0),
             egress=_egress(data.get("egress")),
             egress_refused=data.get("egress_refused", 0),
+            paused_at=data.get("paused_at"),
+            paused_s=data.get("paused_s", 0.0),
         )
 
 

@@ -90,6 +90,14 @@ class SyncSession:
         """Fetch the session's description anew (``info``)."""
         return self._run(self._session.refresh())
 
+    def pause(self) -> SessionInfo:
+        """Freeze the sandbox until ``resume``, as ``Session.pause``."""
+        return self._run(self._session.pause())
+
+    def resume(self) -> SessionInfo:
+        """Let the paused sandbox run on, as it was."""
+        return self._run(self._session.resume())
+
     def destroy(self) -> None:
         """Remove the sandbox (a named workspace stays). Destroying twice is not an error."""
         self._run(self._session.destroy())

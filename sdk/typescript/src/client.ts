@@ -75,6 +75,25 @@ export class Session {
     return this.info;
   }
 
+  /**
+   * Freeze the sandbox: nothing in it runs and its clocks stop, until `resume()`. Its shell, jobs, kernel
+   * and files stay as they are; calls that need it throw `BadRequestError` with `code === 'session_paused'`
+   * meanwhile. Throws with `code === 'session_busy'` while calls to it are under way.
+   */
+  async pause(): Promise<SessionInfo> {
+    return this.act('pause');
+  }
+
+  /** Let the paused sandbox run on, as it was. */
+  async resume(): Promise<SessionInfo> {
+    return this.act('resume');
+  }
+
+  private async act(action: 'pause' | 'resume'): Promise<SessionInfo> {
+    this.info = (await this.transport.send({ method: 'POST', path: `sessions/${this.id}/${action}` })) as SessionInfo;
+    return this.info;
+  }
+
   /** Remove the sandbox (a named workspace stays). Destroying twice is not an error. */
   async destroy(): Promise<void> {
     try {

@@ -55,6 +55,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions/{session_id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a session (freeze its sandbox; its clocks stop)
+         * @description Freezes every process of the sandbox with the cgroup freezer (`docker
+         *     pause`): it uses no CPU and nothing in it runs, its `ttl_s` and idle
+         *     clocks stand still, and its shell, background jobs, kernel and files
+         *     stay as they are. Its memory stays too (CRIU checkpoints are not used).
+         *     While it is paused every call that needs its runner (exec, files,
+         *     archive, run_code, kernel start, interrupt and stop, a new terminal) is
+         *     refused with 409 `session_paused`; `GET` of the session and of its
+         *     kernel answer from the host, and `?usage=true` reads Docker. A paused
+         *     session still counts against its owner's session quota, and stays
+         *     paused across a restart of the server.
+         *
+         *     Refused with 409 `session_busy` while calls are under way (an exec, a
+         *     file transfer, run_code): pause once they are done. Pausing a paused
+         *     session is not an error.
+         */
+        post: operations["pauseSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{session_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a paused session, as it was
+         * @description Thaws the sandbox: everything in it goes on where it stopped. The pause is added to `paused_s`, which the ttl does not count, and `last_active` moves by it, so the session is as idle as when it was paused. Resuming a running session is not an error.
+         */
+        post: operations["resumeSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sessions/{session_id}/exec": {
         parameters: {
             query?: never;
@@ -412,7 +469,12 @@ export interface components {
             id: string;
             image: string;
             workspace?: string | null;
+            /** @description `running`, or `paused` (`POST sessions/{id}/pause`) */
             status: string;
+            /** @description Since when it is paused; null while it runs */
+            paused_at?: number | null;
+            /** @description Seconds it spent paused before (its ttl does not count them) */
+            paused_s?: number;
             created_at: number;
             last_active: number;
             ttl_s?: number;
@@ -448,6 +510,8 @@ export interface components {
             cpu_ns: number;
             /** @description When it was read (seconds since the epoch) */
             sampled_at: number;
+            /** @description The sandbox is paused: read from Docker, as its runner is frozen */
+            paused?: boolean;
         };
         ExecRequest: {
             command: string;
@@ -504,8 +568,11 @@ export interface components {
             };
         };
         KernelStatus: {
+            /** @description While the session is paused: as it was at the pause (a frozen kernel is not a dead one) */
             alive: boolean;
             exit_code: number | null;
+            /** @description The session is paused: this is the kernel's status at the pause */
+            paused?: boolean;
             /** @description client:<id> while a client in another process holds it; a Jupyter kernel id under this server's kernel manager */
             held_by: string | null;
         };
@@ -642,7 +709,7 @@ export interface components {
             seq: number;
             at: number;
             session_id?: string | null;
-            /** @description What happened, e.g. `created` (detail: image, warm), `destroyed` (reason), `reconciled`, `workspace_used`, `workspace_deleted`, and `egress_refused`: the filtering proxy refused a connection of the session (detail: `destination`, what was asked for; `method`, CONNECT or the HTTP method; `rule`, why: `not-allowed`, `deny:<entry>`, `ip-literal`, `sni-not-allowed`, `port`, `blocked-address` or `dns`) */
+            /** @description What happened, e.g. `created` (detail: image, warm), `destroyed` (reason), `reconciled`, `paused` and `resumed` (detail: `took_ms`, or the `reason` when a start found Docker had done it; `resumed`: `paused_s`, how long it was paused), `workspace_used`, `workspace_deleted`, and `egress_refused`: the filtering proxy refused a connection of the session (detail: `destination`, what was asked for; `method`, CONNECT or the HTTP method; `rule`, why: `not-allowed`, `deny:<entry>`, `ip-literal`, `sni-not-allowed`, `port`, `blocked-address` or `dns`) */
             kind: string;
             detail: Record<string, never>;
         };
@@ -684,7 +751,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The state does not allow it (workspace in use, a directory where a file was expected, ...) */
+        /** @description The state does not allow it (workspace in use, a directory where a file was expected, the session paused: `session_paused`, calls under way for a pause: `session_busy`, ...) */
         Conflict: {
             headers: {
                 [name: string]: unknown;
@@ -744,7 +811,7 @@ export interface operations {
     listSessions: {
         parameters: {
             query?: {
-                /** @description `true` adds each sandbox's `usage` (memory, processes, CPU time); one runner call per session */
+                /** @description `true` adds each sandbox's `usage` (memory, processes, CPU time); one runner call per session (a Docker call for a paused one) */
                 usage?: "true" | "false";
             };
             header?: never;
@@ -843,6 +910,59 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    pauseSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session, now `paused` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    resumeSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The session, now `running` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];

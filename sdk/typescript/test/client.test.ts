@@ -99,6 +99,27 @@ test('runCode: output past maxOutput is dropped and the result says so', async (
   }
 });
 
+test('pause and resume: calls refused while paused, state intact after', async () => {
+  const session = await client.createSession();
+  try {
+    await session.exec('cd /tmp && export KEPT=yes');
+    const paused = await session.pause();
+    assert.equal(paused.status, 'paused');
+    assert.equal(session.info.status, 'paused');
+    assert.equal(typeof paused.paused_at, 'number');
+    await assert.rejects(session.exec('true'), (error: unknown) => {
+      assert.ok(error instanceof BadRequestError && error.status === 409 && error.code === 'session_paused');
+      return true;
+    });
+    const resumed = await session.resume();
+    assert.equal(resumed.status, 'running');
+    assert.equal(resumed.paused_at, null);
+    assert.equal((await session.exec('pwd; echo $KEPT')).output, '/tmp\nyes\n');
+  } finally {
+    await session.destroy();
+  }
+});
+
 test('files: write, read, list, remove', async () => {
   const session = await client.createSession();
   try {

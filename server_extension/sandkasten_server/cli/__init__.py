@@ -3,7 +3,7 @@
 sandkasten serve [--config FILE] [--no-build] [-- JUPYTER SERVER OPTIONS]
 sandkasten images build [NAME ...] [--force] [--mirror URL] | images status
 sandkasten run [--image NAME] [--timeout S] [--network] COMMAND
-sandkasten sessions list|destroy, pool status, workspaces list|delete
+sandkasten sessions list|destroy|pause|resume, pool status, workspaces list|delete
 sandkasten kernelspec install [--user | --sys-prefix | --prefix DIR]
 """
 

@@ -1,8 +1,9 @@
-"""``sandkasten sessions list|destroy``: the sessions in the store, whether or not a server runs."""
+"""``sandkasten sessions list|destroy|pause|resume``: the sessions in the store, whether or not a server runs."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sandkasten_kernel.engine import Engine, SessionRecord
@@ -23,10 +24,10 @@ def network_summary(record: SessionRecord) -> str:
 
 
 def add_to(commands: Any) -> None:
-    group = add_group(commands, "sessions", "list and destroy sessions")
+    group = add_group(commands, "sessions", "list, destroy, pause and resume sessions")
     add_command(group, "list", _list, "list sessions", json_output=True)
-    destroy = add_command(group, "destroy", _destroy, "destroy sessions (their workspaces stay)")
-    destroy.add_argument("ids", nargs="+", metavar="ID")
+    for name, (act, done, help_text) in ACTIONS.items():
+        add_command(group, name, _acting(act, done), help_text).add_argument("ids", nargs="+", metavar="ID")
 
 
 def _list(options: argparse.Namespace) -> int:
@@ -49,13 +50,39 @@ def _list(options: argparse.Namespace) -> int:
     return 0
 
 
-def _destroy(options: argparse.Namespace) -> int:
-    async def destroy(engine: Engine) -> None:
-        for session_id in options.ids:
-            await engine.destroy_session(session_id, "destroyed from the command line")
-            print("destroyed %s" % session_id)
+# What each action on sessions does, what it prints, and its help.
+Act = Callable[[Engine, str], Awaitable[Any]]
+ACTIONS: dict[str, tuple[Act, str, str]] = {
+    "destroy": (
+        lambda engine, session_id: engine.destroy_session(session_id, "destroyed from the command line"),
+        "destroyed",
+        "destroy sessions (their workspaces stay)",
+    ),
+    "pause": (
+        lambda engine, session_id: engine.pause_session(session_id),
+        "paused",
+        "freeze sessions: nothing runs in them and their clocks stop (their memory stays)",
+    ),
+    "resume": (
+        lambda engine, session_id: engine.resume_session(session_id),
+        "resumed",
+        "let paused sessions run on, as they were",
+    ),
+}
 
-    config = settings(options)
-    require_state(config, "session %r" % options.ids[0])
-    with_engine(config, destroy)
-    return 0
+
+def _acting(act: Act, done: str) -> Callable[[argparse.Namespace], int]:
+    """The command that does ``act`` to each session of ``options.ids`` and says ``done``."""
+
+    def run(options: argparse.Namespace) -> int:
+        async def each(engine: Engine) -> None:
+            for session_id in options.ids:
+                await act(engine, session_id)
+                print("%s %s" % (done, session_id))
+
+        config = settings(options)
+        require_state(config, "session %r" % options.ids[0])
+        with_engine(config, each)
+        return 0
+
+    return run

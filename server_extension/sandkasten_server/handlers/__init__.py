@@ -17,7 +17,7 @@ from .admin import (
 from .exec import ExecHandler, ExecSocketHandler
 from .files import ArchiveHandler, FilesHandler
 from .kernel import KernelHandler, KernelInterruptHandler
-from .sessions import RunCodeHandler, SessionHandler, SessionsHandler
+from .sessions import RunCodeHandler, SessionHandler, SessionPauseHandler, SessionResumeHandler, SessionsHandler
 from .terminal import TerminalSocketHandler
 
 API = "/sandkasten/api"
@@ -26,6 +26,8 @@ SESSION = API + r"/sessions/(?P<session_id>[^/]+)"
 default_handlers: list[tuple[str, Any]] = [
     (API + r"/sessions/?", SessionsHandler),
     (SESSION + r"/?", SessionHandler),
+    (SESSION + r"/pause/?", SessionPauseHandler),
+    (SESSION + r"/resume/?", SessionResumeHandler),
     (SESSION + r"/exec/?", ExecHandler),
     (SESSION + r"/exec/ws", ExecSocketHandler),
     (SESSION + r"/run_code/?", RunCodeHandler),

@@ -55,7 +55,12 @@ class KernelHandler(SandkastenHandler):
         record = self.session_record(session_id)
         status = await self.engine.kernel_status(record.id)
         self.reply(
-            {"alive": bool(status.get("alive")), "exit_code": status.get("exit_code"), "held_by": record.kernel_id}
+            {
+                "alive": bool(status.get("alive")),
+                "exit_code": status.get("exit_code"),
+                "held_by": record.kernel_id,
+                "paused": bool(status.get("paused")),
+            }
         )
 
     @web.authenticated

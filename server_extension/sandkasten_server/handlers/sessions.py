@@ -1,4 +1,4 @@
-"""``sessions``: create, list, get, destroy; and ``run_code`` on a session's kernel."""
+"""``sessions``: create, list, get, destroy, pause, resume; and ``run_code`` on a session's kernel."""
 
 from __future__ import annotations
 
@@ -94,6 +94,24 @@ class SessionHandler(SandkastenHandler):
         self.finish()
 
 
+class SessionPauseHandler(SandkastenHandler):
+    """``POST sessions/{id}/pause``; the resume's handler is this one with another ``act``."""
+
+    async def act(self, session_id: str) -> SessionRecord:
+        return await self.engine.pause_session(session_id)
+
+    @web.authenticated
+    @authorized
+    async def post(self, session_id: str) -> None:
+        record = await self.act(self.session_record(session_id).id)
+        self.reply(session_json(record, self.service.kernels))
+
+
+class SessionResumeHandler(SessionPauseHandler):
+    async def act(self, session_id: str) -> SessionRecord:
+        return await self.engine.resume_session(session_id)
+
+
 class RunCodeHandler(SandkastenHandler):
     @web.authenticated
     @authorized
@@ -103,6 +121,7 @@ class RunCodeHandler(SandkastenHandler):
         timeout_s = body.get("timeout_ms", DEFAULT_CODE_TIMEOUT_MS) / 1000
         max_output = int(body.get("max_output", DEFAULT_MAX_OUTPUT))  # JSON Schema's integers include 5.0
         kernels = self.service.kernels
+        self.engine.require_running(record.id)  # a frozen kernel would not answer before the timeout
         self.engine.touch(record.id)
         if not body.get("stream"):
             result = await kernels.run(record, body["code"], timeout_s, max_output=max_output)
