@@ -29,11 +29,8 @@ connection end to end.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import shutil
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,7 +38,6 @@ from typing import Any
 from bench.context import Sizes
 from bench.report import summary
 from sandkasten import SandboxClient, Session
-from sandkasten_kernel.engine.egress_gateway import egress_dir
 from sandkasten_server import launcher
 from sandkasten_server.launcher import Served
 
@@ -143,18 +139,8 @@ async def _measure(served: Served, sizes: Sizes) -> dict[str, Any]:
     return figures
 
 
-def _end_proxy(folder: str) -> None:
-    """The proxy outlives a server that ended with sessions left: end it by its pid, then remove its files."""
-    with contextlib.suppress(OSError, ValueError):
-        pid = int(Path(folder, "run", "squid.pid").read_text().strip())
-        if Path("/proc/%d/comm" % pid).read_text().strip() == "squid":
-            os.kill(pid, signal.SIGTERM)
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 async def measure(sizes: Sizes) -> dict[str, Any]:
     served = await asyncio.to_thread(launcher.start, SERVER_CONFIG)
-    proxy_folder = egress_dir(served.state_dir)
     try:
         return await _measure(served, sizes)
     except BaseException:
@@ -164,5 +150,4 @@ async def measure(sizes: Sizes) -> dict[str, Any]:
         try:
             await asyncio.to_thread(served.stop)
         finally:
-            served.remove_state()
-            _end_proxy(proxy_folder)
+            served.remove_state()  # the proxy's files and process too

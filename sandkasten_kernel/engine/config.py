@@ -26,6 +26,7 @@ import yaml
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import Config, Configurable
 
+from .egress_match import ipv4_network
 from .egress_policy import DomainPolicy, parse_policy
 from .errors import ConfigError as ConfigError  # re-exported: callers import it from here
 from .pool_demand import PoolSize
@@ -232,16 +233,9 @@ class SandkastenSecurity(Configurable):
 def _ipv4_network(value: str) -> str:
     """``value`` as an IPv4 network in normal form (an address alone is its /32), or a TraitError saying why not."""
     try:
-        network = ipaddress.ip_network(value)
+        return ipv4_network(value)
     except ValueError as exc:
-        if "host bits set" in str(exc):
-            raise TraitError(
-                "%r has host bits set: did you mean %s?" % (value, ipaddress.ip_network(value, strict=False))
-            ) from None
-        raise TraitError("%r is not an IPv4 network (a CIDR such as 10.0.0.0/8)" % value) from None
-    if network.version != 4:
-        raise TraitError("%r is IPv6: sandboxes have no IPv6 at all, list IPv4 networks only" % value)
-    return str(network)
+        raise TraitError(str(exc)) from None
 
 
 class SandkastenQuota(Configurable):

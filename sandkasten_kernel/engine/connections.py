@@ -49,7 +49,7 @@ class RunnerConnections:
     def call(self, session_id: str) -> Iterator[None]:
         """``with``: count a call to the session's runner while it is under way; refused while it is frozen."""
         if session_id in self._frozen:
-            raise SessionPaused("session %s is paused: resume it first" % session_id)
+            raise SessionPaused.of(session_id)
         self._under_way[session_id] += 1
         try:
             yield

@@ -159,10 +159,9 @@ class EgressGateway:
         """What the log holds since the last call, a bounded piece at a time (a flood waits for the next call)."""
         found: list[Refusal] = []
         for _ in range(rounds):
-            piece = self.proxy.refusals()
-            if not piece:
+            found += self.proxy.refusals()
+            if self.proxy.refusals_caught_up:
                 break
-            found += piece
         return found
 
     def close(self) -> None:

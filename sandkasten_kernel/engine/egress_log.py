@@ -54,9 +54,11 @@ class RefusalLog:
         self._offset = 0
         self._skipping = False  # inside an overlong line
         self._tail_bytes = b""  # the last bytes read: gone from their place means the file was truncated
+        self.caught_up = True  # whether the last ``read`` got to the end of what was logged
 
     def read(self, max_bytes: int = READ_CAP) -> list[Refusal]:
-        """Refusals logged since the last call: at most ``max_bytes`` of access.log read (call again for more).
+        """Refusals logged since the last call: at most ``max_bytes`` of access.log read (call again for more,
+        until ``caught_up``: a bite of allowed requests holds no refusal, yet more may follow).
 
         Resumes where the last reader stopped, even in another process; follows rotation (the old
         file is read to its end first) and truncation. A line is a refusal when its rule is not
@@ -67,12 +69,15 @@ class RefusalLog:
             self._resume()
         before = self._position()
         remaining = max_bytes
+        self.caught_up = True
         for _file in range(2):  # the file held, then (rotated) its successor
             if self._fd is None and not self._open(self.access_log):
                 break
             used, at_end = self._read(found, remaining)
             remaining -= used
-            if not at_end or remaining <= 0 or not self._replaced():
+            successor = at_end and self._replaced()
+            self.caught_up = at_end and not successor
+            if not successor or remaining <= 0:
                 break
             self.close()
         if self._position() != before:

@@ -71,18 +71,24 @@ def normalize_entry(text: str) -> str:
 def _normalize_network(text: str, value: str) -> str:
     if "://" in value or value.startswith("["):
         raise ValueError("%r: give a host name, *.domain or an IPv4 network, not a URL or an IPv6 address" % text)
+    if value.count(":") == 1:  # no address has one colon: a host:port
+        raise ValueError("%r: entries take no port (a host name, *.domain or an IPv4 network)" % text)
+    return ipv4_network(value, "%r is neither a host name nor an IPv4 network (a CIDR such as 10.0.0.0/8)")
+
+
+def ipv4_network(value: str, not_one: str = "%r is not an IPv4 network (a CIDR such as 10.0.0.0/8)") -> str:
+    """``value`` as an IPv4 network in normal form (an address alone is its /32); ValueError saying why not
+    (``not_one`` when it is no network at all). Also the configuration's check of its CIDR lists."""
     try:
         network = ipaddress.ip_network(value)
     except ValueError as exc:
         if "host bits set" in str(exc):
             raise ValueError(
-                "%r has host bits set: did you mean %s?" % (text, ipaddress.ip_network(value, strict=False))
+                "%r has host bits set: did you mean %s?" % (value, ipaddress.ip_network(value, strict=False))
             ) from None
-        if ":" in value and value.count(":") == 1:
-            raise ValueError("%r: entries take no port (a host name, *.domain or an IPv4 network)" % text) from None
-        raise ValueError("%r is neither a host name nor an IPv4 network (a CIDR such as 10.0.0.0/8)" % text) from None
+        raise ValueError(not_one % value) from None
     if network.version != 4:
-        raise ValueError("%r is IPv6: sandboxes have no IPv6, list IPv4 networks only" % text)
+        raise ValueError("%r is IPv6: sandboxes have no IPv6 at all, list IPv4 networks only" % value)
     return str(network)
 
 

@@ -438,6 +438,11 @@ class EgressProxy:
         with self._lock:
             return self._refusals.read(max_bytes)
 
+    @property
+    def refusals_caught_up(self) -> bool:
+        """Whether the last ``refusals`` read all that was logged (else call it again for the rest)."""
+        return self._refusals.caught_up
+
 
 # -- helpers
 

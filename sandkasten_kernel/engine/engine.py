@@ -307,13 +307,7 @@ class Engine:
         sandbox_id = new_sandbox_id()
         egress = await self.egress.attach(sandbox_id, policy)
         try:
-            quota = self.settings.quota
-            async with self._cold_starts.slot(quota.max_cold_starts, quota.cold_start_wait_s):
-                if workspace is not None:
-                    await self.workspaces.ensure(workspace)
-                sandbox = await self.factory.create(
-                    image, limits, True, workspace, env, egress=egress, sandbox_id=sandbox_id
-                )
+            sandbox = await self._start_cold(image, limits, True, workspace, env, egress=egress, sandbox_id=sandbox_id)
         except BaseException:
             self.egress.settle(egress.ip)
             raise
@@ -350,11 +344,26 @@ class Engine:
                 if env:
                     await self._export(sandbox, env)
                 return sandbox
+        return await self._start_cold(image, limits, network, workspace, env)
+
+    async def _start_cold(
+        self,
+        image: str,
+        limits: SandboxLimits,
+        network: bool,
+        workspace: WorkspaceRef | None,
+        env: dict[str, str],
+        egress: EgressAttachment | None = None,
+        sandbox_id: str | None = None,
+    ) -> Sandbox:
+        """A new sandbox (``SandboxFactory.create``), within the cold-start limit."""
         quota = self.settings.quota
         async with self._cold_starts.slot(quota.max_cold_starts, quota.cold_start_wait_s):
             if workspace is not None:
                 await self.workspaces.ensure(workspace)
-            return await self.factory.create(image, limits, network, workspace, env)
+            return await self.factory.create(
+                image, limits, network, workspace, env, egress=egress, sandbox_id=sandbox_id
+            )
 
     @staticmethod
     async def _export(sandbox: Sandbox, env: dict[str, str]) -> None:

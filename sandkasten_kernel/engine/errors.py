@@ -1,5 +1,7 @@
 """The engine's exceptions. Callers (handlers, provisioner, CLI) catch these, not docker's."""
 
+from __future__ import annotations
+
 from typing import Any
 
 
@@ -39,6 +41,10 @@ class SessionLost(EngineError):
 
 class SessionPaused(EngineError):
     """The session is paused: nothing in it runs until it is resumed, so no call reaches its runner."""
+
+    @classmethod
+    def of(cls, session_id: str) -> SessionPaused:
+        return cls("session %s is paused: resume it first" % session_id)
 
 
 class SessionBusy(EngineError):

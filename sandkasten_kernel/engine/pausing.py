@@ -77,7 +77,7 @@ class Pausing:
     def refuse(self, record: SessionRecord) -> None:
         """Raise ``SessionPaused`` if the session is paused."""
         if self.is_paused(record):
-            raise SessionPaused("session %s is paused: resume it first" % record.id)
+            raise SessionPaused.of(record.id)
 
     def _record(self, session_id: str) -> SessionRecord:
         """The session's record as it is now (another pause or resume may have ended meanwhile)."""

@@ -8,6 +8,7 @@ ends the server with SIGTERM, as an operator would.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -26,6 +27,7 @@ from typing import Any
 import yaml
 
 from sandkasten_kernel.engine import unmount_all_under
+from sandkasten_kernel.engine.egress_gateway import egress_dir
 
 LOG_TAIL_CHARS = 8000  # of the server's log, in an error about it
 
@@ -103,6 +105,19 @@ class Served:
         base = os.path.dirname(self.config_path)
         unmount_all_under(base)  # run directories a killed server left mounted
         shutil.rmtree(base, ignore_errors=True)
+        _end_egress_proxy(egress_dir(self.state_dir))
+
+
+def _end_egress_proxy(folder: str) -> None:
+    """The egress proxy outlives a server that ended with sessions left, and keeps its files outside the
+    state directory: end it by its pid (if that is still a squid), then remove its files."""
+    with contextlib.suppress(OSError, ValueError):
+        with open(os.path.join(folder, "run", "squid.pid"), encoding="ascii") as f:
+            pid = int(f.read().strip())
+        with open("/proc/%d/comm" % pid, encoding="ascii") as f:
+            if f.read().strip() == "squid":
+                os.kill(pid, signal.SIGTERM)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def free_port() -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from sandkasten_kernel.engine import egress_match
-from sandkasten_kernel.engine.egress_log import Refusal, parse_log_line
+from sandkasten_kernel.engine.egress_log import READ_CAP, Refusal, parse_log_line
 from sandkasten_kernel.engine.egress_match import covers, decide, matches, normalize_entry
 from sandkasten_kernel.engine.egress_proxy import EgressProxy, SessionEgress
 from sandkasten_kernel.engine.egress_squid_conf import BLOCKED_IPV6, blocked_networks
@@ -331,6 +331,22 @@ def _log_proxy(egress_dir: str) -> EgressProxy:
     proxy = EgressProxy(egress_dir, "127.0.0.1", 1, [], [])
     os.makedirs(proxy.run_dir)
     return proxy
+
+
+def test_a_bite_of_allowed_requests_is_not_the_end_of_the_log(egress_dir: str) -> None:
+    """The reader says when it has more: a count drained "up to this moment" must not stop at a bite that
+    held only allowed requests (a busy sandbox logs far more of those than of refusals)."""
+    proxy = _log_proxy(egress_dir)
+    allowed = _line("allow:deb.debian.org") + b"\n"
+    with open(proxy.access_log, "ab") as f:
+        f.write(allowed * (2 * READ_CAP // len(allowed)) + _line("not-allowed", dest="late.org") + b"\n")
+    assert proxy.refusals() == [] and not proxy.refusals_caught_up
+    seen: list[str] = []
+    for _ in range(4):
+        seen += [r.destination for r in proxy.refusals()]
+        if proxy.refusals_caught_up:
+            break
+    assert seen == ["late.org"] and proxy.refusals_caught_up
 
 
 def test_refusals_are_read_once_across_rotation_truncation_and_restarts(egress_dir: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import signal
 import socket
 from collections.abc import Callable, Iterator
@@ -21,7 +20,6 @@ from typing import Any
 import pytest
 
 from sandkasten import SandkastenError, SyncSandboxClient, SyncSession
-from sandkasten_kernel.engine.egress_gateway import egress_dir
 from sandkasten_server import launcher
 from sandkasten_server.launcher import Served
 from tests.conftest import serving
@@ -97,17 +95,6 @@ def probe(session: SyncSession, kind: str, *args: str) -> dict[str, Any]:
     return reply
 
 
-def stop_proxy(state_dir: str) -> None:
-    """The proxy outlives a server that leaves sessions behind: end it, and its files, with the test's state."""
-    folder = egress_dir(state_dir)
-    try:
-        with open(os.path.join(folder, "run", "squid.pid"), encoding="ascii") as f:
-            os.kill(int(f.read().strip()), signal.SIGTERM)
-    except (OSError, ValueError):
-        pass
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def domain_server(docker_client: Any) -> Iterator[Served]:
     config = {
@@ -116,11 +103,8 @@ def domain_server(docker_client: Any) -> Iterator[Served]:
         "defaults": {"memory_mb": 256, "pids": 128, "tmp_mb": 64, "workspace_mb": 64},
         "session": {"reap_interval_s": 1},
     }
-    with serving(docker_client, config) as server:
-        try:
-            yield server
-        finally:
-            stop_proxy(server.state_dir)
+    with serving(docker_client, config) as server:  # its remove_state ends the proxy, too
+        yield server
 
 
 @pytest.fixture
