@@ -16,6 +16,7 @@ from typing import List, Optional
 
 from .errors import RunnerError
 from .processes import ChildRegistry
+from .restore import RUNNER_SCRATCH_PREFIX
 from .server import Runner
 
 # sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
@@ -85,7 +86,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda signum, frame: stop.set())
 
-    scratch = tempfile.mkdtemp(prefix="sandkasten-runner-")
+    scratch = tempfile.mkdtemp(prefix=RUNNER_SCRATCH_PREFIX)
     runner = Runner(options.run_dir, options.workspace, scratch, registry)
     try:
         runner.shell.start()

@@ -35,6 +35,7 @@ from .protocol import (
     error_message,
     read_head,
 )
+from .restore import RUNNER_SCRATCH_PREFIX, drain_archive, restore
 from .shell import ExecCancelled, Shell, valid_env_name
 from .terminal import Terminal
 
@@ -137,6 +138,7 @@ class Runner:
             "kernel_shutdown": lambda r: (self.kernel.shutdown(), b""),
             "kernel_status": lambda r: (self.kernel.status(), b""),
             "terminal": self._terminal,
+            "restore": self._restore,
             # Cheap, unlike health (which waits for kernel ops): the dashboard polls it.
             "usage": lambda r: (dict(sandbox_usage(), sampled_at=time.time()), b""),
         }
@@ -358,6 +360,21 @@ class Runner:
         finally:
             terminal.close()
             self._terminals.discard(terminal)
+
+    def _restore(self, request: Request) -> Reply:
+        """Unpack the archive that follows the request (a frame per piece, an empty one last)
+        into the home directory, /tmp or the workspace; a restored home gets a fresh shell,
+        so bash reads its dotfiles."""
+        target = request.arg("target", str, required=True)
+        roots = {"home": os.path.expanduser("~"), "tmp": "/tmp", "workspace": self.workspace.root}
+        if target not in roots:
+            drain_archive(request.conn)  # the archive's frames follow regardless: the reply must come after them
+            raise RunnerError(errors.BAD_REQUEST, "target must be one of %s" % ", ".join(sorted(roots)))
+        counts = restore(request.conn, roots[target], RUNNER_SCRATCH_PREFIX if target == "tmp" else None)
+        if target == "home":
+            with self._exec_lock:
+                self.shell.restart("its home directory was restored")
+        return counts, b""
 
     def _write(self, request: Request) -> Reply:
         path = request.arg("path", str, required=True)

@@ -275,6 +275,19 @@ class SandkastenQuota(Configurable):
         help="Most disk all named workspaces together may claim, MiB, counting workspace.size_mb for each as it "
         "was when the workspace was made (0: no limit); a workspace beyond it gets 429.",
     ).tag(config=True)
+    max_snapshots_per_user = Int(
+        10, help="Most snapshots one user keeps (0: no limit); taking another gets 429 until one is deleted."
+    ).tag(config=True)
+    max_snapshots_total_mb = Int(
+        20480,
+        help="Most disk all snapshots together may take, MiB, as allocated on the host (0: no limit); a snapshot "
+        "that would go beyond it gets 429. Forks take a snapshot of their own while they start.",
+    ).tag(config=True)
+    max_snapshot_mb = Int(
+        2048,
+        help="Largest snapshot, MiB: the session's home directory, /tmp and workspace as archived or copied; a "
+        "larger one gets 413 and nothing of it is kept.",
+    ).tag(config=True)
 
     @validate(
         "max_sessions",
@@ -284,13 +297,15 @@ class SandkastenQuota(Configurable):
         "cold_start_wait_s",
         "max_workspaces_per_user",
         "max_workspaces_total_mb",
+        "max_snapshots_per_user",
+        "max_snapshots_total_mb",
     )
     def _not_negative(self, proposal: dict[str, Any]) -> Any:
         if proposal["value"] < 0:
             raise TraitError("must not be negative")
         return proposal["value"]
 
-    @validate("max_archive_mb", "max_archive_members", "max_kernel_message_mb")
+    @validate("max_archive_mb", "max_archive_members", "max_kernel_message_mb", "max_snapshot_mb")
     def _positive(self, proposal: dict[str, Any]) -> Any:
         if proposal["value"] < 1:
             raise TraitError("must be at least 1 (a bound on untrusted work has no 'no limit')")

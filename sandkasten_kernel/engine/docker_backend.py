@@ -192,6 +192,17 @@ class DockerBackend:
         """Freeze or thaw the container (``set_paused``)."""
         await self._run(set_paused, self.client, container_id, paused)
 
+    async def root_pid(self, container_id: str) -> int:
+        """The host PID of the container's first process (0 when it is not running)."""
+
+        def pid() -> int:
+            try:
+                return int(self.client.api.inspect_container(container_id)["State"].get("Pid") or 0)
+            except docker.errors.NotFound:
+                return 0
+
+        return await self._run(pid)
+
     async def frozen_usage(self, container_id: str) -> dict[str, Any]:
         """What a paused container holds (``frozen_usage``)."""
         return await self._run(frozen_usage, self.client, container_id)

@@ -46,7 +46,9 @@ from .runner_terminal import RunnerTerminal
 from .sandbox_network import EgressPolicy
 from .sandbox_spec import EgressAttachment, SandboxLimits
 from .sandboxes import LABEL_SESSION, Sandbox, SandboxFactory, new_sandbox_id
-from .store import Event, SessionRecord, Store, store_path
+from .snapshot_files import remove_tree
+from .snapshots import Capture, SessionAsk, Snapshots
+from .store import Event, SessionRecord, SnapshotRow, Store, store_path
 from .workspace_disks import WorkspaceDisks
 from .workspace_names import WorkspaceRef, valid_name, workspace_ref
 from .workspaces import Workspaces
@@ -55,6 +57,7 @@ log = logging.getLogger("sandkasten.engine")
 LIMIT_NAMES = ("cpus", "memory_mb", "pids")
 # Below these a sandbox cannot run its runner and shell (and Docker reads 0 CPUs as "no limit").
 LIMIT_MINIMA = {"cpus": 0.25, "memory_mb": 128, "pids": 32}
+MAX_FORKS = 16  # sessions one fork makes
 
 
 class Engine:
@@ -99,6 +102,9 @@ class Engine:
         self.pausing = Pausing(self.store, self.backend, self._connections, self._lend)
         # What the server adds to pausing: probes of work under way that the engine does not see (run_code).
         self.busy_probes = self.pausing.busy_probes
+        self.snapshots = Snapshots(
+            state_dir, self.store, self.backend, self.pausing, self.workspace_disks, settings.quota
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -162,6 +168,7 @@ class Engine:
             if name not in self._sandboxes:
                 self.factory.forget(name, self.factory.run_dir(name))
                 report["removed_run_dirs"].append(name)
+        report["removed_snapshot_dirs"] = await asyncio.to_thread(self.snapshots.sweep)
         if any(report.values()):
             self.store.add_event(None, "reconciled", **report)
         await asyncio.to_thread(self.egress.resume, self.store.list_sessions())
@@ -213,6 +220,7 @@ class Engine:
         owner: str | None = None,
         workspace_owner: str | None = None,
         wants_kernel: bool = False,
+        snapshot: str | None = None,
     ) -> SessionRecord:
         """Claim a warm sandbox, or start one cold when none fits or the pool is empty.
 
@@ -221,8 +229,27 @@ class Engine:
         ``wants_kernel``: the caller starts the kernel next, so a warm sandbox whose
         kernel runs is taken first (``pool``). ``network``: true for what the
         configuration allows, or a domain policy ``{"allow": [...], "deny": [...]}``
-        within it (``egress_policy``).
+        within it (``egress_policy``). ``snapshot`` names one of ``workspace_owner``'s
+        snapshots to start from (``snapshots``).
         """
+        ask = SessionAsk(image, workspace, env, limits, network, ttl_s, owner, workspace_owner, wants_kernel)
+        if snapshot is None:
+            return await self._create(ask)
+        return await self._create_from(self.snapshots.as_capture(self.snapshots.get(snapshot, workspace_owner)), ask)
+
+    async def _create_from(self, source: Capture, ask: SessionAsk) -> SessionRecord:
+        """A session holding the snapshot's files (``Snapshots.session_ask`` says with what)."""
+        ask, new_workspace = await self.snapshots.session_ask(source, ask, self.settings.workspace.enabled)
+        try:
+            return await self._create(ask, source)
+        except BaseException:
+            if new_workspace is not None:
+                self.snapshots.unplace_workspace(new_workspace)
+            raise
+
+    async def _create(self, ask: SessionAsk, source: Capture | None = None) -> SessionRecord:
+        image, workspace, env, limits, network = ask.image, ask.workspace, ask.env, ask.limits, ask.network
+        ttl_s, owner, workspace_owner, wants_kernel = ask.ttl_s, ask.owner, ask.workspace_owner, ask.wants_kernel
         image_ref = self.settings.resolve_image(image)
         sandbox_limits = self._limits(limits)
         asked = self.settings.defaults.network if network is None else network
@@ -247,6 +274,7 @@ class Engine:
                 sandbox = await self._claim_or_start(image_ref, sandbox_limits, network, named, env, wants_kernel)
             else:
                 sandbox, egress = await self._start_behind_proxy(image_ref, sandbox_limits, named, env, policy)
+            await self._prepare(sandbox, env, source)
             now = time.time()
             record = SessionRecord(
                 id=sandbox.id,
@@ -313,13 +341,14 @@ class Engine:
             raise
         return sandbox, egress
 
-    def _check_quota(self, owner: str) -> None:
+    def _check_quota(self, owner: str, more: int = 1) -> None:
+        """Refuse ``more`` new sessions of ``owner`` beyond the quotas."""
         quota = self.settings.quota
         sessions = self.store.list_sessions()
-        total = len(sessions) + sum(self._creating.values())
+        total = len(sessions) + sum(self._creating.values()) + more - 1
         if quota.max_sessions and total >= quota.max_sessions:
             raise QuotaExceeded("the server holds %d sessions, its limit (quota.max_sessions)" % quota.max_sessions)
-        mine = sum(1 for record in sessions if (record.owner or "") == owner) + self._creating[owner]
+        mine = sum(1 for record in sessions if (record.owner or "") == owner) + self._creating[owner] + more - 1
         if quota.max_sessions_per_user and mine >= quota.max_sessions_per_user:
             raise QuotaExceeded(
                 "you hold %d sessions, the limit per user (quota.max_sessions_per_user); destroy one first"
@@ -341,8 +370,6 @@ class Engine:
             sandbox = await self.pool.claim(image, wants_kernel)
             if sandbox is not None:
                 sandbox.warm = True
-                if env:
-                    await self._export(sandbox, env)
                 return sandbox
         return await self._start_cold(image, limits, network, workspace, env)
 
@@ -364,6 +391,21 @@ class Engine:
             return await self.factory.create(
                 image, limits, network, workspace, env, egress=egress, sandbox_id=sandbox_id
             )
+
+    async def _prepare(self, sandbox: Sandbox, env: dict[str, str], source: Capture | None) -> None:
+        """Make the new sandbox the session's: the snapshot's files, then (warm) the session's env.
+        The sandbox goes if that fails."""
+        try:
+            if source is not None:
+                async with await sandbox.connect() as runner:
+                    await self.snapshots.restore_files(source, runner)
+                    if (await runner.kernel_status())["alive"]:  # started before the packages were there
+                        await self.factory.start_kernel(sandbox, runner, restart=True)
+            if sandbox.warm and env:
+                await self._export(sandbox, env)  # after the restore: a restored home restarts the shell
+        except BaseException:
+            await asyncio.shield(self.factory.destroy(sandbox))
+            raise
 
     @staticmethod
     async def _export(sandbox: Sandbox, env: dict[str, str]) -> None:
@@ -541,6 +583,51 @@ class Engine:
     def require_running(self, session_id: str) -> None:
         """Raise ``SessionPaused`` if the session is paused (for work that does not go through ``runner``)."""
         self.pausing.refuse(self.get_session(session_id))
+
+    # -- snapshots and forks (``snapshots``) ------------------------------------------------
+
+    async def snapshot_session(self, session_id: str, name: str, owner: str | None = None) -> SnapshotRow:
+        """Keep the session's files (home, /tmp, /workspace) as ``owner``'s snapshot ``name``."""
+        return await self.snapshots.take(self.get_session(session_id), name, owner)
+
+    def list_snapshots(self, owner: str | None = None, everyone: bool = False) -> list[SnapshotRow]:
+        """``owner``'s snapshots (None: the server's own), or everyone's."""
+        return self.snapshots.listing(owner, everyone)
+
+    async def delete_snapshot(self, name: str, owner: str | None = None) -> None:
+        """Delete ``owner``'s snapshot ``name``; sessions made from it keep their files."""
+        await self.snapshots.delete(name, owner)
+
+    async def fork_session(
+        self, session_id: str, count: int, owner: str | None = None, workspace_owner: str | None = None
+    ) -> list[SessionRecord]:
+        """``count`` new sessions (1-MAX_FORKS) holding the session's files as they are now.
+
+        All or none: the quotas are checked for all of them first, and if one
+        fails to start, those made already are destroyed.
+        """
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_FORKS:
+            raise LimitExceeded("a fork makes 1 to %d sessions, not %r" % (MAX_FORKS, count))
+        record = self.get_session(session_id)
+        self._check_quota(owner or "", more=count)
+        source = await self.snapshots.capture(record)
+        try:
+            ask = SessionAsk(owner=owner, workspace_owner=workspace_owner)
+            made = await asyncio.gather(*(self._create_from(source, ask) for _ in range(count)), return_exceptions=True)
+        finally:
+            await asyncio.to_thread(remove_tree, source.path)
+        sessions = [result for result in made if isinstance(result, SessionRecord)]
+        failed = [result for result in made if isinstance(result, BaseException)]
+        if failed:
+            for other in sessions:  # all or none: the new workspaces go too
+                await self.destroy_session(other.id, "another of its fork failed", wait=True)
+                if other.workspace is not None:
+                    with contextlib.suppress(EngineError):
+                        await self.delete_workspace(other.workspace, workspace_owner)
+            raise failed[0]
+        for fork in sessions:
+            self.store.add_event(fork.id, "forked", source=record.id)
+        return sessions
 
     # -- the session's Jupyter kernel ---------------------------------------------------
 

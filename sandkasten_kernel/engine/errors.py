@@ -67,6 +67,22 @@ class WorkspaceNotFound(EngineError):
     """No workspace has that name."""
 
 
+class WorkspaceExists(EngineError):
+    """A workspace of that name exists already (a snapshot's copy needs a new one)."""
+
+
+class SnapshotNotFound(EngineError):
+    """No snapshot of that name is the caller's."""
+
+
+class SnapshotExists(EngineError):
+    """The caller has a snapshot of that name already."""
+
+
+class SnapshotTooLarge(EngineError):
+    """The session's files are more than one snapshot may hold (quota.max_snapshot_mb)."""
+
+
 class QuotaExceeded(EngineError):
     """A user, or the whole server, holds as many sessions as the configuration allows."""
 

@@ -223,9 +223,7 @@ class RunnerClient:
                     kind = message.get("type")
                     if kind == "error":
                         finished = True
-                        error = dict(message.get("error") or {})
-                        code, text = error.pop("code", "internal"), error.pop("message", "")
-                        raise RunnerRequestError(code, text, error)
+                        raise _request_error(message)
                     if message.get("id") != request_id:
                         raise RunnerUnavailable(
                             "reply for request %r while waiting for %r" % (message.get("id"), request_id)
@@ -407,6 +405,34 @@ class RunnerClient:
         """The kernel's status: whether it started and is alive, its pid, restarts and exit."""
         return (await self.request("kernel_status"))[0]
 
+    async def restore(self, target: str, pieces: AsyncIterator[bytes]) -> dict[str, Any]:
+        """Unpack a tar archive, sent as ``pieces``, into the sandbox's ``target`` (home, tmp or workspace).
+
+        The archive follows the request as frames of its own, an empty one last
+        (PROTOCOL.md); the runner replies once it has taken them all.
+        """
+        async with self._lock:
+            if self._handed_over or self._writer.is_closing():
+                raise RunnerUnavailable("the connection to %s is closed" % self.path)
+            request_id = next(self._ids)
+            piece_head = {"id": request_id, "op": "restore_piece"}
+            try:
+                await self._send({"id": request_id, "op": "restore", "args": {"target": target}}, b"")
+                async for piece in pieces:
+                    if piece:
+                        await self._send(piece_head, piece)
+                await self._send(piece_head, b"")
+                message, _ = await self._read_frame_by(asyncio.get_running_loop().time() + CALL_DEADLINE_S)
+            except OSError as exc:
+                self._writer.close()
+                raise RunnerUnavailable("restore into %s failed: %s" % (self.path, exc)) from None
+            except BaseException:
+                self._writer.close()  # mid-archive: the connection is out of step
+                raise
+            if message.get("type") != "result" or message.get("id") != request_id:
+                raise _request_error(message)
+            return dict(message["result"])
+
     async def open_terminal(self, rows: int, cols: int) -> RunnerTerminal:
         """An interactive bash on a PTY of its own. The connection becomes the terminal's:
         this client is closed for requests from here on."""
@@ -421,7 +447,14 @@ class RunnerClient:
                 raise
             if message.get("type") != "started":
                 self._writer.close()
-                error = dict(message.get("error") or {})
-                raise RunnerRequestError(error.pop("code", "internal"), error.pop("message", ""), error)
+                raise _request_error(message)
             self._handed_over = True
             return RunnerTerminal(self._reader, self._writer, int(message["pid"]))
+
+
+def _request_error(message: Message) -> RunnerRequestError:
+    """The error a reply other than the one expected stands for."""
+    error = dict(message.get("error") or {})
+    if message.get("type") != "error":
+        error = {"code": "internal", "message": "unexpected reply %r" % message.get("type")}
+    return RunnerRequestError(error.pop("code", "internal"), error.pop("message", ""), error)

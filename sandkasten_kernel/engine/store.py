@@ -29,7 +29,7 @@ from typing import Any
 from .errors import StoreError as StoreError  # re-exported: callers import it from here
 
 STORE_FILE = "sandkasten.db"  # in the state directory
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -64,6 +64,17 @@ CREATE TABLE IF NOT EXISTS workspaces (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS workspaces_owner ON workspaces (owner);
+CREATE TABLE IF NOT EXISTS snapshots (
+    key TEXT PRIMARY KEY,
+    owner TEXT,
+    name TEXT NOT NULL,
+    path TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    source_session TEXT,
+    image TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -86,6 +97,7 @@ MIGRATIONS = {
         "ALTER TABLE sessions ADD COLUMN paused_at REAL",
         "ALTER TABLE sessions ADD COLUMN paused_s REAL NOT NULL DEFAULT 0",
     ],
+    5: [],  # the snapshots table
 }
 
 
@@ -138,6 +150,21 @@ class WorkspaceRow:
 
 
 @dataclass(frozen=True)
+class SnapshotRow:
+    """A snapshot the store knows: whose it is, where its files are, and what it was taken from."""
+
+    key: str  # its directory relative to the snapshots' root: unique per owner and name
+    owner: str | None  # None: the server's own
+    name: str
+    path: str
+    bytes: int
+    created_at: float
+    source_session: str | None
+    image: str
+    detail: dict[str, Any]  # limits, network, workspace kind, bytes per part, ...
+
+
+@dataclass(frozen=True)
 class Event:
     """One entry of the event log (a session created, reaped, lost, ...)."""
 
@@ -154,6 +181,12 @@ _BOOL_FIELDS = ("network", "warm")
 
 def _row_to_workspace(row: sqlite3.Row) -> WorkspaceRow:
     return WorkspaceRow(**dict(row))
+
+
+def _row_to_snapshot(row: sqlite3.Row) -> SnapshotRow:
+    data = dict(row)
+    data["detail"] = json.loads(data["detail"])
+    return SnapshotRow(**data)
 
 
 def _row_to_record(row: sqlite3.Row) -> SessionRecord:
@@ -380,6 +413,47 @@ class Store:
         return {(row["owner"], row["name"]): row["at"] for row in rows}
 
     # -- events ---------------------------------------------------------------------
+
+    # -- snapshots --------------------------------------------------------------------
+
+    def add_snapshot(self, row: SnapshotRow, check: Callable[[list[SnapshotRow]], None] | None = None) -> bool:
+        """Record ``row`` unless its key is taken (False). ``check`` sees every snapshot recorded and may
+        refuse it by raising; check and insert are one transaction, as in ``add_workspace``."""
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM snapshots WHERE key = ?", (row.key,)).fetchone():
+                return False
+            if check is not None:
+                check([_row_to_snapshot(r) for r in db.execute("SELECT * FROM snapshots")])
+            db.execute(
+                "INSERT INTO snapshots (key, owner, name, path, bytes, created_at, source_session, image, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.key,
+                    row.owner,
+                    row.name,
+                    row.path,
+                    row.bytes,
+                    row.created_at,
+                    row.source_session,
+                    row.image,
+                    json.dumps(row.detail),
+                ),
+            )
+        return True
+
+    def get_snapshot(self, key: str) -> SnapshotRow | None:
+        """The snapshot recorded under ``key``, or None."""
+        rows = self._query("SELECT * FROM snapshots WHERE key = ?", (key,))
+        return _row_to_snapshot(rows[0]) if rows else None
+
+    def list_snapshots(self) -> list[SnapshotRow]:
+        """Every recorded snapshot, oldest first."""
+        return [_row_to_snapshot(row) for row in self._query("SELECT * FROM snapshots ORDER BY created_at")]
+
+    def remove_snapshot(self, key: str) -> bool:
+        """Forget the snapshot recorded under ``key``; False if there was none."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM snapshots WHERE key = ?", (key,)).rowcount > 0
 
     @staticmethod
     def _event(db: sqlite3.Connection, session_id: str | None, kind: str, detail: dict[str, Any]) -> None:

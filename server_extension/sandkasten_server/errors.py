@@ -26,7 +26,11 @@ from sandkasten_kernel.engine import (
     SessionLost,
     SessionNotFound,
     SessionPaused,
+    SnapshotExists,
+    SnapshotNotFound,
+    SnapshotTooLarge,
     StoreError,
+    WorkspaceExists,
     WorkspaceInUse,
     WorkspaceNotFound,
 )
@@ -51,6 +55,10 @@ class ApiError(web.HTTPError):
 _ENGINE_ERRORS: list[tuple[type[EngineError], int, str]] = [
     (SessionNotFound, 404, "not_found"),
     (WorkspaceNotFound, 404, "not_found"),
+    (SnapshotNotFound, 404, "not_found"),
+    (SnapshotExists, 409, "snapshot_exists"),
+    (WorkspaceExists, 409, "workspace_exists"),
+    (SnapshotTooLarge, 413, "snapshot_too_large"),
     (SessionLost, 404, "session_lost"),
     (WorkspaceInUse, 409, "workspace_in_use"),
     (SessionPaused, 409, "session_paused"),
