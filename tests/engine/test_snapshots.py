@@ -86,9 +86,7 @@ async def test_a_named_workspace_goes_to_a_new_workspace_and_forks_diverge(tidy_
     assert row.detail["workspace"]["kind"] == "named" and row.detail["workspace"]["name"] == data
     forks = await engine.fork_session(source.id, 3)
     assert len({fork.id for fork in forks}) == 3 and all(fork.workspace not in (None, data) for fork in forks)
-    await asyncio.gather(
-        *(engine.exec(fork.id, "echo fork-%d >> /workspace/f" % i) for i, fork in enumerate(forks))
-    )
+    await asyncio.gather(*(engine.exec(fork.id, "echo fork-%d >> /workspace/f" % i) for i, fork in enumerate(forks)))
     for i, fork in enumerate(forks):
         assert (await engine.exec(fork.id, "cat /workspace/f; wc -c < /workspace/blob")).output == (
             "base\nfork-%d\n%d\n" % (i, 20 << 20)

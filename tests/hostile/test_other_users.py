@@ -200,6 +200,35 @@ def test_workspaces_of_another_user_are_not_listed(api: Api, workspace_names: li
     assert name not in as_user(api, ALICE, "GET", "workspaces").body.decode()
 
 
+def test_a_snapshot_is_its_owners_alone(api: Api, workspace_names: list[str]) -> None:
+    name = new_workspace(workspace_names, "snapped")
+    alices = session_with(api, ALICE, name)
+    run(api, ALICE, alices, "echo alice-secret > /workspace/secret; echo home-secret > ~/secret")
+    taken = as_user(api, ALICE, "POST", "sessions/%s/snapshots" % alices, {"name": "mine"})
+    assert taken.status == 201, taken.body
+    workspace_names.append(taken.json["workspace"]["name"])
+    # Bob cannot snapshot or fork her session, nor see, use or delete her snapshot: all as if absent.
+    assert as_user(api, BOB, "POST", "sessions/%s/snapshots" % alices, {"name": "stolen"}).status == 404
+    assert as_user(api, BOB, "POST", "sessions/%s/fork" % alices, {"count": 1}).status == 404
+    assert as_user(api, BOB, "GET", "snapshots").json["snapshots"] == []
+    assert as_user(api, BOB, "GET", "snapshots/mine").status == 404
+    assert as_user(api, BOB, "GET", "snapshots/mine", params={"owner": "alice"}).status == 404
+    assert as_user(api, BOB, "POST", "sessions", {"snapshot": "mine"}).status == 404
+    assert as_user(api, BOB, "DELETE", "snapshots/mine", params={"owner": "alice"}).status == 404
+    # Bob's own "mine" is another snapshot; a session from Alice's gets a new workspace of hers.
+    bobs = as_user(api, BOB, "POST", "sessions", {}).json["id"]
+    assert as_user(api, BOB, "POST", "sessions/%s/snapshots" % bobs, {"name": "mine"}).status == 201
+    from_hers = as_user(api, ALICE, "POST", "sessions", {"snapshot": "mine"})
+    assert from_hers.status == 201, from_hers.body
+    workspace_names.append(from_hers.json["workspace"])
+    assert run(api, ALICE, from_hers.json["id"], "cat /workspace/secret ~/secret") == "alice-secret\nhome-secret\n"
+    assert {s["owner"] for s in as_user(api, TEACHER, "GET", "snapshots").json["snapshots"]} == {"alice", "bob"}
+    assert as_user(api, TEACHER, "DELETE", "snapshots/mine", params={"owner": "alice"}).status == 204
+    assert as_user(api, BOB, "GET", "snapshots/mine").status == 200  # Bob's is still there
+    for headers, session in ((ALICE, alices), (ALICE, from_hers.json["id"]), (BOB, bobs)):
+        assert as_user(api, headers, "DELETE", "sessions/%s" % session).status == 204
+
+
 def test_workspace_quotas(api: Api, workspace_names: list[str]) -> None:
     first, second, third = (new_workspace(workspace_names, "quota") for _ in range(3))
     for name in (first, second):

@@ -112,6 +112,71 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions/{session_id}/snapshots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Keep the session's files as a snapshot of yours
+         * @description Takes the sandbox's home directory (`pip install --user`, dotfiles),
+         *     `/tmp` and `/workspace` in one freeze of the sandbox (a pause of a
+         *     fraction of a second, then it runs on; a paused session stays paused).
+         *     Processes are not kept: a session made from the snapshot starts a new
+         *     shell, which reads the restored dotfiles, and a new kernel. Symlinks
+         *     are kept as links and never followed; sparse files stay sparse.
+         *
+         *     A named workspace is kept as a copy of its disk image, which shares its
+         *     blocks with the original where the host's file system can (see
+         *     `copy_on_write` in `GET snapshots`) and copies the used ones where it
+         *     cannot. Snapshots are yours, like workspaces: names are per user.
+         *     Refused with 409 `session_busy` while calls are under way, 409
+         *     `snapshot_exists` for a name you have, 413 `snapshot_too_large` past
+         *     quota.max_snapshot_mb, and 429 past quota.max_snapshots_per_user or
+         *     quota.max_snapshots_total_mb.
+         */
+        post: operations["snapshotSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{session_id}/fork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * New sessions holding this session's files as they are now
+         * @description `count` (1-16) new sessions, each with its own copy of the session's
+         *     home, `/tmp` and `/workspace`, taken in one freeze as a snapshot is
+         *     (nothing is kept of it afterwards). Each gets the session's image,
+         *     limits and network, and its workspace goes to a new place: a warm
+         *     sandbox's tmpfs, or a new named workspace of yours (`<name>-<6 hex>`)
+         *     when the session has one. All or none: the session quotas are checked
+         *     for all of them first, and if one cannot start, those made already are
+         *     destroyed (with their new workspaces) and the error is returned.
+         */
+        post: operations["forkSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sessions/{session_id}/exec": {
         parameters: {
             query?: never;
@@ -287,6 +352,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/snapshots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your snapshots (an admin's list has everyone's, each with its owner) */
+        get: operations["listSnapshots"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/snapshots/{name}": {
+        parameters: {
+            query?: {
+                /** @description Whose snapshot (admins only; default: yours). Empty names the server's own, listed with owner null */
+                owner?: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        /** One of your snapshots */
+        get: operations["getSnapshot"];
+        put?: never;
+        post?: never;
+        /** Delete one of your snapshots (sessions made from it keep their files) */
+        delete: operations["deleteSnapshot"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/workspaces": {
         parameters: {
             query?: never;
@@ -447,10 +552,57 @@ export interface components {
             /** @description `true`: network, as the configuration allows it (with `security.egress` set, its domain policy); `false`: none; left out: `defaults.network`. A policy (`{"allow": [...], "deny": [...]}`) gives the session network through the filtering proxy, reaching only what it allows. It may narrow `security.egress`, never widen it: an entry outside `security.egress.allow`, or inside its `deny`, is refused with 403 (`not_allowed`) naming the entry; a malformed entry is a 400 naming it. Without network allowed at all (`security.allow_network`), asking for any network is a 403 */
             network?: boolean | components["schemas"]["EgressPolicy"];
             ttl_s?: number;
+            /** @description One of your snapshots to start from: the session holds its home, /tmp and workspace, and gets its image, limits and network unless the request asks for others (`image` must then be the snapshot's). Its workspace goes to a new place: `workspace` if given (which must not exist: 409 `workspace_exists`), else a new named workspace `<name>-<6 hex>` when the snapshot's was a named one, else the sandbox's tmpfs */
+            snapshot?: string;
             /** @description Start the session's Jupyter kernel now */
             with_kernel?: boolean;
             /** @description Take a warm sandbox whose kernel already runs, where the pool has one: for a kernel a Jupyter client claims next through sessions/{id}/kernel (with_kernel implies it). Otherwise a create takes a bare warm sandbox first, if the pool holds some (its surplus beyond pool.images' min), and the kernel starts when first used. */
             warm_kernel?: boolean;
+        };
+        SnapshotCreate: {
+            /** @description The snapshot's name, among yours */
+            name: string;
+        };
+        ForkRequest: {
+            /**
+             * @description How many sessions to make
+             * @default 1
+             */
+            count: number;
+        };
+        Snapshot: {
+            name: string;
+            /** @description Whose it is (null: the server's own) */
+            owner: string | null;
+            /** @description What it takes on the host's disk (allocated blocks) */
+            bytes: number;
+            created_at: number;
+            age_s: number;
+            /** @description The session it was taken from (which may be gone) */
+            source_session: string | null;
+            image: string;
+            workspace: {
+                /**
+                 * @description What the session's /workspace was
+                 * @enum {string}
+                 */
+                kind: "tmpfs" | "named";
+                /** @description The named workspace's name */
+                name: string | null;
+                /**
+                 * @description image: a copy of the workspace's disk image
+                 * @enum {string}
+                 */
+                format: "tar" | "image";
+            };
+            /** @description Bytes of each part (home, tmp, workspace) */
+            parts: {
+                [key: string]: number;
+            };
+            limits: components["schemas"]["Limits"];
+            network: boolean;
+            /** @description How long the sandbox was frozen while its files were taken */
+            frozen_ms: number;
         };
         /** @description What a sandbox may reach through the filtering proxy: a destination matched by `deny` is refused, else one matched by `allow` is reached, and nothing else is. An entry is a host name (`deb.debian.org`: that name only), a wildcard (`*.pythonhosted.org`: its subdomains, never the name itself), or an IPv4 network or address (`10.20.0.0/16`, `192.0.2.7`) */
         EgressPolicy: {
@@ -751,7 +903,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The state does not allow it (workspace in use, a directory where a file was expected, the session paused: `session_paused`, calls under way for a pause: `session_busy`, ...) */
+        /** @description The state does not allow it (workspace in use, a directory where a file was expected, the session paused: `session_paused`, calls under way for a pause or snapshot: `session_busy`, a snapshot name taken: `snapshot_exists`, a workspace that must be new: `workspace_exists`, ...) */
         Conflict: {
             headers: {
                 [name: string]: unknown;
@@ -760,7 +912,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The request body is over quota.max_body_mb (chunked or not), an archive is over quota.max_archive_mb once decompressed or has more than quota.max_archive_members members, or a file is too large to read at once */
+        /** @description The request body is over quota.max_body_mb (chunked or not), an archive is over quota.max_archive_mb once decompressed or has more than quota.max_archive_members members, a file is too large to read at once, or a snapshot over quota.max_snapshot_mb (`snapshot_too_large`) */
         TooLarge: {
             headers: {
                 [name: string]: unknown;
@@ -769,7 +921,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description Over quota.max_sessions_per_user or quota.max_sessions, or a new named workspace over quota.max_workspaces_per_user or quota.max_workspaces_total_mb (the message names the option) */
+        /** @description Over quota.max_sessions_per_user or quota.max_sessions, a new named workspace over quota.max_workspaces_per_user or quota.max_workspaces_total_mb, or a snapshot over quota.max_snapshots_per_user or quota.max_snapshots_total_mb (the message names the option) */
         Quota: {
             headers: {
                 [name: string]: unknown;
@@ -967,6 +1119,76 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    snapshotSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SnapshotCreate"];
+            };
+        };
+        responses: {
+            /** @description The snapshot */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Snapshot"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["Quota"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    forkSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ForkRequest"];
+            };
+        };
+        responses: {
+            /** @description The new sessions */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        sessions: components["schemas"]["Session"][];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["Quota"];
             503: components["responses"]["Unavailable"];
         };
     };
@@ -1315,6 +1537,89 @@ export interface operations {
             413: components["responses"]["TooLarge"];
             503: components["responses"]["Unavailable"];
             507: components["responses"]["NoSpace"];
+        };
+    };
+    listSnapshots: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The snapshots, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        snapshots: components["schemas"]["Snapshot"][];
+                        /** @description Whether copies of a workspace's disk image share their blocks on this host (XFS, btrfs). Without it (ext4), a snapshot, and each session made from it, copies the used blocks */
+                        copy_on_write: boolean;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getSnapshot: {
+        parameters: {
+            query?: {
+                /** @description Whose snapshot (admins only; default: yours). Empty names the server's own, listed with owner null */
+                owner?: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The snapshot */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Snapshot"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    deleteSnapshot: {
+        parameters: {
+            query?: {
+                /** @description Whose snapshot (admins only; default: yours). Empty names the server's own, listed with owner null */
+                owner?: string;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listWorkspaces: {

@@ -18,6 +18,7 @@ from .exec import ExecHandler, ExecSocketHandler
 from .files import ArchiveHandler, FilesHandler
 from .kernel import KernelHandler, KernelInterruptHandler
 from .sessions import RunCodeHandler, SessionHandler, SessionPauseHandler, SessionResumeHandler, SessionsHandler
+from .snapshots import SessionForkHandler, SessionSnapshotsHandler, SnapshotHandler, SnapshotsHandler
 from .terminal import TerminalSocketHandler
 
 API = "/sandkasten/api"
@@ -28,6 +29,8 @@ default_handlers: list[tuple[str, Any]] = [
     (SESSION + r"/?", SessionHandler),
     (SESSION + r"/pause/?", SessionPauseHandler),
     (SESSION + r"/resume/?", SessionResumeHandler),
+    (SESSION + r"/snapshots/?", SessionSnapshotsHandler),
+    (SESSION + r"/fork/?", SessionForkHandler),
     (SESSION + r"/exec/?", ExecHandler),
     (SESSION + r"/exec/ws", ExecSocketHandler),
     (SESSION + r"/run_code/?", RunCodeHandler),
@@ -38,6 +41,8 @@ default_handlers: list[tuple[str, Any]] = [
     (SESSION + r"/archive(?:/(?P<path>.*))?", ArchiveHandler),
     (API + r"/workspaces/?", WorkspacesHandler),
     (API + r"/workspaces/(?P<name>[^/]+)", WorkspaceHandler),
+    (API + r"/snapshots/?", SnapshotsHandler),
+    (API + r"/snapshots/(?P<name>[^/]+)", SnapshotHandler),
     (API + r"/pool/?", PoolHandler),
     (API + r"/config/?", ConfigHandler),
     (API + r"/health/?", HealthHandler),

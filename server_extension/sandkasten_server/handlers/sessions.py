@@ -65,6 +65,7 @@ class SessionsHandler(SandkastenHandler):
             owner=self.owner,
             workspace_owner=self.workspace_owner,
             wants_kernel=bool(body.get("with_kernel") or body.get("warm_kernel")),
+            snapshot=body.get("snapshot"),
         )
         if body.get("with_kernel"):
             try:
