@@ -17,6 +17,8 @@
     sizes (first at their floor, then after one burst), next to llm-sandbox and docker run + exec bursts.
 12. egress: an allowed HTTP and HTTPS GET through the domain-filtering proxy, next to a direct one from a session
     with the open network (by name, and by an address resolved beforehand), on a server of its own with network on.
+13. snapshots: pause and resume; snapshot, session from it and fork of 4 of a session with 100 MB in /workspace
+    (tmpfs, and a named workspace); a session from a snapshot holding numpy next to pip install in a fresh one.
 
 Writes bench/results/<date>.json (``--quick``: <date>-quick.json) and one PNG per
 figure beside it (<date>-<figure>.png), prints a table and marks each target met
@@ -59,6 +61,7 @@ from bench.figures import (
     kernel_execute,
     kernel_start,
     sessions,
+    snapshots,
 )
 from bench.helpers import bench_engine, install_kernelspec
 from bench.printed import print_report
@@ -77,6 +80,7 @@ SERVED_FIGURES = (
     "density",
     "client_kernels",
     "bursts",
+    "snapshots",
     "concurrency",
 )
 FIGURES = KERNEL_FIGURES + SERVED_FIGURES + ("image_build", "egress")
@@ -135,6 +139,7 @@ async def served_figures(client: docker.DockerClient, sizes: Sizes, only: set[st
         "density": density,
         "client_kernels": client_kernels,
         "bursts": bursts,
+        "snapshots": snapshots,
         "concurrency": concurrency,  # last: the heaviest
     }
     served = launcher.start(SERVER_CONFIG)

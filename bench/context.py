@@ -41,6 +41,7 @@ class Sizes:
     bursts: tuple[int, ...]  # clients creating at once
     image_rebuilds: int  # `sandkasten images build` with every image current
     egress_requests: int  # HTTP(S) requests from a sandbox, per mode (proxy, direct by name, by address)
+    snapshot_repeats: int  # snapshots, sessions from one and forks of each kind (pause/resume: 4 times as many)
 
 
 FULL = Sizes(
@@ -62,6 +63,7 @@ FULL = Sizes(
     bursts=(20, 50),
     image_rebuilds=10,
     egress_requests=40,
+    snapshot_repeats=5,
 )
 QUICK = Sizes(
     kernel_starts=1,
@@ -82,6 +84,7 @@ QUICK = Sizes(
     bursts=(3,),
     image_rebuilds=2,
     egress_requests=8,
+    snapshot_repeats=1,
 )
 
 # The served server's sandkasten.yaml for the run. Creates queue for a cold-start slot rather

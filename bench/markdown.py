@@ -191,6 +191,35 @@ def _later_figures(r: dict[str, Any]) -> list[tuple[str, str, str]]:
             ]
     if "egress" in r:
         rows += _egress(r["egress"])
+    if "snapshots" in r:
+        rows += _snapshots(r["snapshots"])
+    return rows
+
+
+def _snapshots(g: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Figure 13: pause and resume, and snapshots and forks of a session with a 100 MB workspace."""
+    pause = g["pause_resume"]
+    rows = [
+        ("**13. Pause, resume, snapshots and forks**", "", ""),
+        ("pause / resume (REST round trip)", "%s / %s" % (_t(pause["pause"]), _t(pause["resume"])), ""),
+    ]
+    for kind, label in (("tmpfs", "tmpfs /workspace"), ("named", "named workspace (disk image)")):
+        part = g["workspace_%s_100mb" % kind]
+        rows += [
+            ("100 MB in a %s: snapshot" % label, _t(part["snapshot"]), "frozen %.0f ms" % part["frozen_ms"]),
+            ("  a session from it, to first exec", _t(part["session_from_snapshot"]), ""),
+            ("  a fork of %d" % g["forks"], _t(part["fork_of_%d" % g["forks"]]), ""),
+        ]
+    if "numpy" in g:
+        numpy = g["numpy"]
+        rows += [
+            ("numpy: `pip install --user` in a fresh session", _t(numpy["pip_install_in_a_fresh_session"]), ""),
+            (
+                "numpy: a session from a snapshot holding it",
+                _t(numpy["session_from_snapshot"]),
+                "**%sx**" % numpy["speedup"],
+            ),
+        ]
     return rows
 
 

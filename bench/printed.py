@@ -54,6 +54,33 @@ EGRESS_MODES = (
 )
 
 
+def _ms(timing: dict[str, Any]) -> str:
+    return "%8.1f ms p50  %8.1f ms p99  (n=%d)" % (timing["median_ms"], timing["p99_ms"], timing["n"])
+
+
+def _snapshots(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    out = [
+        ("13. pause / resume", _ms(figures["pause_resume"]["pause"]) + " / " + _ms(figures["pause_resume"]["resume"]))
+    ]
+    for kind in ("tmpfs", "named"):
+        part = figures["workspace_%s_100mb" % kind]
+        out += [
+            ("13. 100 MB workspace (%s): snapshot" % kind, _ms(part["snapshot"])),
+            ("  session from the snapshot, to first exec", _ms(part["session_from_snapshot"])),
+            ("  fork of %d" % figures["forks"], _ms(part["fork_of_%d" % figures["forks"]])),
+        ]
+    if "numpy" in figures:
+        numpy = figures["numpy"]
+        out += [
+            (
+                "13. numpy (%s): pip install --user, fresh session" % numpy["wheel"].split("-")[1],
+                _ms(numpy["pip_install_in_a_fresh_session"]),
+            ),
+            ("  session from a snapshot holding it (%sx)" % numpy["speedup"], _ms(numpy["session_from_snapshot"])),
+        ]
+    return out
+
+
 def _egress(figures: dict[str, Any]) -> list[tuple[str, str]]:
     out = [("12. egress: GET, a fresh connection each", figures["url"])]
     for scheme in ("http", "https"):
@@ -156,6 +183,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         out += _bursts(results["bursts"])
     if "egress" in results:
         out += _egress(results["egress"])
+    if "snapshots" in results:
+        out += _snapshots(results["snapshots"])
     if "image_build" in results:
         built = results["image_build"]
         out += _paths("9. images build", built)

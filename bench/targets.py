@@ -114,6 +114,12 @@ TARGETS = [
         " ms",
         lambda f: f["egress"]["http"]["added"]["vs_direct_address"]["ms"],
     ),
+    _at_most(
+        "fork of 4, a session with 100 MB in its tmpfs /workspace, p50",
+        1000,
+        " ms",
+        lambda f: f["snapshots"]["workspace_tmpfs_100mb"]["fork_of_4"]["median_ms"],
+    ),
     Target("errors at the most concurrent agents", "0", lambda f: _most_agents(f)["errors"], lambda v: v == 0, ""),
 ]
 

@@ -153,6 +153,20 @@ class Incoming:
             self.left -= count
             write(buffer[:count])
 
+    def read_into(self, buffer: memoryview) -> int:
+        """As much of the payload as one receive gives, up to ``len(buffer)``, into ``buffer``;
+        0 once all of it is taken."""
+        if not self.left:
+            return 0
+        try:
+            count = self._sock.recv_into(buffer, min(self.left, len(buffer)))
+        except OSError as exc:
+            raise PayloadCut("connection lost in the middle of a frame: %s" % exc) from None
+        if count == 0:
+            raise PayloadCut("connection closed in the middle of a frame")
+        self.left -= count
+        return count
+
     def skip(self) -> None:
         """Read and drop the rest of the payload."""
         self.copy_to(lambda piece: None)

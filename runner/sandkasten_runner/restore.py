@@ -14,6 +14,7 @@ payload ends it (see PROTOCOL.md). The runner reads them as tarfile asks for
 bytes, so it never holds more than a piece.
 """
 
+import io
 import os
 import socket
 import stat
@@ -24,6 +25,7 @@ from . import errors
 from .errors import RunnerError
 from .protocol import Incoming, PayloadCut, read_head
 
+READ_BYTES = 1 << 20  # the buffer between the socket and tarfile
 # What a scratch directory of the runner is called in /tmp: never restored over.
 RUNNER_SCRATCH_PREFIX = "sandkasten-runner-"
 _KINDS = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE)
@@ -32,37 +34,32 @@ _KINDS = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, t
 _EXTRACT_OPTIONS: Dict[str, Any] = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
 
 
-class _FramedArchive:
-    """A file-like reader over the frames that carry the archive; ``b""`` at the end frame."""
+class _FramedArchive(io.RawIOBase):
+    """A raw reader over the frames that carry the archive, straight from the socket; end of file
+    at the end frame (wrap it in a buffered reader: tarfile reads in small steps)."""
 
     def __init__(self, conn: socket.socket) -> None:
+        super().__init__()
         self._conn = conn
         self._incoming: Optional[Incoming] = None
-        self._buffer = b""
         self.ended = False
         self.bytes = 0
 
-    def read(self, size: int = -1) -> bytes:
-        while not self.ended and (size < 0 or len(self._buffer) < size):
-            if not self._next_piece():
-                break
-        if size < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
-
-    def _next_piece(self) -> bool:
-        incoming = self._next_frame()
-        if incoming is None:
-            return False
-        piece = incoming.read()
-        self.bytes += len(piece)
-        self._buffer += piece
+    def readable(self) -> bool:
         return True
 
+    def readinto(self, buffer: Any) -> int:
+        while not self.ended:
+            if self._incoming is None or not self._incoming.left:
+                self._incoming = self._next_frame()
+                continue
+            count = self._incoming.read_into(memoryview(buffer).cast("B"))
+            self.bytes += count
+            return count
+        return 0
+
     def _next_frame(self) -> Optional[Incoming]:
-        """The next frame's payload, still to be taken; None at the end frame."""
+        """The next frame's payload, still to be taken; None (and ``ended``) at the end frame."""
         head = read_head(self._conn)
         if head is None:
             raise PayloadCut("the connection closed in the middle of a restore")
@@ -74,11 +71,10 @@ class _FramedArchive:
 
     def drain(self) -> None:
         """Take every frame up to the end one, so the reply comes in step."""
-        self._buffer = b""
         while not self.ended:
-            incoming = self._next_frame()
-            if incoming is not None:
-                incoming.skip()
+            if self._incoming is not None:
+                self._incoming.skip()
+            self._incoming = self._next_frame()
 
 
 def _member_path(root: str, name: str) -> Optional[str]:
@@ -106,7 +102,8 @@ class Restore:
         source = _FramedArchive(conn)
         try:
             try:
-                with tarfile.open(fileobj=source, mode="r|") as archive:  # type: ignore[call-overload]
+                buffered = io.BufferedReader(source, READ_BYTES)
+                with tarfile.open(fileobj=buffered, mode="r|") as archive:
                     for member in archive:
                         self._unpack(archive, member)
             except tarfile.TarError as exc:

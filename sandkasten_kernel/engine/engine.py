@@ -399,8 +399,10 @@ class Engine:
             if source is not None:
                 async with await sandbox.connect() as runner:
                     await self.snapshots.restore_files(source, runner)
-                    if (await runner.kernel_status())["alive"]:  # started before the packages were there
-                        await self.factory.start_kernel(sandbox, runner, restart=True)
+                    if (await runner.kernel_status())["alive"]:
+                        # It started before the restored packages were there (Python looks for the user's
+                        # site-packages once, at start): it starts again when first used, finding them.
+                        await runner.kernel_shutdown()
             if sandbox.warm and env:
                 await self._export(sandbox, env)  # after the restore: a restored home restarts the shell
         except BaseException:

@@ -104,7 +104,10 @@ def prepare_run_dir(run_dir: str) -> None:
 
 
 def _tmpfs(size_mb: int, mode: str, owned: bool = False) -> str:
-    options = "rw,nosuid,nodev,size=%dm,mode=%s" % (size_mb, mode)
+    # exec, said outright: Docker's default is noexec, and then `pip install --user` of anything
+    # with compiled code cannot load it. noexec would bound nothing here: any interpreter runs
+    # code from those files anyway, and no setuid or device file can be made on them (nosuid,nodev).
+    options = "rw,exec,nosuid,nodev,size=%dm,mode=%s" % (size_mb, mode)
     if owned:
         options += ",uid=%d,gid=%d" % (SANDBOX_UID, SANDBOX_UID)
     return options

@@ -65,6 +65,19 @@ def test_an_escape_attempt_fails_inside(sessions: Sessions, attack: str, command
     assert session.exec("id -u; echo ok").output.split() == ["1000", "ok"]
 
 
+def test_the_writable_places_are_nosuid_and_nodev_but_run_compiled_code(sessions: Sessions) -> None:
+    # What `pip install --user` puts in the home directory must load (numpy's .so files);
+    # what could gain privileges there (setuid files, device nodes) must not work.
+    session = sessions()
+    flags = session.exec("grep -E ' (/tmp|/home/sandbox|/workspace) ' /proc/mounts").output.splitlines()
+    assert len(flags) == 3, flags
+    for line in flags:
+        options = line.split()[3].split(",")
+        assert "nosuid" in options and "nodev" in options and "noexec" not in options, line
+    ran = session.exec("cp /bin/true ~/t && ~/t && cp /bin/true /tmp/t && /tmp/t && echo ran").output
+    assert ran == "ran\n"
+
+
 def test_the_host_is_not_visible_from_inside(sessions: Sessions) -> None:
     session = sessions()
     checks = {
