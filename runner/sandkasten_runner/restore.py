@@ -26,6 +26,7 @@ from .errors import RunnerError
 from .protocol import Incoming, PayloadCut, read_head
 
 READ_BYTES = 1 << 20  # the buffer between the socket and tarfile
+COPY_BYTES = 256 << 10  # a member's data moves in steps this large (tarfile's default, 16 KiB, costs calls)
 # What a scratch directory of the runner is called in /tmp: never restored over.
 RUNNER_SCRATCH_PREFIX = "sandkasten-runner-"
 _KINDS = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE)
@@ -104,6 +105,7 @@ class Restore:
             try:
                 buffered = io.BufferedReader(source, READ_BYTES)
                 with tarfile.open(fileobj=buffered, mode="r|") as archive:
+                    archive.copybufsize = COPY_BYTES  # type: ignore[attr-defined]
                     for member in archive:
                         self._unpack(archive, member)
             except tarfile.TarError as exc:

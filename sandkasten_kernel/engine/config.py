@@ -288,6 +288,11 @@ class SandkastenQuota(Configurable):
         help="Largest snapshot, MiB: the session's home directory, /tmp and workspace as archived or copied; a "
         "larger one gets 413 and nothing of it is kept.",
     ).tag(config=True)
+    max_snapshot_files = Int(
+        200_000,
+        help="Most files (and directories and links) a snapshot takes from one place (home, /tmp, a tmpfs "
+        "/workspace); more gets 413. It bounds the host's work on a tree of a million empty files.",
+    ).tag(config=True)
 
     @validate(
         "max_sessions",
@@ -305,7 +310,7 @@ class SandkastenQuota(Configurable):
             raise TraitError("must not be negative")
         return proposal["value"]
 
-    @validate("max_archive_mb", "max_archive_members", "max_kernel_message_mb", "max_snapshot_mb")
+    @validate("max_archive_mb", "max_archive_members", "max_kernel_message_mb", "max_snapshot_mb", "max_snapshot_files")
     def _positive(self, proposal: dict[str, Any]) -> Any:
         if proposal["value"] < 1:
             raise TraitError("must be at least 1 (a bound on untrusted work has no 'no limit')")

@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from sandkasten_runner.restore import RUNNER_SCRATCH_PREFIX
 
-from .errors import EngineError, SnapshotTooLarge
+from .errors import EngineError, SessionLost, SnapshotTooLarge
 
 PIECE_BYTES = 4 << 20  # of an archive sent to the runner
 READ_BYTES = 1 << 20
@@ -50,9 +50,35 @@ class Budget:
             )
 
 
-def archive_tree(pid: int, path_in_sandbox: str, dest: str, budget: Budget) -> int:
-    """Archive the sandbox's directory ``path_in_sandbox`` (its tmpfs) into ``dest``; its size in bytes."""
-    source = "/proc/%d/root%s" % (pid, path_in_sandbox)
+@contextlib.contextmanager
+def pinned_root(pid: int) -> Iterator[int]:
+    """A descriptor of process ``pid``'s root directory (``/proc/<pid>/root``), held for the block.
+
+    Paths are then walked from the descriptor, never from the PID again: if the
+    process ends and its PID is handed to another, the descriptor still names the
+    root it was opened on. The caller checks, after opening, that ``pid`` is still
+    the sandbox's (so the root is the sandbox's, not some reused PID's).
+    """
+    try:
+        fd = os.open("/proc/%d/root" % pid, os.O_PATH | os.O_DIRECTORY)
+    except FileNotFoundError:
+        raise SessionLost("the sandbox's first process (%d) is gone" % pid) from None
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def files_in(root_fd: int, path_in_sandbox: str) -> int:
+    """How many files, directories and links the file system at ``path_in_sandbox`` holds (its used inodes)."""
+    stats = os.statvfs("/proc/self/fd/%d%s" % (root_fd, path_in_sandbox))
+    return stats.f_files - stats.f_ffree
+
+
+def archive_tree(root_fd: int, path_in_sandbox: str, dest: str, budget: Budget) -> int:
+    """Archive the sandbox's directory ``path_in_sandbox`` (its tmpfs), under the root ``root_fd``
+    (``pinned_root``), into ``dest``; its size in bytes."""
+    source = "/proc/self/fd/%d%s" % (root_fd, path_in_sandbox)  # tar's own table: the descriptor is passed on
     command = [
         "tar",
         "--create",
@@ -67,7 +93,9 @@ def archive_tree(pid: int, path_in_sandbox: str, dest: str, budget: Budget) -> i
     ]
     written = 0
     with tempfile.TemporaryFile() as errors, open(dest, "wb") as out:
-        tar = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
+        tar = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL, pass_fds=(root_fd,)
+        )
         assert tar.stdout is not None
         try:
             for chunk in iter(lambda: tar.stdout.read(READ_BYTES), b""):  # type: ignore[union-attr]

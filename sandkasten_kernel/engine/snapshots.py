@@ -45,6 +45,7 @@ from .errors import (
     SessionLost,
     SnapshotExists,
     SnapshotNotFound,
+    SnapshotTooLarge,
     WorkspaceExists,
 )
 from .pausing import Pausing
@@ -56,8 +57,10 @@ from .snapshot_files import (
     archive_tree,
     copy_image,
     copy_on_write,
+    files_in,
     frozen_filesystem,
     pieces,
+    pinned_root,
     remove_tree,
 )
 from .store import SessionRecord, SnapshotRow, Store
@@ -166,11 +169,7 @@ class Snapshots:
         folder = self._incoming()
         started = time.monotonic()
         try:
-            pid = await self.backend.root_pid(record.container_id)
-            if not pid:
-                raise SessionLost("session %s is gone (its container is not running)" % record.id)
-            named = self._named_workspace(record)
-            parts, workspace = await asyncio.to_thread(self._take_files, pid, named, folder)
+            parts, workspace = await self._take(record, folder)
         except BaseException:
             await asyncio.to_thread(remove_tree, folder)
             raise
@@ -189,17 +188,39 @@ class Snapshots:
         }
         return Capture(folder, record.image, detail, await asyncio.to_thread(allocated_bytes, folder))
 
+    async def _take(self, record: SessionRecord, folder: str) -> tuple[dict[str, int], dict[str, Any]]:
+        """The frozen sandbox's files into ``folder``, read under its root, pinned (``pinned_root``)."""
+        gone = SessionLost("session %s is gone (its container is not running)" % record.id)
+        pid = await self.backend.root_pid(record.container_id)
+        if not pid:
+            raise gone
+        with pinned_root(pid) as root_fd:
+            if await self.backend.root_pid(record.container_id) != pid:
+                raise gone  # the PID was the sandbox's when the root was opened: it is the sandbox's root
+            return await asyncio.to_thread(self._take_files, root_fd, self._named_workspace(record), folder)
+
     def _named_workspace(self, record: SessionRecord) -> WorkspaceRef | None:
         if record.workspace is None:
             return None
         return workspace_ref(self.state_dir, record.workspace, record.workspace_owner)
 
-    def _take_files(self, pid: int, named: WorkspaceRef | None, folder: str) -> tuple[dict[str, int], dict[str, Any]]:
+    def _take_files(
+        self, root_fd: int, named: WorkspaceRef | None, folder: str
+    ) -> tuple[dict[str, int], dict[str, Any]]:
         """Archive home and /tmp, and the workspace (its disk image when it has one); bytes per part."""
         budget = Budget(self.quota.max_snapshot_mb << 20)
+        for part, path in ARCHIVED.items():
+            if part == "workspace" and named is not None:
+                continue  # a disk image is copied by blocks; an uncapped volume is the host's file system
+            files = files_in(root_fd, path)
+            if files > self.quota.max_snapshot_files:
+                raise SnapshotTooLarge(
+                    "%s holds %d files, more than a snapshot takes from one place, %d (quota.max_snapshot_files)"
+                    % (path, files, self.quota.max_snapshot_files)
+                )
         parts: dict[str, int] = {}
         for part in ("home", "tmp"):
-            parts[part] = archive_tree(pid, ARCHIVED[part], os.path.join(folder, part + ".tar"), budget)
+            parts[part] = archive_tree(root_fd, ARCHIVED[part], os.path.join(folder, part + ".tar"), budget)
         workspace: dict[str, Any] = {"kind": "named" if named else "tmpfs", "name": named.name if named else None}
         mount_point = self.disks.mount_point(named) if named else None
         if named is not None and mount_point and os.path.ismount(mount_point) and self.disks.has_image(named):
@@ -210,7 +231,9 @@ class Snapshots:
             budget.take(parts["workspace"])
             workspace["format"] = "image"
         else:  # a tmpfs, or a named workspace without a disk of its own (an uncapped volume)
-            parts["workspace"] = archive_tree(pid, WORKSPACE_IN_SANDBOX, os.path.join(folder, "workspace.tar"), budget)
+            parts["workspace"] = archive_tree(
+                root_fd, WORKSPACE_IN_SANDBOX, os.path.join(folder, "workspace.tar"), budget
+            )
             workspace["format"] = "tar"
         return parts, workspace
 

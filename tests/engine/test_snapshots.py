@@ -131,6 +131,12 @@ async def test_snapshot_bad_input_is_refused_clearly(engine: Engine) -> None:
         await engine.snapshot_session(record.id, "big")
     assert engine.get_session(record.id).status == "running"  # the failed capture thawed it again
 
+    engine.settings.quota.max_snapshot_mb = 2048
+    engine.settings.quota.max_snapshot_files = 1000
+    await engine.exec(record.id, "rm /tmp/big; mkdir /tmp/many && cd /tmp/many && seq 2000 | xargs touch")
+    with pytest.raises(SnapshotTooLarge, match="max_snapshot_files"):  # counted, not archived
+        await engine.snapshot_session(record.id, "many")
+
     await engine.delete_snapshot("mine", owner="alice")
     assert engine.list_snapshots("alice") == []
     assert not os.listdir(os.path.join(engine.snapshots.root, ".incoming"))
