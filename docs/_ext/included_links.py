@@ -2,8 +2,9 @@
 
 ``sdk/python/README.md`` links to ``../../README.md``; included into ``docs/sdk-python.md`` that
 target is no page. A link to a repository file that is a docs page (``PAGES``) now points to
-that page; a link to any other file of the repository becomes its text (there is no hosted
-source to link to). Links to the web and within the page stay as they are.
+that page, as does one to a page in ``docs/`` itself (``../../docs/snapshots.md``); a link to
+any other file of the repository becomes its text (there is no hosted source to link to).
+Links to the web and within the page stay as they are.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from sphinx.application import Sphinx
 
 ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
 LINK = re.compile(r"(?<!!)\[([^\]]*)\]\(([^)\s]+)\)")  # [text](target), not an image
 PAGES = {  # repository file -> the docs page that shows it (the pages are all in docs/ itself)
     "README.md": "index.md",
@@ -31,11 +33,14 @@ def rewrite(text: str, directory: Path) -> str:
         label, target = match.groups()
         if "://" in target or target.startswith(("#", "mailto:")):
             return match.group(0)
-        path = (directory / target.partition("#")[0]).resolve()
+        file, _, anchor = target.partition("#")
+        path = (directory / file).resolve()
         if not path.is_relative_to(ROOT):
             return match.group(0)
         page = PAGES.get(path.relative_to(ROOT).as_posix())
-        return "[%s](%s)" % (label, page) if page else label
+        if page is None and path.parent == DOCS and path.suffix == ".md":
+            page = path.name  # a docs page itself
+        return "[%s](%s%s)" % (label, page, "#" + anchor if anchor else "") if page else label
 
     return LINK.sub(link, text)
 

@@ -281,7 +281,8 @@ class SandkastenQuota(Configurable):
     max_snapshots_total_mb = Int(
         20480,
         help="Most disk all snapshots together may take, MiB, as allocated on the host (0: no limit); a snapshot "
-        "that would go beyond it gets 429. Forks take a snapshot of their own while they start.",
+        "that would go beyond it gets 429. A fork's capture, kept only while its sessions start, is not "
+        "counted (quota.max_snapshot_mb bounds it).",
     ).tag(config=True)
     max_snapshot_mb = Int(
         2048,

@@ -1,4 +1,4 @@
-"""`sandkasten sessions|pool|workspaces` against a real engine's state."""
+"""`sandkasten sessions|snapshots|pool|workspaces` against a real engine's state."""
 
 from __future__ import annotations
 
@@ -148,4 +148,55 @@ async def test_pause_and_resume_sessions(state_dir: str, tmp_path: Path) -> None
         assert missing.returncode == 1 and "no session 'nope'" in missing.stderr
     finally:
         await engine.destroy_session(record.id)
+        await engine.close()
+
+
+async def test_snapshot_fork_and_delete_from_the_command_line(state_dir: str, tmp_path: Path) -> None:
+    config = tmp_path / "sandkasten.yaml"
+    config.write_text("state_dir: %s\npool: {images: {base: 0}}\ndefaults: {image: base}\n" % state_dir)
+    engine = Engine(settings_for(state_dir, images={}))  # as the server's: it sees what the commands did
+    record = await engine.create_session(owner="alice")
+    made: list[str] = []
+    try:
+        await engine.exec(record.id, "echo 0.9 > score; echo home > ~/.kept")
+        taken = sandkasten(config, "sessions", "snapshot", record.id, "first")
+        assert taken.returncode == 0, taken.stderr
+        header, line = taken.stdout.splitlines()
+        assert header.split() == ["NAME", "OWNER", "SIZE", "IMAGE", "WORKSPACE", "SOURCE_SESSION", "AGE"]
+        assert line.split()[:2] == ["first", "-"] and record.id in line and " tmpfs " in line
+        (row,) = json.loads(sandkasten(config, "snapshots", "list", "--json").stdout)
+        assert (row["name"], row["owner"], row["source_session"]) == ("first", None, record.id)
+        assert (
+            row["workspace"]["kind"] == "tmpfs"
+            and row["bytes"] > 0
+            and set(row["parts"]) == {"home", "tmp", "workspace"}
+        )
+        again = sandkasten(config, "sessions", "snapshot", record.id, "first")
+        assert again.returncode == 1 and "snapshot 'first' already" in again.stderr and "Traceback" not in again.stderr
+
+        copy = await engine.create_session(snapshot="first")  # the server's own, where the command put it
+        made.append(copy.id)
+        assert (await engine.exec(copy.id, "cat score ~/.kept")).output == "0.9\nhome\n"
+
+        forked = sandkasten(config, "sessions", "fork", record.id, "-n", "2", "--json")
+        assert forked.returncode == 0, forked.stderr
+        forks = [fork["id"] for fork in json.loads(forked.stdout)]
+        made.extend(forks)
+        assert len(set(forks)) == 2 and {engine.get_session(fork).owner for fork in forks} == {"alice"}
+        for i, fork in enumerate(forks):
+            await engine.exec(fork, "echo %d > score" % i)
+        assert [(await engine.exec(fork, "cat score")).output for fork in forks] == ["0\n", "1\n"]
+        assert (await engine.exec(record.id, "cat score")).output == "0.9\n"
+        too_many = sandkasten(config, "sessions", "fork", record.id, "-n", "17")
+        assert too_many.returncode == 1 and "1 to 16" in too_many.stderr and "Traceback" not in too_many.stderr
+        assert len(engine.list_sessions()) == 4  # none made
+
+        deleted = sandkasten(config, "snapshots", "delete", "first")
+        assert deleted.returncode == 0 and deleted.stdout == "deleted snapshot first\n", deleted.stderr
+        assert sandkasten(config, "snapshots", "list").stdout == "no snapshots\n"
+        missing = sandkasten(config, "snapshots", "delete", "first")
+        assert missing.returncode == 1 and "no snapshot 'first'" in missing.stderr
+    finally:
+        for session_id in [record.id, *made]:
+            await engine.destroy_session(session_id)
         await engine.close()

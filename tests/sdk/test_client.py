@@ -135,6 +135,51 @@ async def test_every_session_call(served: Served, tmp_path: Path) -> None:
             await client.workspaces.delete(name)
 
 
+async def test_snapshots_and_forks(served: Served) -> None:
+    name = "sdk-snap-%d" % os.getpid()
+    client = SandboxClient(base_url=served.base_url, api_key=served.api_key)
+    async with client, await client.create_session(limits={"memory_mb": 256}) as session:
+        await session.exec("echo home > ~/.kept; echo tmp > /tmp/kept; echo 0.9 > score; export GONE=1")
+        snapshot = await session.snapshot(name)
+        try:
+            assert (snapshot.name, snapshot.source_session) == (name, session.id)
+            assert snapshot.image == session.info.image
+            assert snapshot.workspace == {"kind": "tmpfs", "name": None, "format": "tar"}
+            assert set(snapshot.parts) == {"home", "tmp", "workspace"} and snapshot.bytes > 0
+            assert snapshot.limits["memory_mb"] == 256 and snapshot.frozen_ms > 0 and not snapshot.network
+            assert name in [s.name for s in await client.list_snapshots()]
+            assert (await client.get_snapshot(name)).created_at == snapshot.created_at
+            assert (await client.get_snapshot(name, owner="")).name == name  # an admin's spelling of "mine"
+            with pytest.raises(BadRequestError) as taken:
+                await session.snapshot(name)
+            assert (taken.value.status, taken.value.code) == (409, "snapshot_exists")
+
+            async with await client.create_session(snapshot=name) as copy:
+                assert copy.id != session.id and copy.info.limits["memory_mb"] == 256
+                restored = await copy.exec("cat ~/.kept /tmp/kept score; echo ${GONE:-no}")
+                assert restored.output == "home\ntmp\n0.9\nno\n"  # files kept, the shell a new one
+
+            forks = await session.fork(2)
+            try:
+                assert len({f.id for f in forks} | {session.id}) == 3
+                for i, fork in enumerate(forks):
+                    await fork.write("score", str(i))
+                assert [await fork.read("score") for fork in forks] == ["0", "1"]
+                assert await session.read("score") == "0.9\n"
+            finally:
+                for fork in forks:
+                    await fork.destroy()
+        finally:
+            await client.delete_snapshot(name)
+        with pytest.raises(NotFoundError):
+            await client.get_snapshot(name)
+        with pytest.raises(NotFoundError):
+            await client.create_session(snapshot=name)
+        with pytest.raises(BadRequestError) as too_many:
+            await session.fork(17)
+        assert too_many.value.status == 400
+
+
 def test_the_sync_twin(served: Served, tmp_path: Path) -> None:
     with SyncSandboxClient(served.base_url, served.api_key) as client:
         with client.create_session(image="base") as session:
@@ -148,6 +193,14 @@ def test_the_sync_twin(served: Served, tmp_path: Path) -> None:
             assert session.id in [s.id for s in client.list_sessions()]
             assert client.get_session(session.id).info.image == "sandkasten/runtime:base"
             assert isinstance(client.pool.status(), dict) and isinstance(client.workspaces.list(), list)
+            name = "sync-snap-%d" % os.getpid()
+            assert session.snapshot(name).source_session == session.id
+            assert name in [s.name for s in client.list_snapshots()] and client.get_snapshot(name).name == name
+            (fork,) = session.fork()
+            with fork:
+                assert fork.read("f.txt") == "x" and fork.id != session.id
+            client.delete_snapshot(name)
+            assert name not in [s.name for s in client.list_snapshots()]
         with pytest.raises(NotFoundError):
             client.get_session(session.id)
 

@@ -17,7 +17,16 @@ import jsonschema
 import pytest
 
 from sandkasten import _models
-from sandkasten._models import CodeError, CodeResult, ExecResult, FileEntry, RichResult, SessionInfo, WorkspaceInfo
+from sandkasten._models import (
+    CodeError,
+    CodeResult,
+    ExecResult,
+    FileEntry,
+    RichResult,
+    SessionInfo,
+    Snapshot,
+    WorkspaceInfo,
+)
 from sandkasten_server.schema import openapi
 
 # Each model, the schema it mirrors, and how the clients build it from a reply.
@@ -29,6 +38,7 @@ MODELS: dict[type[Any], tuple[str, Callable[[dict[str, Any]], Any]]] = {
     FileEntry: ("Entry", lambda data: FileEntry(**data)),
     SessionInfo: ("Session", SessionInfo.from_json),
     WorkspaceInfo: ("Workspace", lambda data: WorkspaceInfo(**data)),
+    Snapshot: ("Snapshot", Snapshot.from_json),
 }
 # Fields only the SDK has.
 SDK_ONLY = {SessionInfo: {"raw"}}
@@ -71,6 +81,7 @@ def _sample(schema: dict[str, Any], full: bool, counter: Iterator[int]) -> Any:
         return {name: _sample(properties[name], full, counter) for name in names}
     if kind == "array":
         return [_sample(schema.get("items", {}), full, counter)]
+    n += schema.get("minimum", 0)  # e.g. Limits' (a snapshot's limits are a Limits)
     return {"string": "text%d" % n, "integer": n, "number": n + 0.5, "boolean": True}[kind]
 
 

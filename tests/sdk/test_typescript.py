@@ -51,4 +51,4 @@ def test_the_npm_tests_pass_against_a_real_server(installed: None, served: Serve
     env = dict(os.environ, SANDKASTEN_URL=served.base_url, SANDKASTEN_API_KEY=served.api_key)
     result = npm("test", env=env)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-    assert "# fail 0" in result.stdout and "# pass 12" in result.stdout
+    assert "# fail 0" in result.stdout and "# pass 13" in result.stdout

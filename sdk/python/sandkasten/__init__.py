@@ -22,7 +22,18 @@ from ._exceptions import (
     SandkastenError,
     ServerError,
 )
-from ._models import CodeError, CodeResult, EgressPolicy, ExecResult, FileEntry, RichResult, SessionInfo, WorkspaceInfo
+from ._models import (
+    CodeError,
+    CodeResult,
+    EgressPolicy,
+    ExecResult,
+    FileEntry,
+    RichResult,
+    SessionInfo,
+    Snapshot,
+    SnapshotWorkspace,
+    WorkspaceInfo,
+)
 from ._sync_client import SyncExecStream, SyncSandboxClient, SyncSession
 
 __version__ = "0.1.0"
@@ -46,6 +57,8 @@ __all__ = [
     "ServerError",
     "Session",
     "SessionInfo",
+    "Snapshot",
+    "SnapshotWorkspace",
     "SyncExecStream",
     "SyncSandboxClient",
     "SyncSession",

@@ -16,7 +16,7 @@ import httpx
 from . import _calls
 from ._calls import Call, Network
 from ._exceptions import BadRequestError, NotFoundError, SandkastenConnectionError
-from ._models import CodeResult, ExecResult, FileEntry, SessionInfo, WorkspaceInfo
+from ._models import CodeResult, ExecResult, FileEntry, SessionInfo, Snapshot, WorkspaceInfo
 
 _Self = TypeVar("_Self", bound="_Releasing")
 
@@ -132,6 +132,28 @@ class Session(_Releasing):
         reply = await self._transport.send(Call("POST", "sessions/%s/%s" % (self.id, action)))
         self.info = SessionInfo.from_json(reply)
         return self.info
+
+    async def snapshot(self, name: str) -> Snapshot:
+        """Keep the session's files (its home directory, /tmp and /workspace) as your snapshot ``name``.
+
+        They are taken in one freeze of the sandbox (a fraction of a second; a paused session stays paused);
+        processes are not kept. ``client.create_session(snapshot=name)`` starts sessions holding them.
+        Raises ``BadRequestError`` with ``code`` ``snapshot_exists`` for a name you have, ``session_busy``
+        while calls to the session are under way, ``snapshot_too_large`` past the server's
+        ``quota.max_snapshot_mb``; ``QuotaExceededError`` past its other snapshot quotas.
+        """
+        reply = await self._transport.send(Call("POST", "sessions/%s/snapshots" % self.id, json={"name": name}))
+        return Snapshot.from_json(reply)
+
+    async def fork(self, n: int = 1) -> builtins.list[Session]:
+        """``n`` (1-16) new sessions, each with its own copy of this session's files as they are now.
+
+        Each gets this session's image, limits and network, and its workspace in a new place (a new named
+        workspace ``<name>-<6 hex>`` when this session has one). All or none: if one cannot start, none is
+        kept, and the error is raised.
+        """
+        reply = await self._transport.send(Call("POST", "sessions/%s/fork" % self.id, json={"count": n}))
+        return [Session(self._transport, SessionInfo.from_json(s)) for s in reply["sessions"]]
 
     async def destroy(self) -> None:
         """Remove the sandbox (a named workspace stays). Destroying twice is not an error."""
@@ -291,6 +313,7 @@ class SandboxClient(_Releasing):
         network: Network | None = None,
         ttl: int | None = None,
         with_kernel: bool = False,
+        snapshot: str | None = None,
     ) -> Session:
         """Start a sandbox; ``with_kernel`` starts its Jupyter kernel now rather than at the first ``run_code``.
 
@@ -298,8 +321,13 @@ class SandboxClient(_Releasing):
         ``{"allow": ["pypi.org", "*.pythonhosted.org"]}`` (an ``EgressPolicy``), which may narrow the server's
         ``security.egress`` but not widen it: an entry beyond it raises ``AuthenticationError`` (403,
         ``code == "not_allowed"``), a malformed one ``BadRequestError``. None: the server's default.
+
+        ``snapshot``: one of your snapshots to start from. The session holds its files, and gets its image,
+        limits and network unless asked for others (``image``, if given, must be the snapshot's); its
+        workspace goes to a new place: ``workspace`` if given (which must not exist yet), else a new named
+        workspace when the snapshot's was one, else the sandbox's own.
         """
-        call = _calls.create_call(image, workspace, env, limits, network, ttl, with_kernel)
+        call = _calls.create_call(image, workspace, env, limits, network, ttl, with_kernel, snapshot)
         return Session(self._transport, SessionInfo.from_json(await self._transport.send(call)))
 
     async def get_session(self, session_id: str) -> Session:
@@ -312,3 +340,17 @@ class SandboxClient(_Releasing):
         """The sessions you can see."""
         reply = await self._transport.send(Call("GET", "sessions"))
         return [Session(self._transport, SessionInfo.from_json(s)) for s in reply["sessions"]]
+
+    async def list_snapshots(self) -> list[Snapshot]:
+        """Your snapshots, oldest first (an admin's list has everyone's, each with its ``owner``)."""
+        reply = await self._transport.send(Call("GET", "snapshots"))
+        return [Snapshot.from_json(s) for s in reply["snapshots"]]
+
+    async def get_snapshot(self, name: str, *, owner: str | None = None) -> Snapshot:
+        """Your snapshot ``name`` (an admin names another user's with ``owner``; ``""``: the server's own)."""
+        return Snapshot.from_json(await self._transport.send(_calls.snapshot_call("GET", name, owner)))
+
+    async def delete_snapshot(self, name: str, *, owner: str | None = None) -> None:
+        """Delete your snapshot ``name`` (``owner`` as in ``get_snapshot``); sessions made from it keep their
+        files."""
+        await self._transport.send(_calls.snapshot_call("DELETE", name, owner))

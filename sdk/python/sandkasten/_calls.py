@@ -13,6 +13,7 @@ import tarfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
+from urllib.parse import quote
 
 import httpx
 
@@ -136,8 +137,10 @@ def create_call(
     network: Network | None,
     ttl: int | None,
     with_kernel: bool,
+    snapshot: str | None = None,
 ) -> Call:
-    """The call that creates a session; options that are None are left to the server."""
+    """The call that creates a session (from one of your snapshots, if ``snapshot`` names one); options that
+    are None are left to the server."""
     body: dict[str, Any] = {}
     for name, value in (
         ("image", image),
@@ -146,12 +149,20 @@ def create_call(
         ("limits", dict(limits) if limits else None),
         ("network", network if network is None or isinstance(network, bool) else dict(network)),
         ("ttl_s", ttl),
+        ("snapshot", snapshot),
     ):
         if value is not None:
             body[name] = value
     if with_kernel:
         body["with_kernel"] = True
     return Call("POST", "sessions", json=body)
+
+
+def snapshot_call(method: str, name: str, owner: str | None = None) -> Call:
+    """The call that reads (GET) or deletes (DELETE) a snapshot of yours; an admin names another user's with
+    ``owner`` (``""``: the server's own)."""
+    params = {"owner": owner} if owner is not None else None
+    return Call(method, "snapshots/%s" % quote(name, safe=""), params=params)
 
 
 def exec_call(

@@ -214,3 +214,49 @@ class WorkspaceInfo:
     in_use_by: list[str]
     last_used: float | None = None  # optional in the API
     owner: str | None = None  # the user it belongs to (None: the server's own)
+
+
+class SnapshotWorkspace(TypedDict):
+    """What a snapshot's session had at /workspace, and how the snapshot keeps it."""
+
+    kind: str  # tmpfs (the sandbox's own), or named (a named workspace)
+    name: str | None  # the named workspace's name
+    format: str  # tar, or image: a copy of the named workspace's disk image
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A session's files (home, /tmp, /workspace) kept under a name: ``client.create_session(snapshot=name)``
+    starts a session holding them, with the snapshot's image, limits and network. Processes are not kept."""
+
+    name: str
+    owner: str | None  # whose it is (None: the server's own)
+    bytes: int  # what it takes on the server's disk (allocated blocks)
+    created_at: float
+    age_s: float
+    source_session: str | None  # the session it was taken from (which may be gone)
+    image: str
+    workspace: SnapshotWorkspace
+    parts: dict[str, int]  # bytes of each part: home, tmp, workspace
+    limits: dict[str, Any]  # the session's, which a session from it gets unless it asks for others
+    network: bool  # whether the session had a network (a session from it gets the same)
+    frozen_ms: float  # how long the session was frozen while its files were taken
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Snapshot:
+        """The snapshot from the API's JSON."""
+        workspace = data["workspace"]
+        return cls(
+            name=data["name"],
+            owner=data["owner"],
+            bytes=data["bytes"],
+            created_at=data["created_at"],
+            age_s=data["age_s"],
+            source_session=data["source_session"],
+            image=data["image"],
+            workspace={"kind": workspace["kind"], "name": workspace["name"], "format": workspace["format"]},
+            parts=dict(data["parts"]),
+            limits=dict(data["limits"]),
+            network=data["network"],
+            frozen_ms=data["frozen_ms"],
+        )

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from ._async_client import ExecStream, SandboxClient, Session
 from ._calls import Network
-from ._models import CodeResult, ExecResult, FileEntry, SessionInfo, WorkspaceInfo
+from ._models import CodeResult, ExecResult, FileEntry, SessionInfo, Snapshot, WorkspaceInfo
 
 T = TypeVar("T")
 
@@ -97,6 +97,14 @@ class SyncSession:
     def resume(self) -> SessionInfo:
         """Let the paused sandbox run on, as it was."""
         return self._run(self._session.resume())
+
+    def snapshot(self, name: str) -> Snapshot:
+        """Keep the session's files (home, /tmp, /workspace) as your snapshot ``name``, as ``Session.snapshot``."""
+        return self._run(self._session.snapshot(name))
+
+    def fork(self, n: int = 1) -> builtins.list[SyncSession]:
+        """``n`` (1-16) new sessions holding this session's files as they are now, as ``Session.fork``."""
+        return [SyncSession(s, self._runner) for s in self._run(self._session.fork(n))]
 
     def destroy(self) -> None:
         """Remove the sandbox (a named workspace stays). Destroying twice is not an error."""
@@ -228,8 +236,10 @@ class SyncSandboxClient:
         network: Network | None = None,
         ttl: int | None = None,
         with_kernel: bool = False,
+        snapshot: str | None = None,
     ) -> SyncSession:
-        """Start a sandbox, as ``SandboxClient.create_session``."""
+        """Start a sandbox (from one of your snapshots, if ``snapshot`` names one), as
+        ``SandboxClient.create_session``."""
         session = self._runner.run(
             self._client.create_session(
                 image=image,
@@ -239,6 +249,7 @@ class SyncSandboxClient:
                 network=network,
                 ttl=ttl,
                 with_kernel=with_kernel,
+                snapshot=snapshot,
             )
         )
         return SyncSession(session, self._runner)
@@ -250,3 +261,15 @@ class SyncSandboxClient:
     def list_sessions(self) -> list[SyncSession]:
         """The sessions you can see."""
         return [SyncSession(s, self._runner) for s in self._runner.run(self._client.list_sessions())]
+
+    def list_snapshots(self) -> list[Snapshot]:
+        """Your snapshots, oldest first (an admin's list has everyone's)."""
+        return self._runner.run(self._client.list_snapshots())
+
+    def get_snapshot(self, name: str, *, owner: str | None = None) -> Snapshot:
+        """Your snapshot ``name``, as ``SandboxClient.get_snapshot``."""
+        return self._runner.run(self._client.get_snapshot(name, owner=owner))
+
+    def delete_snapshot(self, name: str, *, owner: str | None = None) -> None:
+        """Delete your snapshot ``name``; sessions made from it keep their files."""
+        self._runner.run(self._client.delete_snapshot(name, owner=owner))

@@ -11,6 +11,8 @@ import type {
   FileEntry,
   PoolStatus,
   SessionInfo,
+  Snapshot,
+  SnapshotOptions,
   WorkspaceInfo,
 } from './types.js';
 
@@ -33,6 +35,12 @@ function checked(result: ExecResult, options: ExecOptions): ExecResult {
 
 const filePath = (id: string, path: string, kind = 'files') =>
   `sessions/${encodeURIComponent(id)}/${kind}/${path.replace(/^\/+/, '') || '.'}`;
+
+const snapshotCall = (method: 'GET' | 'DELETE', name: string, options: SnapshotOptions): Call => ({
+  method,
+  path: `snapshots/${encodeURIComponent(name)}`,
+  query: options.owner !== undefined ? { owner: options.owner } : undefined,
+});
 
 /** `for await (const chunk of stream)`: output as it comes; then `stream.result` is set. */
 export class ExecStream implements AsyncIterable<string> {
@@ -92,6 +100,29 @@ export class Session {
   private async act(action: 'pause' | 'resume'): Promise<SessionInfo> {
     this.info = (await this.transport.send({ method: 'POST', path: `sessions/${this.id}/${action}` })) as SessionInfo;
     return this.info;
+  }
+
+  /**
+   * Keep the session's files (its home directory, /tmp and /workspace) as your snapshot `name`, taken in one
+   * freeze of the sandbox (a paused session stays paused); processes are not kept. `createSession({ snapshot })`
+   * starts sessions holding them. Throws `BadRequestError` with `code` `snapshot_exists` for a name you have,
+   * `session_busy` while calls are under way, `snapshot_too_large` past `quota.max_snapshot_mb`; and
+   * `QuotaExceededError` past the other snapshot quotas.
+   */
+  async snapshot(name: string): Promise<Snapshot> {
+    const call: Call = { method: 'POST', path: `sessions/${this.id}/snapshots`, json: { name } };
+    return (await this.transport.send(call)) as Snapshot;
+  }
+
+  /**
+   * `n` (1-16) new sessions, each with its own copy of this session's files as they are now, and its image,
+   * limits and network; a named workspace is copied to a new one (`<name>-<6 hex>`). All or none: if one
+   * cannot start, none is kept and the error is thrown.
+   */
+  async fork(n = 1): Promise<Session[]> {
+    const call: Call = { method: 'POST', path: `sessions/${this.id}/fork`, json: { count: n } };
+    const reply = (await this.transport.send(call)) as { sessions: SessionInfo[] };
+    return reply.sessions.map((info) => new Session(this.transport, info));
   }
 
   /** Remove the sandbox (a named workspace stays). Destroying twice is not an error. */
@@ -214,5 +245,21 @@ export class SandboxClient {
   async listSessions(): Promise<Session[]> {
     const reply = (await this.transport.send({ method: 'GET', path: 'sessions' })) as { sessions: SessionInfo[] };
     return reply.sessions.map((info) => new Session(this.transport, info));
+  }
+
+  /** Your snapshots, oldest first (an admin's list has everyone's, each with its `owner`). */
+  async listSnapshots(): Promise<Snapshot[]> {
+    const reply = (await this.transport.send({ method: 'GET', path: 'snapshots' })) as { snapshots: Snapshot[] };
+    return reply.snapshots;
+  }
+
+  /** Your snapshot `name` (an admin names another user's with `owner`; `''`: the server's own). */
+  async getSnapshot(name: string, options: SnapshotOptions = {}): Promise<Snapshot> {
+    return (await this.transport.send(snapshotCall('GET', name, options))) as Snapshot;
+  }
+
+  /** Delete your snapshot `name` (`owner` as in `getSnapshot`); sessions made from it keep their files. */
+  async deleteSnapshot(name: string, options: SnapshotOptions = {}): Promise<void> {
+    await this.transport.send(snapshotCall('DELETE', name, options));
   }
 }

@@ -31,5 +31,7 @@ export type {
   PoolStatus,
   RichResult,
   SessionInfo,
+  Snapshot,
+  SnapshotOptions,
   WorkspaceInfo,
 } from './types.js';

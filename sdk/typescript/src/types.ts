@@ -17,6 +17,11 @@ export type WorkspaceInfo = Schemas['Workspace'];
 export type PoolStatus = Schemas['Pool'];
 export type Limits = Schemas['Limits'];
 /**
+ * A session's files (home, /tmp, /workspace) kept under a name: `createSession({ snapshot: name })` starts
+ * a session holding them, with the snapshot's image, limits and network. Processes are not kept.
+ */
+export type Snapshot = Schemas['Snapshot'];
+/**
  * A domain policy: what a session with network may reach through the server's filtering proxy.
  * Entries are host names (`deb.debian.org`), wildcards for subdomains (`*.pythonhosted.org`, not the
  * name itself) or IPv4 networks (`10.20.0.0/16`); `deny` wins over `allow`.
@@ -39,6 +44,18 @@ export interface CreateSessionOptions {
   ttl?: number;
   /** Start the session's Jupyter kernel now. */
   withKernel?: boolean;
+  /**
+   * One of your snapshots to start from: the session holds its files and gets its image, limits and network
+   * unless asked for others (`image` must then be the snapshot's). Its workspace goes to a new place:
+   * `workspace` if given (it must not exist yet), else a new named workspace when the snapshot's was one.
+   */
+  snapshot?: string;
+}
+
+/** Whose snapshot `getSnapshot` and `deleteSnapshot` mean. */
+export interface SnapshotOptions {
+  /** Another user's (admins only; default: yours); `''` names the server's own. */
+  owner?: string;
 }
 
 export interface ExecOptions {

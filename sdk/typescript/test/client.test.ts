@@ -120,6 +120,48 @@ test('pause and resume: calls refused while paused, state intact after', async (
   }
 });
 
+test('snapshots and forks: the files come back in new sessions, forks diverge', async () => {
+  const name = `ts-snap-${process.pid}`;
+  const session = await client.createSession();
+  try {
+    await session.exec('echo home > ~/.kept; echo 0.9 > score');
+    const snapshot = await session.snapshot(name);
+    assert.equal(snapshot.name, name);
+    assert.equal(snapshot.source_session, session.id);
+    assert.deepEqual(Object.keys(snapshot.parts).sort(), ['home', 'tmp', 'workspace']);
+    assert.ok((await client.listSnapshots()).some((s) => s.name === name));
+    assert.equal((await client.getSnapshot(name, { owner: '' })).created_at, snapshot.created_at);
+    await assert.rejects(session.snapshot(name), (error: unknown) => {
+      assert.ok(error instanceof BadRequestError && error.status === 409 && error.code === 'snapshot_exists');
+      return true;
+    });
+
+    const copy = await client.createSession({ snapshot: name });
+    try {
+      assert.equal((await copy.exec('cat ~/.kept score')).output, 'home\n0.9\n');
+    } finally {
+      await copy.destroy();
+    }
+
+    const forks = await session.fork(2);
+    try {
+      assert.equal(new Set([session.id, ...forks.map((fork) => fork.id)]).size, 3);
+      await Promise.all(forks.map((fork, i) => fork.write('score', String(i))));
+      assert.deepEqual(await Promise.all(forks.map((fork) => fork.read('score'))), ['0', '1']);
+      assert.equal(await session.read('score'), '0.9\n');
+    } finally {
+      await Promise.all(forks.map((fork) => fork.destroy()));
+    }
+
+    await client.deleteSnapshot(name);
+    await assert.rejects(client.getSnapshot(name), NotFoundError);
+    await assert.rejects(client.createSession({ snapshot: name }), NotFoundError);
+  } finally {
+    if ((await client.listSnapshots()).some((s) => s.name === name)) await client.deleteSnapshot(name);
+    await session.destroy();
+  }
+});
+
 test('files: write, read, list, remove', async () => {
   const session = await client.createSession();
   try {

@@ -3,7 +3,8 @@
 sandkasten serve [--config FILE] [--no-build] [-- JUPYTER SERVER OPTIONS]
 sandkasten images build [NAME ...] [--force] [--mirror URL] | images status
 sandkasten run [--image NAME] [--timeout S] [--network] COMMAND
-sandkasten sessions list|destroy|pause|resume, pool status, workspaces list|delete
+sandkasten sessions list|destroy|pause|resume|snapshot|fork, snapshots list|delete
+sandkasten pool status, workspaces list|delete
 sandkasten kernelspec install [--user | --sys-prefix | --prefix DIR]
 """
 
@@ -15,11 +16,11 @@ from importlib.metadata import version
 
 from sandkasten_kernel.engine import EngineError
 
-from . import images, kernelspec, pool, run, serve, sessions, workspaces
+from . import images, kernelspec, pool, run, serve, sessions, snapshots, workspaces
 
 __all__ = ["main"]
 
-COMMAND_GROUPS = (serve, images, run, sessions, pool, workspaces, kernelspec)
+COMMAND_GROUPS = (serve, images, run, sessions, snapshots, pool, workspaces, kernelspec)
 
 
 def parser() -> argparse.ArgumentParser:

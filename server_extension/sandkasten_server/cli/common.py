@@ -73,6 +73,29 @@ def with_engine(config: Settings, work: Callable[[Engine], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
+def read_state(options: argparse.Namespace, read: Callable[[Engine], Awaitable[list[T]]]) -> list[T]:
+    """What ``read`` finds in the state of ``--config``'s configuration; nothing where nothing has used its state
+    directory yet (which a listing never creates)."""
+    config = settings(options)
+    return with_engine(config, read) if has_state(config) else []
+
+
+def delete_each(
+    options: argparse.Namespace, what: str, delete: Callable[[Engine, str, str | None], Awaitable[None]]
+) -> int:
+    """Delete each of ``options.names`` (``options.owner``'s) with ``delete``, and say so: the ``delete`` commands."""
+
+    async def each(engine: Engine) -> None:
+        for name in options.names:
+            await delete(engine, name, options.owner)
+            print("deleted %s %s" % (what, name))
+
+    config = settings(options)
+    require_state(config, "%s %r" % (what, options.names[0]))
+    with_engine(config, each)
+    return 0
+
+
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool, empty: str) -> None:
     """``rows`` as an aligned table of ``columns`` (or as JSON); ``empty`` when there are none."""
     if as_json:
@@ -99,3 +122,8 @@ def age(since: float) -> str:
     """Time since ``since`` (epoch seconds), as 4m05s or 2h10m."""
     seconds = int(time.time() - since)
     return "%dh%02dm" % (seconds // 3600, seconds // 60 % 60) if seconds >= 3600 else "%dm%02ds" % divmod(seconds, 60)
+
+
+def megabytes(size_bytes: int) -> str:
+    """A size in bytes as 12.3 MB (``?`` where it could not be read: -1)."""
+    return "%.1f MB" % (size_bytes / 1e6) if size_bytes >= 0 else "?"

@@ -7,7 +7,7 @@ from typing import Any
 
 from sandkasten_kernel.engine import Engine
 
-from .common import add_command, add_group, age, has_state, print_table, require_state, settings, with_engine
+from .common import add_command, add_group, age, delete_each, megabytes, print_table, read_state
 
 
 def add_to(commands: Any) -> None:
@@ -19,23 +19,14 @@ def add_to(commands: Any) -> None:
 
 
 def _list(options: argparse.Namespace) -> int:
-    config = settings(options)
-    rows = with_engine(config, Engine.list_workspaces) if has_state(config) else []
+    rows = read_state(options, Engine.list_workspaces)
     if not options.json:
         for row in rows:
             row["last_used"] = age(row["last_used"]) + " ago" if row["last_used"] else None
-            row["size"] = "%.1f MB" % (row.pop("size_bytes") / 1e6) if row["size_bytes"] >= 0 else "?"
+            row["size"] = megabytes(row.pop("size_bytes"))
     print_table(rows, ["name", "owner", "size", "in_use_by", "last_used"], options.json, "no workspaces")
     return 0
 
 
 def _delete(options: argparse.Namespace) -> int:
-    async def delete(engine: Engine) -> None:
-        for name in options.names:
-            await engine.delete_workspace(name, options.owner)
-            print("deleted workspace %s" % name)
-
-    config = settings(options)
-    require_state(config, "workspace %r" % options.names[0])
-    with_engine(config, delete)
-    return 0
+    return delete_each(options, "workspace", Engine.delete_workspace)
