@@ -23,6 +23,9 @@ def test_a_paused_session_survives_a_server_restart_and_resumes_intact(start_ser
         assert session.run_code("x = 6 * 7").error is None
         info = session.pause()
         assert info.status == "paused" and info.paused_at is not None
+        # A snapshot of a paused session: it stays paused.
+        kept = session.snapshot("before-restart")
+        assert kept.source_session == session.id
     stopping = time.monotonic()
     server.process.send_signal(signal.SIGTERM)  # a clean stop, as an operator's restart
     server.process.wait(30)
@@ -41,5 +44,11 @@ def test_a_paused_session_survives_a_server_restart_and_resumes_intact(start_ser
             assert again.exec("pwd; echo $KEPT; jobs | wc -l").output == "/tmp\nyes\n1\n"
             assert again.run_code("x").text == "42"  # the same kernel, found running again
             again.destroy()
+            # The snapshot outlived the restart, and a session from it has the files (not the processes).
+            assert [s.name for s in client.list_snapshots()] == ["before-restart"]
+            copy = client.create_session(snapshot="before-restart")
+            assert copy.exec("jobs | wc -l; pwd").output == "0\n/workspace\n"
+            copy.destroy()
+            client.delete_snapshot("before-restart")
     finally:
         restarted.stop()
