@@ -283,8 +283,8 @@ class Snapshots:
 
     def get(self, name: str, owner: str | None) -> SnapshotRow:
         """``owner``'s snapshot ``name``; ``SnapshotNotFound`` for none (someone else's is none too)."""
-        row = self.store.get_snapshot(self._key(name, owner))
-        if row is None:
+        row = self.store.get_snapshot(self._key(name, owner)) if valid_name(name) else None
+        if row is None:  # a name no snapshot can have is one nobody has
             raise SnapshotNotFound("you have no snapshot %r" % name)
         return row
 

@@ -894,7 +894,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description No such session, file or workspace */
+        /** @description No such session, file, workspace or snapshot (someone else's is none of yours) */
         NotFound: {
             headers: {
                 [name: string]: unknown;
@@ -1014,6 +1014,8 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
             429: components["responses"]["Quota"];
             503: components["responses"]["Unavailable"];
