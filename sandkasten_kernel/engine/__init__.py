@@ -19,6 +19,7 @@ from .config import (
     user_data_dir,
     yaml_to_config,
 )
+from .custom_images import CustomImages, attach_catalog, builtin_listing
 from .docker_backend import DockerBackend, connect, remove_sandbox, start_sandbox
 from .engine import Engine
 from .errors import (
@@ -27,6 +28,8 @@ from .errors import (
     EngineError,
     FirewallError,
     ImageError,
+    ImageInUse,
+    ImageNotFound,
     LimitExceeded,
     NetworkIsolationError,
     NotAllowed,
@@ -49,7 +52,7 @@ from .runner_client import ExecResult, RunnerClient
 from .runner_terminal import RunnerTerminal
 from .sandbox_spec import SandboxSpec
 from .sandboxes import LABEL_POOL, LABEL_SESSION
-from .store import Event, SessionRecord, store_path
+from .store import Event, SessionRecord, open_state_store, store_path
 
 __all__ = [
     "CONFIG_CLASSES",
@@ -60,6 +63,7 @@ __all__ = [
     "LABEL_SESSION",
     "SECTIONS",
     "ConfigError",
+    "CustomImages",
     "DockerBackend",
     "DockerUnavailable",
     "Engine",
@@ -69,6 +73,8 @@ __all__ = [
     "FirewallError",
     "ImageBuilder",
     "ImageError",
+    "ImageInUse",
+    "ImageNotFound",
     "LimitExceeded",
     "NetworkIsolationError",
     "NotAllowed",
@@ -89,10 +95,13 @@ __all__ = [
     "UnsafeRunDirEntry",
     "WorkspaceInUse",
     "WorkspaceNotFound",
+    "attach_catalog",
+    "builtin_listing",
     "connect",
     "find_config",
     "listen_address",
     "load_settings",
+    "open_state_store",
     "remove_sandbox",
     "settings_from",
     "start_sandbox",
