@@ -640,6 +640,7 @@ class Engine:
         users = (await self._image_users()).get(runtime_tag(name))
         if users:
             raise ImageInUse("image %r is in use by %s" % (name, ", ".join(users)))
+        await self.removals.drain()  # destroyed sessions' containers still hold the image until they are gone
         await asyncio.to_thread(self.images.remove, name)
 
     async def _image_users(self) -> dict[str, list[str]]:
