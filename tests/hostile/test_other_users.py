@@ -269,6 +269,7 @@ def test_a_websocket_obeys_an_async_authorizer(api: Api, jp_ws_fetch: Any, route
 def test_everyone_lists_the_images_and_only_an_admin_removes_one(api: Api) -> None:
     listed = as_user(api, ALICE, "GET", "images")
     assert listed.status == 200 and [row["name"] for row in listed.json["images"]][:3] == ["base", "python", "node"]
+    assert listed.json["admin"] is False and as_user(api, TEACHER, "GET", "images").json["admin"] is True
     for who in (ALICE, LOCAL):  # "local" is nobody special behind a multi-user provider
         refused = as_user(api, who, "DELETE", "images/sk-test-anything")
         assert refused.status == 403 and refused.json["error"] == "forbidden", refused.body

@@ -1466,6 +1466,8 @@ export interface operations {
                 content: {
                     "application/json": {
                         images: components["schemas"]["Image"][];
+                        /** @description Whether you may remove added images (security.admin_users) */
+                        admin: boolean;
                     };
                 };
             };

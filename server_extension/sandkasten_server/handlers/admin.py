@@ -61,7 +61,7 @@ class ImagesHandler(SandkastenHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.reply({"images": await self.engine.list_images()})
+        self.reply({"images": await self.engine.list_images(), "admin": self.is_admin})
 
 
 class ImageHandler(SandkastenHandler):
