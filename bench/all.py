@@ -17,6 +17,8 @@
     sizes (first at their floor, then after one burst), next to llm-sandbox and docker run + exec bursts.
 12. egress: an allowed HTTP and HTTPS GET through the domain-filtering proxy, next to a direct one from a session
     with the open network (by name, and by an address resolved beforehand), on a server of its own with network on.
+13. custom image build: `sandkasten images add` from a Dockerfile and from an image, the first time (nothing
+    cached) and repeated (nothing changed: a no-op).
 
 Writes bench/results/<date>.json (``--quick``: <date>-quick.json) and one PNG per
 figure beside it (<date>-<figure>.png), prints a table and marks each target met
@@ -50,6 +52,7 @@ from bench.figures import (
     bursts,
     client_kernels,
     concurrency,
+    custom_image_build,
     density,
     egress,
     exec_round_trip,
@@ -79,7 +82,7 @@ SERVED_FIGURES = (
     "bursts",
     "concurrency",
 )
-FIGURES = KERNEL_FIGURES + SERVED_FIGURES + ("image_build", "egress")
+FIGURES = KERNEL_FIGURES + SERVED_FIGURES + ("image_build", "custom_image_build", "egress")
 
 
 def machine(client: docker.DockerClient) -> dict[str, Any]:
@@ -208,6 +211,9 @@ def main() -> int:
     if "image_build" in only:  # first: from nothing, it rebuilds what the other figures run on
         measure = partial(image_build.measure, client, sizes, options.cold_build)
         results["image_build"] = asyncio.run(timed_figure("image_build", measure))
+    if "custom_image_build" in only:
+        measure = partial(custom_image_build.measure, client, sizes)
+        results["custom_image_build"] = asyncio.run(timed_figure("custom_image_build", measure))
     results["baseline_images"] = {"gateway_kernel": gateway.ensure_kernel_image(client)}
     if only & set(KERNEL_FIGURES):
         results.update(asyncio.run(kernel_figures(client, sizes, only)))

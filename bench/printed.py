@@ -47,6 +47,16 @@ def _bursts(figures: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _custom_images(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    out = [("13. sandkasten images add: first build / repeated (no-op)", "")]
+    for kind in ("dockerfile", "from"):
+        part = figures[kind]
+        out.append(
+            ("  %s: %s" % (kind, part["made_from"]), "%8.1f s first  %s" % (part["first_s"], _timing(part["repeated"])))
+        )
+    return out
+
+
 EGRESS_MODES = (
     ("proxy", "through the proxy"),
     ("direct_name", "direct, by name"),
@@ -161,6 +171,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         out += _paths("9. images build", built)
         if "from_nothing" in built:
             out.append(("  from nothing", "%(seconds)s s, built %(built)s" % built["from_nothing"]))
+    if "custom_image_build" in results:
+        out += _custom_images(results["custom_image_build"])
     for target in results.get("targets", []):
         out.append(
             (
