@@ -540,6 +540,16 @@ class Engine:
         await self.pausing.resume(session_id)
         return self.get_session(session_id)
 
+    def require_kernel(self, session_id: str | None = None, image: str | None = None) -> None:
+        """Raise ``EngineError`` if the session's image, or ``image`` (a name as a create gives it), has no
+        Jupyter kernel (an added image without ipykernel), before anything asks for one."""
+        reference = self.get_session(session_id).image if session_id else self.settings.resolve_image(image)
+        if not self.settings.image_has_kernel(reference):
+            raise EngineError(
+                "image %s has no Jupyter kernel (ipykernel is not installed in it)"
+                % self.settings.short_image_name(reference)
+            )
+
     def require_running(self, session_id: str) -> None:
         """Raise ``SessionPaused`` if the session is paused (for work that does not go through ``runner``)."""
         self.pausing.refuse(self.get_session(session_id))
@@ -553,11 +563,7 @@ class Engine:
         """
         record = self.get_session(session_id)
         self.pausing.refuse(record)
-        if not self.settings.image_has_kernel(record.image):
-            raise EngineError(
-                "image %s has no Jupyter kernel (ipykernel is not installed in it)"
-                % self.settings.short_image_name(record.image)
-            )
+        self.require_kernel(session_id)
         sandbox = self._sandbox(record)
         if sandbox.kernel is None:  # re-attaching: the info this host saved when it started the kernel
             sandbox.kernel = self.factory.saved_kernel_info(sandbox)

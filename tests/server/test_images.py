@@ -75,8 +75,13 @@ def test_images_are_listed_and_used_by_name(api: Api) -> None:
     assert ran.status == 200 and ran.json["stdout"] == "42\n", ran.body
     plain = api.session(image="sandkasten/runtime:%s" % ADDED_NOPY)
     assert api.exec(plain, "python3 -c 'print(1 + 1)'")["output"].strip() == "2"
-    refused = api.post("sessions/%s/kernel" % plain)
+    for route, body in (("sessions/%s/kernel" % plain, None), ("sessions/%s/run_code" % plain, {"code": "1 + 1"})):
+        refused = api.post(route, body)
+        assert refused.status == 400 and "has no Jupyter kernel" in refused.json["message"], refused.body
+    sessions = len(api.get("sessions").json["sessions"])
+    refused = api.post("sessions", {"image": ADDED_NOPY, "with_kernel": True})
     assert refused.status == 400 and "has no Jupyter kernel" in refused.json["message"], refused.body
+    assert len(api.get("sessions").json["sessions"]) == sessions  # refused before one was made
 
 
 def test_removing_an_added_image(api: Api, docker_client: Any) -> None:
