@@ -11,8 +11,11 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -22,11 +25,12 @@ from typing import Any
 import docker.errors
 import pytest
 
-from sandkasten_kernel.engine import ConfigError, Engine, EngineError, attach_catalog, load_settings
+from sandkasten_kernel.engine import ConfigError, Engine, EngineError, attach_catalog, load_settings, open_state_store
 from sandkasten_kernel.engine.custom_images import check_name
 from sandkasten_kernel.engine.dockerfile_sources import DockerfileSources, base_images
-from sandkasten_kernel.engine.store import Store
+from sandkasten_kernel.engine.store import ImageRow, Store
 from sandkasten_kernel.kernelspecs import allowed_images
+from sandkasten_server.serve import build_images
 from tests.conftest import ADDED_JQ, ADDED_NOPY, BOOTSTRAP, AddedImages, sandkasten_cli, short_tempdir
 
 pytestmark = pytest.mark.docker
@@ -129,6 +133,24 @@ def test_the_store_gains_the_images_table_from_version_4(tmp_path: Path) -> None
     assert store.list_images() == []
     store.close()
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 5
+
+
+def test_a_store_open_twice_in_one_process_keeps_its_locks(tmp_path: Path) -> None:
+    """`sandkasten serve` opens the store for the catalog and again in its engine: opening it again must not
+    drop the first connection's locks, or another process closing its own takes itself for the last one and
+    deletes the WAL under the open connections ("disk I/O error")."""
+    path = str(tmp_path / "sandkasten.db")
+    first = Store(path)
+    second = Store(path)
+    script = "from sandkasten_kernel.engine.store import Store; s = Store(%r); s.add_event(None, 'x'); s.close()" % path
+    for _ in range(2):
+        Store(path).close()  # opened and closed again in this process, meanwhile
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+        assert os.path.exists(path + "-wal")
+        first.add_event(None, "y")
+        assert second.list_images() == []
+    first.close()
+    second.close()
 
 
 # -- the shared images -----------------------------------------------------------------------------
@@ -339,3 +361,61 @@ def test_a_state_directory_without_a_store_lists_the_built_in_images(tmp_path: P
     config.write_text("state_dir: %s\n" % state)
     assert list(listed(config)) == ["base", "python", "node"]
     assert not state.exists()
+
+
+def test_serve_builds_outdated_added_images_first_and_starts_without_a_failed_one(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = "sk-test-serve"
+    context = config.parent / "serve"
+    context.mkdir()
+    dockerfile = context / "Dockerfile"
+    dockerfile.write_text("FROM sandkasten/layers:base\nRUN true\n")
+    config.write_text(config.read_text() + "security: {allowed_images: [python, %s]}\n" % name)
+    added = sandkasten_cli(config, "images", "add", name, "--dockerfile", str(dockerfile))
+    assert added.returncode == 0, added.stdout + added.stderr
+    try:
+        settings = load_settings(str(config))
+        attach_catalog(settings)
+        dockerfile.write_text("FROM sandkasten/layers:base\nRUN echo changed\n")
+        build_images(settings)
+        assert "sandkasten: building added images first: %s" % name in capsys.readouterr().out
+        assert listed(config)[name]["state"] == "current"
+        dockerfile.write_text("FROM sandkasten/layers:base\nRUN exit 7\n")
+        build_images(settings)  # reported, not raised: the server starts without it
+        out = capsys.readouterr().out
+        assert "returned a non-zero code: 7" in out and "sandkasten: starting without them" in out
+        assert listed(config)[name]["state"] == "failed"
+        build_images(settings)  # a failed image waits for `sandkasten images build NAME`
+        assert "building added images" not in capsys.readouterr().out
+    finally:
+        assert sandkasten_cli(config, "images", "remove", name).returncode == 0
+
+
+def test_one_build_of_an_image_at_a_time(config: Path) -> None:
+    """A build marks the image with its process: another build (or a remove) waits for it, and a build whose
+    process died is over (failed), so the image can be built again."""
+    finished = subprocess.run(["true"], check=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    store = open_state_store(load_settings(str(config)).server.state_dir)
+    try:
+        for name, pid in (("sk-test-busy", os.getpid()), ("sk-test-died", dead.pid)):
+            row = ImageRow(name, "from", "sandkasten/layers:base", None, time.time(), "test", "building", pid)
+            store.add_image(row)
+    finally:
+        store.close()
+    assert finished.returncode == 0
+    rows = listed(config)
+    assert rows["sk-test-busy"]["state"] == "building"
+    assert rows["sk-test-died"]["state"] == "failed"
+    assert "its build (process %d) ended before it finished" % dead.pid in rows["sk-test-died"]["error"]
+    busy = refused(config, "images", "build", "sk-test-busy")
+    assert "sk-test-busy is being built by process %d" % os.getpid() in busy
+    assert "is being built" in refused(config, "images", "remove", "sk-test-busy")
+    rebuilt = sandkasten_cli(config, "images", "build", "sk-test-died")
+    try:
+        assert rebuilt.returncode == 0 and "built sandkasten/runtime:sk-test-died" in rebuilt.stdout, rebuilt.stderr
+        assert listed(config)["sk-test-died"]["state"] == "current"
+    finally:
+        assert sandkasten_cli(config, "images", "remove", "sk-test-died").returncode == 0

@@ -84,6 +84,7 @@ def test_the_wheel_carries_the_image_sources(tmp_path: Path, docker_client: Any)
         names = archive.namelist()
         archive.extractall(unpacked)
     assert "sandkasten_kernel/engine/image_sources/base/Dockerfile" in names
+    assert "sandkasten_kernel/engine/image_sources/custom-runner/Dockerfile" in names  # for `images add`
     assert "sandkasten_runner/protocol.py" in names
     # The server extension, its OpenAPI document, and the config that enables it in Jupyter Server.
     assert "sandkasten_server/openapi.yaml" in names

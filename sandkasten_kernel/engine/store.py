@@ -17,9 +17,11 @@ reset behind the user's back.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -222,12 +224,25 @@ def open_state_store(state_dir: str) -> Store:
 
 
 def _make_private(path: str) -> None:
-    """Create ``path`` readable by its owner only, or make it so."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    """Create ``path`` readable by its owner only, or make it so.
+
+    An existing store may be open in this process already (the CLI's serve and the server's engine, say):
+    closing any descriptor of it would drop SQLite's POSIX locks on it, and another process could then take
+    itself for the last user and delete the WAL under the open connection. So an existing file is reached
+    through an O_PATH descriptor, whose close leaves locks alone.
+    """
     try:
-        os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", path) from None
+            os.chmod("/proc/self/fd/%d" % fd, 0o600)
+        finally:
+            os.close(fd)
+        return
+    os.close(fd)
 
 
 class Store:

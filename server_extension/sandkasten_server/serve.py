@@ -70,18 +70,24 @@ def build_images(settings: Settings) -> None:
         builder.build([name for name in IMAGES if settings.allows_image(name)])
     if settings.added is None:
         return
-    images = CustomImages(open_state_store(settings.server.state_dir), client, lambda line: print(line, flush=True))
-    stale = [
-        row["name"]
-        for row in images.listing()
-        if row["kind"] != "builtin" and row["state"] in ("outdated", "missing") and settings.allows_image(row["name"])
-    ]
-    if stale:
-        print("sandkasten: building added images first: %s" % ", ".join(stale), flush=True)
-        try:
-            images.build(stale)
-        except ImageError as exc:
-            print("sandkasten: %s\nsandkasten: starting without them" % exc, flush=True)
+    store = open_state_store(settings.server.state_dir)
+    try:
+        images = CustomImages(store, client, lambda line: print(line, flush=True))
+        stale = [
+            row["name"]
+            for row in images.listing()
+            if row["kind"] != "builtin"
+            and row["state"] in ("outdated", "missing")
+            and settings.allows_image(row["name"])
+        ]
+        if stale:
+            print("sandkasten: building added images first: %s" % ", ".join(stale), flush=True)
+            try:
+                images.build(stale)
+            except ImageError as exc:
+                print("sandkasten: %s\nsandkasten: starting without them" % exc, flush=True)
+    finally:
+        store.close()
 
 
 # The query the dashboard plugin (labextension/src/index.ts) answers by opening its panel.
