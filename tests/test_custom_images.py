@@ -26,8 +26,8 @@ import docker.errors
 import pytest
 
 from sandkasten_kernel.engine import ConfigError, Engine, EngineError, attach_catalog, load_settings, open_state_store
-from sandkasten_kernel.engine.custom_images import check_name
 from sandkasten_kernel.engine.dockerfile_sources import DockerfileSources, base_images
+from sandkasten_kernel.engine.image_catalog import check_name
 from sandkasten_kernel.engine.store import ImageRow, Store
 from sandkasten_kernel.kernelspecs import allowed_images
 from sandkasten_server.serve import build_images

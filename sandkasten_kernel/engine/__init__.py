@@ -19,7 +19,7 @@ from .config import (
     user_data_dir,
     yaml_to_config,
 )
-from .custom_images import CustomImages, attach_catalog, builtin_listing
+from .custom_images import CustomImages, builtin_listing
 from .docker_backend import DockerBackend, connect, remove_sandbox, start_sandbox
 from .engine import Engine
 from .errors import (
@@ -46,6 +46,7 @@ from .errors import (
     WorkspaceInUse,
     WorkspaceNotFound,
 )
+from .image_catalog import attach_catalog
 from .images import DEFAULT_MIRROR, IMAGES, ImageBuilder
 from .run_dirs import unmount_all_under
 from .runner_client import ExecResult, RunnerClient

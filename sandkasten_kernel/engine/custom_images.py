@@ -21,11 +21,8 @@ built-in one (``Settings.resolve_image`` asks ``ImageCatalog``), once
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import io
 import os
-import re
 import tarfile
 import time
 from collections.abc import Callable
@@ -35,12 +32,12 @@ from typing import Any
 import docker
 import docker.errors
 
-from .config import Settings, runtime_tag
+from .config import runtime_tag
 from .dockerfile_sources import DockerfileSources
-from .errors import EngineError, ImageError, ImageInUse, ImageNotFound, StoreError
+from .errors import EngineError, ImageError, ImageInUse, ImageNotFound
+from .image_catalog import ImageCatalog, check_name
 from .images import (
     HASH_LABEL,
-    IMAGES,
     BuildFailed,
     BuildOutcome,
     BuildStep,
@@ -52,10 +49,10 @@ from .images import (
     docker_build,
     hash_sources,
     local_image,
+    source_label,
 )
-from .store import ImageRow, Store, store_path
+from .store import ImageRow, Store
 
-NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}\Z")
 # On an added image: what it was made from ("dockerfile:<path>" or "from:<image>"), so that a second
 # state directory adding the same image shares it, and one adding another under the name is refused.
 ORIGIN_LABEL = "sandkasten.added-from"
@@ -66,42 +63,6 @@ REFUSED_EXIT = "returned a non-zero code: 3"  # the custom-runner Dockerfile's r
 def layers_tag(name: str) -> str:
     """Where an added image's own Dockerfile build goes (step 1)."""
     return "sandkasten/layers:%s" % name
-
-
-def check_name(name: str) -> None:
-    """Refuse a name that is not a Docker tag of the rule's shape, or that is a built-in image's."""
-    if not NAME_RULE.match(name):
-        raise EngineError(
-            "image names are 1-63 lowercase letters, digits, '.', '_' or '-', starting with a letter or a digit; "
-            "not %r" % name
-        )
-    if name in IMAGES:
-        raise EngineError("%r is a built-in image; give the added one another name" % name)
-
-
-class ImageCatalog:
-    """The added images as the configuration names them (``config.AddedImages``), read from the store at each
-    question, so an image added by the CLI is known to a running server at once."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def names(self) -> set[str]:
-        return {row.name for row in self._store.list_images()}
-
-    def has_kernel(self, name: str) -> bool:
-        row = self._store.get_image(name)
-        return row is not None and row.kernel
-
-
-def attach_catalog(settings: Settings) -> None:
-    """Let ``settings`` name the images added to its state directory (for code that runs no engine: the
-    kernelspecs ``sandkasten serve`` allows, ``sandkasten kernelspec install``). A state directory without
-    a store, or one this user cannot open, has none."""
-    path = store_path(settings.server.state_dir)
-    if settings.added is None and os.path.exists(path):
-        with contextlib.suppress(StoreError):
-            settings.added = ImageCatalog(Store(path))
 
 
 def _alive(pid: int) -> bool:
@@ -167,12 +128,12 @@ class CustomImages:
         if dockerfile is not None:
             sources = DockerfileSources.of(dockerfile, context)
             sources.parents()  # a Dockerfile that cannot be read fails here, before anything is recorded
-            row = ImageRow(name, "dockerfile", str(sources.dockerfile), str(sources.context), time.time(), added_by, "")
+            kind, source, folder = "dockerfile", str(sources.dockerfile), str(sources.context)
         else:
             assert from_image is not None
             self._require_local(name, from_image)
-            row = ImageRow(name, "from", from_image, None, time.time(), added_by, "")
-        row = dataclasses.replace(row, state="building", build_pid=os.getpid())
+            kind, source, folder = "from", from_image, None
+        row = ImageRow(name, kind, source, folder, time.time(), added_by, "building", build_pid=os.getpid())
         self._check_tag_free(row)
         if not self._store.add_image(row):
             raise EngineError("an image named %r was added meanwhile" % name)
@@ -228,8 +189,7 @@ class CustomImages:
         return build_step(self._client, self._progress, step.step, force, step.run)
 
     def _is_current(self, step: _Step) -> bool:
-        image = local_image(self._client, step.step.tag)
-        return image is not None and (image.labels or {}).get(HASH_LABEL) == step.step.source_hash
+        return source_label(local_image(self._client, step.step.tag)) == step.step.source_hash
 
     # -- the two steps ----------------------------------------------------------------------
 
