@@ -28,6 +28,7 @@ import pytest
 from sandkasten_kernel.engine import ConfigError, Engine, EngineError, attach_catalog, load_settings, open_state_store
 from sandkasten_kernel.engine.dockerfile_sources import DockerfileSources, base_images
 from sandkasten_kernel.engine.image_catalog import check_name
+from sandkasten_kernel.engine.image_leftovers import remove_dangling_descendants
 from sandkasten_kernel.engine.store import ImageRow, Store
 from sandkasten_kernel.kernelspecs import allowed_images
 from sandkasten_server.serve import build_images
@@ -310,6 +311,8 @@ def test_what_cannot_be_a_sandbox_image_says_why(config: Path, docker_client: An
             assert sandkasten_cli(config, "images", "remove", name).returncode == 0
         assert set(listed(config)) == {"base", "python", "node"}
     finally:
+        # The failed build's steps on the imported image (the fedora ones went with `images remove`).
+        remove_dangling_descendants(docker_client, docker_client.images.get("sk-test/noshell").id)
         for tag in ("sk-test/noshell:latest", "sandkasten/layers:sk-test-fedora"):
             with contextlib.suppress(docker.errors.ImageNotFound):
                 docker_client.images.remove(tag)

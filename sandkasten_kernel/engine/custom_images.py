@@ -36,6 +36,7 @@ from .config import runtime_tag
 from .dockerfile_sources import DockerfileSources
 from .errors import EngineError, ImageError, ImageInUse, ImageNotFound
 from .image_catalog import ImageCatalog, check_name
+from .image_leftovers import remove_dangling_descendants, remove_superseded
 from .images import (
     HASH_LABEL,
     BuildFailed,
@@ -165,6 +166,8 @@ class CustomImages:
     def _build_claimed(self, row: ImageRow, force: bool) -> list[BuildOutcome]:
         """Build ``row``, which this process has marked as building, and record how it went."""
         started = time.time()
+        tags = [runtime_tag(row.name), *([layers_tag(row.name)] if row.kind == "dockerfile" else [])]
+        before = {tag: self._image_id(tag) for tag in tags}
         try:
             outcomes = [self._run(self._layer_step(row), force)] if row.kind == "dockerfile" else []
             outcomes.append(self._run(self._runner_step(row), force))
@@ -181,6 +184,9 @@ class CustomImages:
         )
         if built:
             self._store.add_event(None, "image_built", image=row.name, seconds=round(time.time() - started, 1))
+            for tag in tags:  # the runner layer first: the old one was built on the old layer
+                if self._image_id(tag) != before[tag]:
+                    remove_superseded(self._client, before[tag])
         return outcomes
 
     def _run(self, step: _Step, force: bool) -> BuildOutcome:
@@ -237,8 +243,11 @@ class CustomImages:
         return _Step(BuildStep(row.name, tag, base, source_hash), run, missing)
 
     def _id(self, ref: str) -> str:
+        return self._image_id(ref) or "missing:" + ref
+
+    def _image_id(self, ref: str) -> str | None:
         image = local_image(self._client, ref)
-        return image.id if image is not None else "missing:" + ref
+        return image.id if image is not None else None
 
     # -- checks ---------------------------------------------------------------------------
 
@@ -355,6 +364,9 @@ class CustomImages:
             )
         tags = [runtime_tag(name), *([layers_tag(name)] if row.kind == "dockerfile" else [])]
         for tag in tags:
+            image_id = self._image_id(tag)
+            if tag != tags[0] and image_id is not None:
+                remove_dangling_descendants(self._client, image_id)  # failed builds' steps on its own layer
             try:
                 self._client.images.remove(tag)
             except docker.errors.ImageNotFound:
