@@ -17,7 +17,9 @@
     sizes (first at their floor, then after one burst), next to llm-sandbox and docker run + exec bursts.
 12. egress: an allowed HTTP and HTTPS GET through the domain-filtering proxy, next to a direct one from a session
     with the open network (by name, and by an address resolved beforehand), on a server of its own with network on.
-13. snapshots: pause and resume; snapshot, session from it and fork of 4 of a session with 100 MB in /workspace
+13. custom image build: `sandkasten images add` from a Dockerfile and from an image, the first time (nothing
+    cached) and repeated (nothing changed: a no-op).
+14. snapshots: pause and resume; snapshot, session from it and fork of 4 of a session with 100 MB in /workspace
     (tmpfs, and a named workspace); a session from a snapshot holding numpy next to pip install in a fresh one.
 
 Writes bench/results/<date>.json (``--quick``: <date>-quick.json) and one PNG per
@@ -52,6 +54,7 @@ from bench.figures import (
     bursts,
     client_kernels,
     concurrency,
+    custom_image_build,
     density,
     egress,
     exec_round_trip,
@@ -83,7 +86,7 @@ SERVED_FIGURES = (
     "snapshots",
     "concurrency",
 )
-FIGURES = KERNEL_FIGURES + SERVED_FIGURES + ("image_build", "egress")
+FIGURES = KERNEL_FIGURES + SERVED_FIGURES + ("image_build", "custom_image_build", "egress")
 
 
 def machine(client: docker.DockerClient) -> dict[str, Any]:
@@ -213,6 +216,9 @@ def main() -> int:
     if "image_build" in only:  # first: from nothing, it rebuilds what the other figures run on
         measure = partial(image_build.measure, client, sizes, options.cold_build)
         results["image_build"] = asyncio.run(timed_figure("image_build", measure))
+    if "custom_image_build" in only:
+        measure = partial(custom_image_build.measure, client, sizes)
+        results["custom_image_build"] = asyncio.run(timed_figure("custom_image_build", measure))
     results["baseline_images"] = {"gateway_kernel": gateway.ensure_kernel_image(client)}
     if only & set(KERNEL_FIGURES):
         results.update(asyncio.run(kernel_figures(client, sizes, only)))

@@ -126,7 +126,7 @@ def table(r: dict[str, Any]) -> list[str]:
 
 
 def _later_figures(r: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """Figures 8 to 12, which earlier runs do not have (8-10 came on 2026-11-30, 11 and 12 later)."""
+    """Figures 8 to 13, which earlier runs do not have (8-10 came on 2026-11-30, 11 to 13 later)."""
     rows = []
     if "sessions" in r:
         s = r["sessions"]
@@ -146,6 +146,13 @@ def _later_figures(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ]
         if "from_nothing" in built:
             rows.append(("from nothing (debootstrap included)", "%s s" % built["from_nothing"]["seconds"], ""))
+    if "custom_image_build" in r:
+        built = r["custom_image_build"]
+        rows.append(("**13. `sandkasten images add`: first build, then repeated (no-op)**", "", ""))
+        for kind in ("dockerfile", "from"):
+            rows.append(
+                (built[kind]["made_from"], "%s s, then %s" % (built[kind]["first_s"], _t(built[kind]["repeated"])), "")
+            )
     if "client_kernels" in r:
         c = r["client_kernels"]
         rows += [
@@ -197,10 +204,10 @@ def _later_figures(r: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _snapshots(g: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """Figure 13: pause and resume, and snapshots and forks of a session with a 100 MB workspace."""
+    """Figure 14: pause and resume, and snapshots and forks of a session with a 100 MB workspace."""
     pause = g["pause_resume"]
     rows = [
-        ("**13. Pause, resume, snapshots and forks**", "", ""),
+        ("**14. Pause, resume, snapshots and forks**", "", ""),
         ("pause / resume (REST round trip)", "%s / %s" % (_t(pause["pause"]), _t(pause["resume"])), ""),
     ]
     for kind, label in (("tmpfs", "tmpfs /workspace"), ("named", "named workspace (disk image)")):

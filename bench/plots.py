@@ -192,6 +192,18 @@ def image_build(figures: dict[str, Any], path: Path) -> Path:
     return _bar_plot(path, "9. sandkasten images build", rows, height=1.9)
 
 
+def custom_image_build(figures: dict[str, Any], path: Path) -> Path:
+    rows = []
+    for kind, label in (
+        ("dockerfile", "from a Dockerfile (apt-get, python3 installed)"),
+        ("from", "--from an image with python3"),
+    ):
+        first_ms = figures[kind]["first_s"] * 1000
+        rows.append(("%s, first" % label, {"median_ms": first_ms, "p99_ms": first_ms}, COLD))
+        rows.append(("%s, repeated" % label, figures[kind]["repeated"], SANDKASTEN))
+    return _bar_plot(path, "13. sandkasten images add: first and repeated build", rows, height=2.6)
+
+
 def client_kernels(figures: dict[str, Any], path: Path) -> Path:
     rows = [
         ("agent process, warm", figures["agent_warm"], SANDKASTEN),
@@ -256,6 +268,7 @@ PLOTS = {
     "file_transfer": file_transfer,
     "sessions": sessions,
     "image_build": image_build,
+    "custom_image_build": custom_image_build,
     "client_kernels": client_kernels,
     "bursts": bursts,
     "egress": egress,

@@ -47,6 +47,16 @@ def _bursts(figures: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _custom_images(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    out = [("13. sandkasten images add: first build / repeated (no-op)", "")]
+    for kind in ("dockerfile", "from"):
+        part = figures[kind]
+        out.append(
+            ("  %s: %s" % (kind, part["made_from"]), "%8.1f s first  %s" % (part["first_s"], _timing(part["repeated"])))
+        )
+    return out
+
+
 EGRESS_MODES = (
     ("proxy", "through the proxy"),
     ("direct_name", "direct, by name"),
@@ -60,12 +70,12 @@ def _ms(timing: dict[str, Any]) -> str:
 
 def _snapshots(figures: dict[str, Any]) -> list[tuple[str, str]]:
     out = [
-        ("13. pause / resume", _ms(figures["pause_resume"]["pause"]) + " / " + _ms(figures["pause_resume"]["resume"]))
+        ("14. pause / resume", _ms(figures["pause_resume"]["pause"]) + " / " + _ms(figures["pause_resume"]["resume"]))
     ]
     for kind in ("tmpfs", "named"):
         part = figures["workspace_%s_100mb" % kind]
         out += [
-            ("13. 100 MB workspace (%s): snapshot" % kind, _ms(part["snapshot"])),
+            ("14. 100 MB workspace (%s): snapshot" % kind, _ms(part["snapshot"])),
             ("  session from the snapshot, to first exec", _ms(part["session_from_snapshot"])),
             ("  fork of %d" % figures["forks"], _ms(part["fork_of_%d" % figures["forks"]])),
         ]
@@ -73,7 +83,7 @@ def _snapshots(figures: dict[str, Any]) -> list[tuple[str, str]]:
         numpy = figures["numpy"]
         out += [
             (
-                "13. numpy (%s): pip install --user, fresh session" % numpy["wheel"].split("-")[1],
+                "14. numpy (%s): pip install --user, fresh session" % numpy["wheel"].split("-")[1],
                 _ms(numpy["pip_install_in_a_fresh_session"]),
             ),
             ("  session from a snapshot holding it (%sx)" % numpy["speedup"], _ms(numpy["session_from_snapshot"])),
@@ -190,6 +200,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         out += _paths("9. images build", built)
         if "from_nothing" in built:
             out.append(("  from nothing", "%(seconds)s s, built %(built)s" % built["from_nothing"]))
+    if "custom_image_build" in results:
+        out += _custom_images(results["custom_image_build"])
     for target in results.get("targets", []):
         out.append(
             (

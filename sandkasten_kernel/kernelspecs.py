@@ -1,7 +1,8 @@
 """Kernelspecs that run every kernel in a Sandkasten sandbox.
 
 ``sandkasten-python`` ("Python 3 (Sandkasten)") uses sandkasten/runtime:python;
-there is one more per image the configuration allows. Each names the
+there is one more per image the configuration allows (an added image only if it
+has ipykernel, and only where its state directory's catalog is known). Each names the
 ``sandkasten-provisioner`` and carries the sandbox settings in
 ``metadata.kernel_provisioner.config``; sandkasten.yaml caps all of them.
 """
@@ -42,8 +43,11 @@ def kernelspec(image: str, **config: Any) -> dict[str, Any]:
 
 
 def allowed_images(settings: Settings) -> list[str]:
-    """The built-in images the configuration allows, in their build order."""
-    return [name for name in IMAGES if settings.allows_image(name)]
+    """The images the configuration allows that run a Jupyter kernel: the built-in ones in their build order,
+    then the added ones with ipykernel, by name."""
+    added = sorted(settings.added.names()) if settings.added is not None else []
+    kernels = [name for name in added if settings.image_has_kernel(name)]
+    return [name for name in [*IMAGES, *kernels] if settings.allows_image(name)]
 
 
 def write_kernelspec(kernels_dir: str, image: str) -> str:

@@ -9,6 +9,7 @@ bind-mounted socket directory).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 from traitlets.config import Config
 
@@ -28,7 +30,7 @@ from sandkasten_kernel.engine.config import Settings, load_settings
 from sandkasten_kernel.engine.docker_backend import connect, remove_sandbox, start_sandbox
 from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.errors import EngineError
-from sandkasten_kernel.engine.images import IMAGES
+from sandkasten_kernel.engine.images import BOOTSTRAP_TAG, IMAGES
 from sandkasten_kernel.engine.run_dirs import remove_run_dir, unmount_all_under
 from sandkasten_kernel.engine.runner_client import RunnerClient
 from sandkasten_kernel.engine.sandbox_spec import SandboxLimits, SandboxSpec
@@ -36,6 +38,7 @@ from sandkasten_server import launcher
 from sandkasten_server.launcher import Served
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
+Completed = subprocess.CompletedProcess[str]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -277,3 +280,75 @@ def containers_of(docker_client: Any, state_dir: str) -> list[str]:
         for c in docker_client.containers.list(all=True, filters={"label": "sandkasten.session"}, ignore_removed=True)
         if any(m.get("Source", "").startswith(state_dir) for m in c.attrs["Mounts"] or [])
     ]
+
+
+# -- images added with `sandkasten images add` ------------------------------------------------
+
+ADDED_JQ = "sk-test-jq"  # from a Dockerfile: jq from Debian's mirror, a VOLUME, ipykernel (it starts FROM layers:base)
+BOOTSTRAP = BOOTSTRAP_TAG  # debootstrap's minbase: no python3
+ADDED_NOPY = "sk-test-nopy"  # --from sandkasten/bootstrap:bookworm, a debootstrap minbase without python3
+JQ_DOCKERFILE = """\
+FROM sandkasten/layers:base
+RUN apt-get update && apt-get install -y --no-install-recommends jq && rm -rf /var/lib/apt/lists/*
+VOLUME /data
+"""
+
+
+def sandkasten_cli(
+    config: str | os.PathLike[str], *args: str, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``sandkasten ARGS --config CONFIG`` (never the user's own configuration), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "sandkasten_server.cli", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "SANDKASTEN_CONFIG": ""},
+    )
+
+
+@dataclass
+class AddedImages:
+    """The images the session's tests add, and the state directory whose catalog holds them."""
+
+    config: Path  # its sandkasten.yaml: allows both images, no pool
+    state_dir: str
+    context: Path  # the jq image's Dockerfile and build context
+    add_output: str  # what `sandkasten images add` printed, for the jq image then the other
+
+    def adopt(self, config: str | os.PathLike[str]) -> None:
+        """Add both images to another state directory too: the same sources, so the builds are no-ops."""
+        for args in (["--dockerfile", str(self.context / "Dockerfile")], ["--from", "sandkasten/bootstrap:bookworm"]):
+            name = ADDED_JQ if args[0] == "--dockerfile" else ADDED_NOPY
+            added = sandkasten_cli(config, "images", "add", name, *args)
+            assert added.returncode == 0, added.stdout + added.stderr
+
+
+@pytest.fixture(scope="session")
+def added_images(docker_client: Any) -> Iterator[AddedImages]:
+    """Both images added once for the whole run (about a minute the first time: apt-get inside the builds),
+    and removed, with the catalog's state directory, at its end."""
+    base = Path(short_tempdir())
+    context = base / "jq"
+    context.mkdir()
+    (context / "Dockerfile").write_text(JQ_DOCKERFILE)
+    state_dir = str(base / "state")
+    config = base / "sandkasten.yaml"
+    config.write_text(
+        "state_dir: %s\npool: {enabled: false}\nsecurity: {allowed_images: [base, python, %s, %s]}\n"
+        % (state_dir, ADDED_JQ, ADDED_NOPY)
+    )
+    for name in (ADDED_JQ, ADDED_NOPY):  # what a run that was killed left: its sources are gone
+        for tag in ("sandkasten/runtime:%s" % name, "sandkasten/layers:%s" % name):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                docker_client.images.remove(tag)
+    outputs = []
+    for name, args in ((ADDED_JQ, ["--dockerfile", str(context / "Dockerfile")]), (ADDED_NOPY, ["--from", BOOTSTRAP])):
+        added = sandkasten_cli(config, "images", "add", name, *args)
+        assert added.returncode == 0, added.stdout + added.stderr
+        outputs.append(added.stdout)
+    yield AddedImages(config, state_dir, context, "".join(outputs))
+    for name in (ADDED_JQ, ADDED_NOPY):
+        sandkasten_cli(config, "images", "remove", name)
+    unmount_all_under(str(base))
+    shutil.rmtree(base, ignore_errors=True)

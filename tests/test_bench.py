@@ -46,6 +46,7 @@ FIGURES = [
     "file_transfer",
     "sessions",
     "image_build",
+    "custom_image_build",
     "client_kernels",
     "bursts",
     "egress",
@@ -79,6 +80,9 @@ def test_the_suite_runs_every_figure_and_plots_it(tmp_path: Path, docker_client:
     for scheme in ("http", "https") if "https_skipped" not in egress else ("http",):
         assert set(egress[scheme]) >= {"proxy", "direct_name", "direct_address", "added"}
     assert figures["image_build"]["current_built"] == []
+    added = figures["custom_image_build"]
+    assert added["dockerfile"]["state"] == added["from"]["state"] == "current"
+    assert added["dockerfile"]["repeated"]["median_ms"] < 1000 * added["dockerfile"]["first_s"]
     assert set(figures["client_kernels"]) >= {
         "agent_warm",
         "agent_local_ipykernel",

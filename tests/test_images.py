@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,25 @@ from typing import Any
 import pytest
 
 from sandkasten_kernel.engine.errors import ImageError
-from sandkasten_kernel.engine.images import IMAGES, ImageBuilder, _hash, layer_files, runner_files
+from sandkasten_kernel.engine.images import IMAGES, ImageBuilder, hash_sources, layer_files, runner_files
 from tests.conftest import build_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def sandkasten(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sandkasten_server.cli", *args], capture_output=True, text=True, timeout=600
-    )
+    """The command with a configuration of its own, whose state directory holds no added images (and is never
+    made: the machine's own state directories are not this test's)."""
+    with tempfile.TemporaryDirectory(prefix="sk-images-") as folder:
+        config = Path(folder, "sandkasten.yaml")
+        config.write_text("state_dir: %s\n" % Path(folder, "state"))
+        return subprocess.run(
+            [sys.executable, "-m", "sandkasten_server.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "SANDKASTEN_CONFIG": str(config)},
+        )
 
 
 def test_parents_build_first_and_unknown_names_are_refused() -> None:
@@ -36,8 +46,8 @@ def test_the_hash_covers_dockerfile_runner_and_parent() -> None:
     runner = runner_files()
     names = [name for _, name in runner]
     assert "Dockerfile" in names and "sandkasten_runner/shell.py" in names
-    assert _hash(runner, "layers-a") != _hash(runner, "layers-b")
-    assert _hash(layer_files(IMAGES["python"]), "p") != _hash(layer_files(IMAGES["node"]), "p")
+    assert hash_sources(runner, "layers-a") != hash_sources(runner, "layers-b")
+    assert hash_sources(layer_files(IMAGES["python"]), "p") != hash_sources(layer_files(IMAGES["node"]), "p")
 
 
 def test_a_rebuild_of_current_images_skips_them(docker_client: Any) -> None:
@@ -74,6 +84,7 @@ def test_the_wheel_carries_the_image_sources(tmp_path: Path, docker_client: Any)
         names = archive.namelist()
         archive.extractall(unpacked)
     assert "sandkasten_kernel/engine/image_sources/base/Dockerfile" in names
+    assert "sandkasten_kernel/engine/image_sources/custom-runner/Dockerfile" in names  # for `images add`
     assert "sandkasten_runner/protocol.py" in names
     # The server extension, its OpenAPI document, and the config that enables it in Jupyter Server.
     assert "sandkasten_server/openapi.yaml" in names

@@ -101,7 +101,7 @@ def test_the_sdist_carries_what_the_wheel_build_needs(installed: Installed) -> N
         "jupyter-config/jupyter_server_config.d/sandkasten.json",
         "runner/sandkasten_runner/protocol.py",
         "server_extension/sandkasten_server/openapi.yaml",
-        *("images/%s/Dockerfile" % name for name in [*IMAGES, "runner"]),
+        *("images/%s/Dockerfile" % name for name in [*IMAGES, "runner", "custom-runner"]),
     }
     assert needed <= names, needed - names
     assert any(name.startswith("labextension/built/static/remoteEntry.") for name in names)

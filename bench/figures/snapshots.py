@@ -1,4 +1,4 @@
-"""Figure 13: pause, resume, snapshots and forks, through the REST API of the run's server.
+"""Figure 14: pause, resume, snapshots and forks, through the REST API of the run's server.
 
 - Pause and resume: the round trip of ``POST sessions/{id}/pause`` and ``/resume`` on a
   session whose kernel runs, taking turns.

@@ -2,7 +2,8 @@
 // Sandkasten panel against a real `sandkasten serve`. tests/labextension/test_dashboard.py runs it.
 //
 // Env: SANDKASTEN_URL (server root), SANDKASTEN_API_KEY, PYTHON (an interpreter with the
-// `sandkasten` SDK), SANDKASTEN_ARTIFACTS (where screenshots go), CHROMIUM (default /usr/bin/chromium).
+// `sandkasten` SDK), SANDKASTEN_ARTIFACTS (where screenshots go), CHROMIUM (default /usr/bin/chromium),
+// SANDKASTEN_ADDED_IMAGE (an image added to the server with `sandkasten images add`, which nothing uses).
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -13,6 +14,7 @@ const api = jsonCaller(`${base}/sandkasten/api`);
 
 const python = process.env.PYTHON ?? 'python3';
 const PYTHON_IMAGE = 'sandkasten/runtime:python';
+const ADDED_IMAGE = process.env.SANDKASTEN_ADDED_IMAGE;
 
 async function widenSidebar(page, by) {
   const handle = page.locator('#jp-main-split-panel > .lm-SplitPanel-handle').first();
@@ -105,6 +107,22 @@ try {
   await files.locator('.jp-Sandkasten-viewer pre', { hasText: 'hello from the sandbox' }).waitFor();
   await page.screenshot({ path: join(artifacts, 'dashboard-files.png') });
 
+  step('pause the session from its card: a paused badge, then resume it');
+  await card.locator('[data-action="pause"]').click();
+  await card.locator('.jp-Sandkasten-status-paused', { hasText: 'paused' }).waitFor();
+  if ((await api('GET', `sessions/${sessionId}`)).status !== 'paused') {
+    throw new Error(`session ${sessionId} is not paused`);
+  }
+  if (!(await card.locator('[data-action="terminal"]').isDisabled())) {
+    throw new Error('the terminal button of a paused session is enabled');
+  }
+  await page.screenshot({ path: join(artifacts, 'dashboard-paused.png') });
+  await card.locator('[data-action="resume"]').click();
+  await card.locator('.jp-Sandkasten-status-running').waitFor();
+  if ((await api('GET', `sessions/${sessionId}`)).status !== 'running') {
+    throw new Error(`session ${sessionId} did not resume`);
+  }
+
   step('destroy the session from the panel');
   await card.locator('[data-action="destroy"]').click();
   await page.locator('.jp-Dialog button.jp-mod-warn').click();
@@ -131,6 +149,27 @@ try {
   }
   await panel.locator(`tr[data-image="${PYTHON_IMAGE}"] path[d^="M"]`).waitFor();
   await page.screenshot({ path: join(artifacts, 'dashboard-pool.png') });
+
+  step('the images tab lists the built-in and added images; an admin removes an added one');
+  await panel.locator('[data-tab="Images"]').click();
+  for (const name of ['base', 'python', 'node', ADDED_IMAGE]) {
+    await panel.locator(`tr[data-image-name="${name}"]`).waitFor();
+  }
+  await panel.locator('.jp-Sandkasten-hint', { hasText: 'sandkasten images add' }).waitFor();
+  const python = panel.locator('tr[data-image-name="python"]');
+  if ((await python.locator('button').count()) !== 0) {
+    throw new Error('a built-in image has a Remove button');
+  }
+  await python.locator('.jp-Sandkasten-state-current').waitFor();
+  const added = panel.locator(`tr[data-image-name="${ADDED_IMAGE}"]`);
+  await added.locator('.jp-Sandkasten-sub', { hasText: 'added, on sandkasten/layers:base' }).waitFor();
+  await page.screenshot({ path: join(artifacts, 'dashboard-images.png') });
+  await added.locator('button', { hasText: 'Remove' }).click();
+  await page.locator('.jp-Dialog', { hasText: ADDED_IMAGE }).locator('button.jp-mod-warn').click();
+  await added.waitFor({ state: 'detached' });
+  if ((await api('GET', 'images')).images.some(image => image.name === ADDED_IMAGE)) {
+    throw new Error(`image ${ADDED_IMAGE} is still listed`);
+  }
 
   step('delete a workspace, after a confirm dialog');
   const workspace = `e2e-ws-${Date.now()}`;

@@ -71,6 +71,32 @@ export interface Workspace {
   last_used: number | null;
 }
 
+/** An image sessions may be made from: built in, or added on the host with `sandkasten images add`. */
+export interface ImageInfo {
+  name: string;
+  tag: string;
+  kind: 'builtin' | 'dockerfile' | 'from';
+  parent: string | null;
+  source?: string | null;
+  state: 'current' | 'outdated' | 'missing' | 'building' | 'failed';
+  error: string | null;
+  size_bytes: number | null;
+  /** Whether it has ipykernel (a Jupyter kernel). */
+  kernel: boolean;
+  /** Whether security.allowed_images lets sessions use it. */
+  allowed: boolean;
+  /** Whether a session or the warm pool uses it (it cannot be removed then). */
+  in_use: boolean;
+  added_at?: number | null;
+  added_by?: string | null;
+}
+
+export interface Images {
+  images: ImageInfo[];
+  /** Whether the caller may remove added images. */
+  admin: boolean;
+}
+
 export interface ConfigView {
   path: string | null;
   writable: boolean;
@@ -114,6 +140,24 @@ export class SandkastenApi {
 
   async destroySession(id: string): Promise<void> {
     await this.json('DELETE', `sessions/${encodeURIComponent(id)}`);
+  }
+
+  /** Freeze the session (nothing in it runs; its memory stays); the record comes back with status "paused". */
+  async pauseSession(id: string): Promise<Session> {
+    return this.json<Session>('POST', `sessions/${encodeURIComponent(id)}/pause`);
+  }
+
+  async resumeSession(id: string): Promise<Session> {
+    return this.json<Session>('POST', `sessions/${encodeURIComponent(id)}/resume`);
+  }
+
+  async images(): Promise<Images> {
+    return this.json<Images>('GET', 'images');
+  }
+
+  /** Remove an added image (admins only; refused while a session or the pool uses it). */
+  async removeImage(name: string): Promise<void> {
+    await this.json('DELETE', `images/${encodeURIComponent(name)}`);
   }
 
   async pool(): Promise<Pool> {

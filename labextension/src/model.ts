@@ -1,13 +1,14 @@
 /**
  * What the dashboard shows, refreshed every two seconds while it is visible.
  *
- * Each part (sessions, pool, workspaces, events) keeps its last good data and
- * its last error separately, so one failing route shows its error next to the
- * rest instead of blanking the panel.
+ * Each part (sessions, pool, workspaces, events, images) keeps its last good data
+ * and its last error separately, so one failing route shows its error next to the
+ * rest instead of blanking the panel. The images are asked for only while the
+ * Images tab shows them (their listing asks Docker about every image).
  */
 import { Signal } from '@lumino/signaling';
 import { CpuSample, cpuPercent } from './format';
-import { Pool, SandkastenApi, SandkastenEvent, Session, Workspace } from './api';
+import { Images, Pool, SandkastenApi, SandkastenEvent, Session, Workspace } from './api';
 
 export const REFRESH_MS = 2000;
 
@@ -26,11 +27,13 @@ export class DashboardModel {
   pool: Part<Pool> = part();
   workspaces: Part<Workspace[]> = part();
   events: Part<SandkastenEvent[]> = part();
+  images: Part<Images> = part();
   /** CPU % per session id, from the last two usage readings. */
   cpu = new Map<string, number | null>();
   private _samples = new Map<string, CpuSample>();
   private _timer: ReturnType<typeof setInterval> | null = null;
   private _refreshing: Promise<void> | null = null;
+  private _watchingImages = false;
 
   constructor(readonly api: SandkastenApi) {}
 
@@ -63,19 +66,31 @@ export class DashboardModel {
     return this._refreshing;
   }
 
+  /** Refresh the images too, from now on (the Images tab is open), or no longer. */
+  watchImages(on: boolean): void {
+    this._watchingImages = on;
+    if (on) {
+      void load(() => this.api.images(), this.images).then(images => {
+        this.images = images;
+        this.changed.emit();
+      });
+    }
+  }
+
   dispose(): void {
     this.stop();
     Signal.clearData(this);
   }
 
   private async _refreshAll(): Promise<void> {
-    const [sessions, pool, workspaces, events] = await Promise.all([
+    const [sessions, pool, workspaces, events, images] = await Promise.all([
       load(() => this.api.sessions(), this.sessions),
       load(() => this.api.pool(), this.pool),
       load(() => this.api.workspaces(), this.workspaces),
-      load(() => this.api.events(50), this.events)
+      load(() => this.api.events(50), this.events),
+      this._watchingImages ? load(() => this.api.images(), this.images) : Promise.resolve(this.images)
     ]);
-    Object.assign(this, { sessions, pool, workspaces, events });
+    Object.assign(this, { sessions, pool, workspaces, events, images });
     this._updateCpu(this.sessions.data ?? []);
     this.changed.emit();
   }

@@ -1,5 +1,5 @@
 /**
- * The "Sandkasten" panel: sessions, pool, workspaces, config and events in tabs.
+ * The "Sandkasten" panel: sessions, pool, images, workspaces, config and events in tabs.
  * It refreshes while visible and stops while hidden (onAfterShow / onAfterHide).
  */
 import * as React from 'react';
@@ -7,7 +7,7 @@ import { Dialog, ReactWidget, showDialog, UseSignal } from '@jupyterlab/apputils
 import { Message } from '@lumino/messaging';
 import { DashboardModel, Part } from './model';
 import { ConfigEditor } from './configEditor';
-import { Pool, Session, Workspace } from './api';
+import { ImageInfo, Pool, Session, Workspace } from './api';
 import { sparklinePath } from './sparkline';
 import {
   formatBytes,
@@ -29,7 +29,7 @@ export interface PanelActions {
   notebookOf(kernelId: string): string | null;
 }
 
-const TABS = ['Sessions', 'Pool', 'Workspaces', 'Config', 'Events'] as const;
+const TABS = ['Sessions', 'Pool', 'Images', 'Workspaces', 'Config', 'Events'] as const;
 type Tab = (typeof TABS)[number];
 const SPARK_WINDOW_S = 600;
 
@@ -108,6 +108,8 @@ function Dashboard(props: { model: DashboardModel; actions: PanelActions }): JSX
                   return <SessionsTab model={model} actions={actions} />;
                 case 'Pool':
                   return <PoolTab model={model} />;
+                case 'Images':
+                  return <ImagesTab model={model} />;
                 case 'Workspaces':
                   return <WorkspacesTab model={model} />;
                 default:
@@ -154,18 +156,44 @@ async function attempt(what: string, action: () => Promise<unknown>, model: Dash
   await model.refresh();
 }
 
+/** Asks before a button's action that cannot be undone ("Destroy", "Delete", "Remove"); then ``attempt``s it. */
+async function confirmThen(
+  question: { title: string; body: string; label: string },
+  what: string,
+  action: () => Promise<unknown>,
+  model: DashboardModel
+): Promise<void> {
+  const answer = await showDialog({
+    title: question.title,
+    body: question.body,
+    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: question.label })]
+  });
+  if (answer.button.accept) {
+    await attempt(what, action, model);
+  }
+}
+
 function SessionsTab(props: { model: DashboardModel; actions: PanelActions }): JSX.Element {
   const { model, actions } = props;
   const now = Date.now();
-  const destroy = async (session: Session): Promise<void> => {
-    const answer = await showDialog({
-      title: 'Destroy session',
-      body: `Destroy session ${session.id}? Its processes stop; a named workspace stays.`,
-      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Destroy' })]
-    });
-    if (answer.button.accept) {
-      await attempt(`destroy ${session.id}`, () => model.api.destroySession(session.id), model);
-    }
+  const destroy = (session: Session): Promise<void> =>
+    confirmThen(
+      {
+        title: 'Destroy session',
+        body: `Destroy session ${session.id}? Its processes stop; a named workspace stays.`,
+        label: 'Destroy'
+      },
+      `destroy ${session.id}`,
+      () => model.api.destroySession(session.id),
+      model
+    );
+  const pauseOrResume = async (session: Session): Promise<void> => {
+    const paused = session.status === 'paused';
+    await attempt(
+      `${paused ? 'resume' : 'pause'} ${session.id}`,
+      () => (paused ? model.api.resumeSession(session.id) : model.api.pauseSession(session.id)),
+      model
+    );
   };
   return (
     <Loaded part={model.sessions}>
@@ -179,6 +207,8 @@ function SessionsTab(props: { model: DashboardModel; actions: PanelActions }): J
               const kernelId = session.kernel?.id ?? session.kernel_id ?? null;
               const notebook = kernelId ? actions.notebookOf(kernelId) : null;
               const network = networkSummary(session);
+              const paused = session.status === 'paused';
+              const frozen = paused ? 'paused: resume it first' : undefined;
               return (
                 <div className="jp-Sandkasten-card" key={session.id} data-session={session.id}>
                   <div className="jp-Sandkasten-cardTitle">
@@ -186,7 +216,10 @@ function SessionsTab(props: { model: DashboardModel; actions: PanelActions }): J
                       {shortId(session.id)}
                     </span>
                     <span className="jp-Sandkasten-image">{imageName(session.image)}</span>
-                    <span className={`jp-Sandkasten-status jp-Sandkasten-status-${session.status}`}>
+                    <span
+                      className={`jp-Sandkasten-status jp-Sandkasten-status-${session.status}`}
+                      title={paused ? 'frozen: nothing in it runs, its memory stays, its clocks stand still' : undefined}
+                    >
                       {session.status}
                     </span>
                   </div>
@@ -221,11 +254,30 @@ function SessionsTab(props: { model: DashboardModel; actions: PanelActions }): J
                     </dd>
                   </dl>
                   <div className="jp-Sandkasten-actions">
-                    <button className="jp-mod-styled jp-mod-accept" data-action="terminal" onClick={() => actions.openTerminal(session)}>
+                    <button
+                      className="jp-mod-styled jp-mod-accept"
+                      data-action="terminal"
+                      disabled={paused}
+                      title={frozen}
+                      onClick={() => actions.openTerminal(session)}
+                    >
                       Terminal
                     </button>
-                    <button className="jp-mod-styled" data-action="files" onClick={() => actions.openFiles(session)}>
+                    <button
+                      className="jp-mod-styled"
+                      data-action="files"
+                      disabled={paused}
+                      title={frozen}
+                      onClick={() => actions.openFiles(session)}
+                    >
                       Files
+                    </button>
+                    <button
+                      className="jp-mod-styled"
+                      data-action={paused ? 'resume' : 'pause'}
+                      onClick={() => void pauseOrResume(session)}
+                    >
+                      {paused ? 'Resume' : 'Pause'}
                     </button>
                     <button className="jp-mod-styled jp-mod-warn" data-action="destroy" onClick={() => void destroy(session)}>
                       Destroy
@@ -330,18 +382,97 @@ function PoolRow(props: { image: string; status: Pool['images'][string]; model: 
   );
 }
 
+/** An image's kind, parent, kernel and whether sessions may use it, in one line under its name. */
+function imageFacts(image: ImageInfo): string {
+  const kind = { builtin: 'built-in', dockerfile: 'Dockerfile', from: 'added' }[image.kind];
+  const facts = [image.parent ? `${kind}, on ${image.parent}` : kind, image.kernel ? 'kernel' : 'no kernel'];
+  if (!image.allowed) {
+    facts.push('not allowed');
+  }
+  return facts.join(' · ');
+}
+
+/** The images sessions are made from. They are added on the server's host (a build runs as root), so the
+ * tab says how; an admin may remove an added image that nothing uses. */
+function ImagesTab(props: { model: DashboardModel }): JSX.Element {
+  const { model } = props;
+  React.useEffect(() => {
+    model.watchImages(true);
+    return () => model.watchImages(false);
+  }, [model]);
+  const remove = (image: ImageInfo): Promise<void> =>
+    confirmThen(
+      {
+        title: 'Remove image',
+        body: `Remove image "${image.name}" (${image.tag})? Sessions can no longer be made from it; adding it again rebuilds it.`,
+        label: 'Remove'
+      },
+      `remove image ${image.name}`,
+      () => model.api.removeImage(image.name),
+      model
+    );
+  return (
+    <>
+      <p className="jp-Sandkasten-hint">
+        Add an image on the server&apos;s host: <code>sandkasten images add NAME --dockerfile PATH</code> or{' '}
+        <code>sandkasten images add NAME --from IMAGE</code>, then list NAME in <code>security.allowed_images</code>.
+      </p>
+      <Loaded part={model.images}>
+        {({ images, admin }) => (
+          <table className="jp-Sandkasten-table jp-Sandkasten-images">
+            <thead>
+              <tr>
+                <th>image</th>
+                <th>size</th>
+                <th>state</th>
+                {admin && <th />}
+              </tr>
+            </thead>
+            <tbody>
+              {images.map(image => (
+                <tr key={image.name} data-image-name={image.name}>
+                  <td title={image.source ? `${image.tag}\nfrom ${image.source}` : image.tag}>
+                    <div className="jp-Sandkasten-imageName">{image.name}</div>
+                    <div className="jp-Sandkasten-sub">{imageFacts(image)}</div>
+                  </td>
+                  <td className="jp-Sandkasten-size">{image.size_bytes === null ? '–' : formatBytes(image.size_bytes)}</td>
+                  <td className={`jp-Sandkasten-state jp-Sandkasten-state-${image.state}`} title={image.error ?? undefined}>
+                    {image.state}
+                  </td>
+                  {admin && (
+                    <td>
+                      {image.kind !== 'builtin' && (
+                        <button
+                          className="jp-mod-styled jp-mod-warn"
+                          disabled={image.in_use}
+                          title={image.in_use ? 'a session or the warm pool uses it' : undefined}
+                          onClick={() => void remove(image)}
+                        >
+                          Remove
+                        </button>
+                      )}
+                    </td>
+                  )}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Loaded>
+    </>
+  );
+}
+
 function WorkspacesTab(props: { model: DashboardModel }): JSX.Element {
   const { model } = props;
-  const remove = async (ws: Workspace): Promise<void> => {
+  const remove = (ws: Workspace): Promise<void> => {
     const name = ws.owner ? `${ws.owner}'s "${ws.name}"` : `"${ws.name}"`;
-    const answer = await showDialog({
-      title: 'Delete workspace',
-      body: `Delete workspace ${name} and every file in it? This cannot be undone.`,
-      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
-    });
-    if (answer.button.accept) {
-      await attempt(`delete workspace ${ws.name}`, () => model.api.deleteWorkspace(ws.name, ws.owner), model);
-    }
+    return confirmThen(
+      { title: 'Delete workspace', body: `Delete workspace ${name} and every file in it? This cannot be undone.`, label: 'Delete' },
+      `delete workspace ${ws.name}`,
+      () => model.api.deleteWorkspace(ws.name, ws.owner),
+      model
+    );
   };
   const now = Date.now();
   return (

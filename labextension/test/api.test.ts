@@ -14,16 +14,21 @@ function apiWith(token: string | undefined): SandkastenApi {
   );
 }
 
+/** A new session of the real server (made by plain fetch, not by the code under test); its id. */
+async function newSession(): Promise<string> {
+  const created = await fetch(`${base}/sandkasten/api/sessions`, {
+    method: 'POST',
+    headers: { Authorization: `token ${key}` },
+    body: '{}'
+  });
+  return ((await created.json()) as { id: string }).id;
+}
+
 describe.runIf(base && key)('SandkastenApi against a real server', () => {
   const api = apiWith(key);
 
   it('lists sessions with their usage, and destroys one', async () => {
-    const created = await fetch(`${base}/sandkasten/api/sessions`, {
-      method: 'POST',
-      headers: { Authorization: `token ${key}` },
-      body: '{}'
-    });
-    const { id } = (await created.json()) as { id: string };
+    const id = await newSession();
     const session = (await api.sessions()).find(s => s.id === id);
     expect(session?.usage?.memory_bytes).toBeGreaterThan(0);
     expect(session?.usage?.cpu_ns).toBeGreaterThan(0);
@@ -40,6 +45,26 @@ describe.runIf(base && key)('SandkastenApi against a real server', () => {
     expect(config.writable).toBe(true);
     expect(config.config.api_key).toBe('********');
     expect((await api.events(5)).length).toBeLessThanOrEqual(5);
+  });
+
+  it('pauses and resumes a session', async () => {
+    const id = await newSession();
+    expect((await api.pauseSession(id)).status).toBe('paused');
+    expect((await api.sessions()).find(s => s.id === id)?.status).toBe('paused');
+    expect((await api.resumeSession(id)).status).toBe('running');
+    await api.destroySession(id);
+  });
+
+  it('lists the images and refuses to remove a built-in one', async () => {
+    const { images, admin } = await api.images();
+    expect(admin).toBe(true);
+    const python = images.find(image => image.name === 'python');
+    expect(python).toMatchObject({ kind: 'builtin', tag: 'sandkasten/runtime:python', kernel: true, allowed: true });
+    const refused = await api.removeImage('python').catch((error: unknown) => error);
+    expect((refused as ApiError).status).toBe(400);
+    expect((refused as ApiError).message).toMatch(/built-in/);
+    const unknown = await api.removeImage('never-added').catch((error: unknown) => error);
+    expect((unknown as ApiError).status).toBe(404);
   });
 
   it("turns the server's errors into ApiErrors with its message", async () => {

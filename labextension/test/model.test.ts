@@ -31,6 +31,27 @@ describe.runIf(base && key)('DashboardModel', () => {
     model.dispose();
   });
 
+  it('asks for the images only while they are watched', async () => {
+    const asked: string[] = [];
+    const counting = new SandkastenApi((path, init) => {
+      asked.push(path);
+      return fetch(`${base}/sandkasten/api/${path}`, { ...init, headers: { Authorization: `token ${key}` } });
+    });
+    const model = new DashboardModel(counting);
+    await model.refresh();
+    expect(asked).not.toContain('images');
+    expect(model.images.data).toBeNull();
+    model.watchImages(true);
+    await model.refresh();
+    expect(asked.filter(path => path === 'images').length).toBeGreaterThanOrEqual(1);
+    expect(model.images.data?.images.map(image => image.name).slice(0, 3)).toEqual(['base', 'python', 'node']);
+    model.watchImages(false);
+    const before = asked.length;
+    await model.refresh();
+    expect(asked.slice(before)).not.toContain('images');
+    model.dispose();
+  });
+
   it('keeps the last data and shows the error when a part fails', async () => {
     let failing = false;
     // Once failing, the pool is asked with a wrong token: a real refusal from the real server.

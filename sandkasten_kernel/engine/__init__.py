@@ -19,6 +19,7 @@ from .config import (
     user_data_dir,
     yaml_to_config,
 )
+from .custom_images import CustomImages, builtin_listing
 from .docker_backend import DockerBackend, connect, remove_sandbox, start_sandbox
 from .engine import Engine
 from .errors import (
@@ -27,6 +28,8 @@ from .errors import (
     EngineError,
     FirewallError,
     ImageError,
+    ImageInUse,
+    ImageNotFound,
     LimitExceeded,
     NetworkIsolationError,
     NotAllowed,
@@ -47,13 +50,14 @@ from .errors import (
     WorkspaceInUse,
     WorkspaceNotFound,
 )
+from .image_catalog import attach_catalog
 from .images import DEFAULT_MIRROR, IMAGES, ImageBuilder
 from .run_dirs import unmount_all_under
 from .runner_client import ExecResult, RunnerClient
 from .runner_terminal import RunnerTerminal
 from .sandbox_spec import SandboxSpec
 from .sandboxes import LABEL_POOL, LABEL_SESSION
-from .store import Event, SessionRecord, store_path
+from .store import Event, SessionRecord, open_state_store, store_path
 
 __all__ = [
     "CONFIG_CLASSES",
@@ -64,6 +68,7 @@ __all__ = [
     "LABEL_SESSION",
     "SECTIONS",
     "ConfigError",
+    "CustomImages",
     "DockerBackend",
     "DockerUnavailable",
     "Engine",
@@ -73,6 +78,8 @@ __all__ = [
     "FirewallError",
     "ImageBuilder",
     "ImageError",
+    "ImageInUse",
+    "ImageNotFound",
     "LimitExceeded",
     "NetworkIsolationError",
     "NotAllowed",
@@ -97,10 +104,13 @@ __all__ = [
     "WorkspaceExists",
     "WorkspaceInUse",
     "WorkspaceNotFound",
+    "attach_catalog",
+    "builtin_listing",
     "connect",
     "find_config",
     "listen_address",
     "load_settings",
+    "open_state_store",
     "remove_sandbox",
     "settings_from",
     "start_sandbox",

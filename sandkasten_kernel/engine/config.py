@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import yaml
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, validate
@@ -47,7 +47,10 @@ class Sandkasten(Configurable):
 class SandkastenDefaults(Configurable):
     """The ``defaults:`` section: a session's image and limits unless it asks otherwise, and the most it may ask."""
 
-    image = Unicode("python", help="Image of a session that names none: base, python or node.").tag(config=True)
+    image = Unicode(
+        "python",
+        help="Image of a session that names none: base, python, node, or an image added with `sandkasten images add`.",
+    ).tag(config=True)
     cpus = Float(1.0, help="CPUs per sandbox.").tag(config=True)
     memory_mb = Int(512, help="Memory per sandbox, MiB (swap included).").tag(config=True)
     pids = Int(256, help="Processes per sandbox.").tag(config=True)
@@ -162,7 +165,8 @@ class SandkastenSecurity(Configurable):
     allowed_images = List(
         Unicode(),
         ["base", "python", "node"],
-        help="Images sessions may use: names of sandkasten images, or full image references.",
+        help="Images sessions may use: names of sandkasten images (built-in, or added with `sandkasten images "
+        "add`: adding one does not allow it), or full image references.",
     ).tag(config=True)
     runtime = Unicode(
         "",
@@ -329,9 +333,30 @@ SECTIONS: dict[str, type[Configurable]] = {
 CONFIG_CLASSES: list[type[Configurable]] = [Sandkasten, *SECTIONS.values()]
 
 
+class AddedImages(Protocol):
+    """The images added with ``sandkasten images add`` to a state directory (``custom_images``), as the
+    configuration names them: NAME for ``sandkasten/runtime:NAME``, like the built-in images' short names."""
+
+    def names(self) -> set[str]:
+        """The added images' names."""
+        ...
+
+    def has_kernel(self, name: str) -> bool:
+        """Whether the added image ``name`` has ipykernel (so a kernelspec and warm kernels)."""
+        ...
+
+
+RUNTIME_REPOSITORY = "sandkasten/runtime"  # every sandbox image's tag is sandkasten/runtime:<name>
+
+
+def runtime_tag(name: str) -> str:
+    """The reference of the sandbox image called ``name`` (built-in or added)."""
+    return "%s:%s" % (RUNTIME_REPOSITORY, name)
+
+
 @dataclass
 class Settings:
-    """The validated configuration, one object per section."""
+    """The validated configuration, one object per section, and the images added to its state directory."""
 
     server: Sandkasten
     defaults: SandkastenDefaults
@@ -340,34 +365,56 @@ class Settings:
     pool: SandkastenPool
     security: SandkastenSecurity
     quota: SandkastenQuota
+    # Set by whoever opens the state directory's store (the engine, ``image_catalog.attach``); None: only
+    # the built-in images have short names.
+    added: AddedImages | None = field(default=None, repr=False, compare=False)
 
     def resolve_image(self, name: str | None) -> str:
         """The image reference for ``name``, refused unless the security policy allows it.
 
-        A built-in image's full reference (``sandkasten/runtime:python``) is its short
+        A sandbox image's full reference (``sandkasten/runtime:python``) is its short
         name (``python``) wherever either is written: here and in ``allowed_images``.
+        That holds for the images added with ``sandkasten images add`` too.
         """
-        from .images import IMAGES
-
-        name = _short_image_name(name or self.defaults.image)
-        if not self.allows_image(name):
+        known = self.sandbox_image_names()
+        name = _short_name(name or self.defaults.image, known)
+        if not self._allows(name, known):
             raise ConfigError("image %r is not allowed; allowed: %s" % (name, ", ".join(self.security.allowed_images)))
-        return IMAGES[name].tag if name in IMAGES else name
+        return runtime_tag(name) if name in known else name
 
     def allows_image(self, name: str) -> bool:
         """Whether ``security.allowed_images`` lets sessions use ``name`` (short name or full reference)."""
-        return _short_image_name(name) in {_short_image_name(allowed) for allowed in self.security.allowed_images}
+        known = self.sandbox_image_names()
+        return self._allows(_short_name(name, known), known)
+
+    def _allows(self, short_name: str, known: set[str]) -> bool:
+        return short_name in {_short_name(entry, known) for entry in self.security.allowed_images}
+
+    def short_image_name(self, reference: str) -> str:
+        """A sandbox image's short name for its full reference; any other reference as it is."""
+        return _short_name(reference, self.sandbox_image_names())
+
+    def sandbox_image_names(self) -> set[str]:
+        """The names of the sandbox images: the built-in ones and those added to the state directory."""
+        from .images import IMAGES
+
+        return set(IMAGES) | (self.added.names() if self.added is not None else set())
+
+    def image_has_kernel(self, reference: str) -> bool:
+        """Whether sandboxes of ``reference`` can start a Jupyter kernel: an added image only if it has ipykernel."""
+        if self.added is None:
+            return True
+        name = _short_name(reference, self.sandbox_image_names())
+        return name not in self.added.names() or self.added.has_kernel(name)
 
     def pool_sizes(self) -> dict[str, PoolSize]:
         """The warm pool's floor and ceiling per image reference (``pool.images``)."""
         return {self.resolve_image(name): PoolSize.parse(size) for name, size in self.pool.images.items()}
 
 
-def _short_image_name(reference: str) -> str:
-    """A built-in image's short name for its full reference; any other reference as it is."""
-    from .images import IMAGES
-
-    return next((key for key, spec in IMAGES.items() if spec.tag == reference), reference)
+def _short_name(reference: str, known: set[str]) -> str:
+    repository, _, name = reference.partition(":")
+    return name if repository == RUNTIME_REPOSITORY and name in known else reference
 
 
 def _traits(cls: type[Configurable]) -> dict[str, Any]:

@@ -38,8 +38,9 @@ def connect(timeout: float = 60.0) -> docker.DockerClient:
 
 def start_sandbox(client: docker.DockerClient, spec: SandboxSpec, egress: EgressPolicy | None = None) -> Container:
     """Create the run directory and start a hardened container for ``spec``."""
+    volumes = image_volumes(client, spec.image)
     prepare_run_dir(spec.run_dir)
-    options: dict[str, Any] = container_options(spec)
+    options: dict[str, Any] = container_options(spec, volumes)
     if spec.egress is not None:  # the proxy's network (made ready by the caller), at a fixed address
         endpoint = client.api.create_endpoint_config(ipv4_address=spec.egress.ip)
         options["networking_config"] = {spec.egress.network: endpoint}
@@ -54,6 +55,19 @@ def start_sandbox(client: docker.DockerClient, spec: SandboxSpec, egress: Egress
             "docker could not start a sandbox from %s: %s" % (spec.image, exc.explanation or exc)
         ) from None
     return container
+
+
+def image_volumes(client: docker.DockerClient, image: str) -> list[str]:
+    """The paths ``image`` declares as VOLUMEs (an added image's parent may): each would get an anonymous
+    volume per sandbox on the host's disk, so the sandbox gets a tmpfs there instead (``container_options``).
+    Asked first, so that a missing image is an ``ImageError`` before anything is made (never a pull)."""
+    try:
+        attributes = client.images.get(image).attrs
+    except docker.errors.ImageNotFound:
+        raise ImageError("image %s is missing: build it with `sandkasten images build`" % image) from None
+    except docker.errors.APIError as exc:
+        raise EngineError("docker could not inspect image %s: %s" % (image, exc.explanation or exc)) from None
+    return sorted((attributes.get("Config") or {}).get("Volumes") or {})
 
 
 def remove_sandbox(container: Container) -> None:

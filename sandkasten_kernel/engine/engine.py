@@ -18,14 +18,16 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from .cold_starts import ColdStartGate
-from .config import Settings
+from .config import Settings, runtime_tag
 from .connections import RunnerConnections
+from .custom_images import CustomImages
 from .docker_backend import DockerBackend, connect, remove_sandbox_by_id
 from .egress_gateway import EgressGateway
 from .egress_policy import DomainPolicy, session_policy
 from .errors import (
     ConfigError,
     EngineError,
+    ImageInUse,
     LimitExceeded,
     NotAllowed,
     QuotaExceeded,
@@ -34,6 +36,7 @@ from .errors import (
     SessionNotFound,
     StoreError,
 )
+from .images import IMAGES
 from .kernel_access import grant_kernel_access
 from .kernel_connection import kernel_socket_names
 from .pausing import Pausing
@@ -48,7 +51,7 @@ from .sandbox_spec import EgressAttachment, SandboxLimits
 from .sandboxes import LABEL_SESSION, Sandbox, SandboxFactory, new_sandbox_id
 from .snapshot_files import remove_tree
 from .snapshots import Capture, SessionAsk, Snapshots
-from .store import Event, SessionRecord, SnapshotRow, Store, store_path
+from .store import Event, SessionRecord, SnapshotRow, open_state_store
 from .workspace_disks import WorkspaceDisks
 from .workspace_names import WorkspaceRef, valid_name, workspace_ref
 from .workspaces import Workspaces
@@ -68,18 +71,17 @@ class Engine:
         egress = EgressPolicy.of(settings.security.egress_allow, settings.security.egress_deny)
         self.backend = backend or DockerBackend(connect(), egress)
         state_dir = settings.server.state_dir
-        # Others may pass through (to kernel sockets they are let into) but not list it or read the store.
-        os.makedirs(state_dir, mode=0o711, exist_ok=True)
-        info = os.stat(state_dir)
-        if info.st_uid == os.geteuid():
-            os.chmod(state_dir, info.st_mode & 0o7711)
-        self.store = Store(store_path(state_dir))
+        self.store = open_state_store(state_dir)
+        # The images added to this state directory: sessions, the pool and kernelspecs name them from now on.
+        self.images = CustomImages(self.store, self.backend.client, progress=lambda line: None)
+        settings.added = self.images.catalog
         self.factory = SandboxFactory(self.backend, state_dir, settings.security.runtime)
         self.workspace_disks = WorkspaceDisks(state_dir, settings.workspace.size_mb)
         pool = settings.pool
         self.pool = WarmPool(
             self.factory, self.default_limits(), pool.with_kernel, pool.parallel_starts, pool.shrink_after_s
         )
+        self.pool.has_kernel = settings.image_has_kernel  # an added image without ipykernel warms up bare
         self._sandboxes: dict[str, Sandbox] = {}
         self.removals = Removals(self.factory)  # destroyed sessions' containers, going in the background
         self.egress = EgressGateway(state_dir, settings.security, self.backend.client, self.store)
@@ -582,6 +584,16 @@ class Engine:
         await self.pausing.resume(session_id)
         return self.get_session(session_id)
 
+    def require_kernel(self, session_id: str | None = None, image: str | None = None) -> None:
+        """Raise ``EngineError`` if the session's image, or ``image`` (a name as a create gives it), has no
+        Jupyter kernel (an added image without ipykernel), before anything asks for one."""
+        reference = self.get_session(session_id).image if session_id else self.settings.resolve_image(image)
+        if not self.settings.image_has_kernel(reference):
+            raise EngineError(
+                "image %s has no Jupyter kernel (ipykernel is not installed in it)"
+                % self.settings.short_image_name(reference)
+            )
+
     def require_running(self, session_id: str) -> None:
         """Raise ``SessionPaused`` if the session is paused (for work that does not go through ``runner``)."""
         self.pausing.refuse(self.get_session(session_id))
@@ -640,6 +652,7 @@ class Engine:
         """
         record = self.get_session(session_id)
         self.pausing.refuse(record)
+        self.require_kernel(session_id)
         sandbox = self._sandbox(record)
         if sandbox.kernel is None:  # re-attaching: the info this host saved when it started the kernel
             sandbox.kernel = self.factory.saved_kernel_info(sandbox)
@@ -700,6 +713,46 @@ class Engine:
     async def delete_workspace(self, name: str, owner: str | None = None) -> None:
         """Delete ``owner``'s workspace ``name`` (None: the server's own) and its files."""
         await self.workspaces.delete(name, owner, self.store.list_sessions())
+
+    # -- images (``custom_images``) ---------------------------------------------------------
+
+    async def list_images(self) -> list[dict[str, Any]]:
+        """The built-in and the added images (``CustomImages.listing``), each with whether sessions may use
+        it (``allowed``) and whether a session or the warm pool does (``in_use``)."""
+        rows = await asyncio.to_thread(self.images.listing)
+        users = await self._image_users()
+        for row in rows:
+            row["allowed"] = self.settings.allows_image(row["name"])
+            row["in_use"] = bool(users.get(row["tag"]))
+        return rows
+
+    async def remove_image(self, name: str) -> None:
+        """Remove the added image ``name``; refused (``ImageInUse``) while a session, the configured pool
+        (``pool.images``) or a warm sandbox of any process uses it."""
+        if name in IMAGES:
+            raise EngineError("%r is a built-in image: only added images can be removed" % name)
+        self.images.get(name)  # ImageNotFound first
+        users = (await self._image_users()).get(runtime_tag(name))
+        if users:
+            raise ImageInUse("image %r is in use by %s" % (name, ", ".join(users)))
+        await self.removals.drain()  # destroyed sessions' containers still hold the image until they are gone
+        await asyncio.to_thread(self.images.remove, name)
+
+    async def _image_users(self) -> dict[str, list[str]]:
+        """Who uses each image (by reference): sessions, the pool's configuration or targets, warm sandboxes
+        in Docker (of whichever process's pool)."""
+        users: dict[str, list[str]] = collections.defaultdict(list)
+        for record in self.store.list_sessions():
+            users[record.image].append("session %s" % record.id)
+        pool = self.settings.pool
+        configured = {self.settings.short_image_name(image) for image in pool.images} if pool.enabled else set()
+        for tag in {runtime_tag(name) for name in configured} | set(self.pool.status()):
+            if self.settings.short_image_name(tag) in configured or self.pool.target(tag) > 0:
+                users[tag].append("the warm pool (pool.images)")
+        for tag, count in (await self.warm_in_docker()).items():
+            if count and not users.get(tag):
+                users[tag].append("%d warm sandboxes" % count)
+        return users
 
     # -- Docker ------------------------------------------------------------------------
 

@@ -31,6 +31,14 @@ class ImageError(EngineError):
     """An image is missing or could not be built."""
 
 
+class ImageNotFound(EngineError):
+    """No image was added under that name (``sandkasten images add``)."""
+
+
+class ImageInUse(EngineError):
+    """An added image cannot be removed while sessions or the warm pool use it (or while it is being built)."""
+
+
 class SessionNotFound(EngineError):
     """No session has that id (it may have been destroyed or reaped)."""
 

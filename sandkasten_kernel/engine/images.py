@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -104,7 +105,130 @@ def runner_files() -> Files:
     return [(sources_dir() / "runner" / "Dockerfile", "Dockerfile"), *_runner_files()]
 
 
-def _hash(files: Iterable[tuple[Path, str]], *extra: str) -> str:
+def local_image(client: docker.DockerClient, ref: str) -> Any | None:
+    """The image ``ref`` as this Docker engine has it, or None (never pulled)."""
+    try:
+        return client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def source_label(image: Any | None) -> str | None:
+    """The source hash ``image`` was built from (None: no image, or not one of ours)."""
+    return (image.labels or {}).get(HASH_LABEL) if image is not None else None
+
+
+def custom_runner_files() -> Files:
+    """The build context of an added image's runner layer (``custom_images``): its Dockerfile and the runner."""
+    return [(sources_dir() / "custom-runner" / "Dockerfile", "Dockerfile"), *_runner_files()]
+
+
+class BuildFailed(ImageError):
+    """``docker build`` stopped at an error: Docker's message, and the build's last lines of output."""
+
+    def __init__(self, tag: str, error: str, output: list[str]) -> None:
+        # Docker's message repeats the whole command of a failed RUN: its start says which one it was.
+        error = re.sub(r"The command '(.{60}).+' returned", r"The command '\1...' returned", error, flags=re.S)
+        super().__init__("building %s failed: %s\n%s" % (tag, error, "".join(output[-15:])))
+        self.tag = tag
+        self.error = error
+        self.output = output
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    """One ``docker build`` of an image: the tag it makes, what it starts from, the hash its label must carry."""
+
+    name: str  # the image's name, for progress lines
+    tag: str
+    parent: str
+    source_hash: str
+
+
+def build_step(
+    client: docker.DockerClient, progress: Progress, step: BuildStep, force: bool, build: Callable[[], None]
+) -> BuildOutcome:
+    """Run ``build`` unless ``step.tag``'s label says it is current already (or ``force``), with progress."""
+    started = time.monotonic()
+    if not force and source_label(local_image(client, step.tag)) == step.source_hash:
+        progress("%s is current (sources %s), skipped" % (step.tag, step.source_hash[:12]))
+        return BuildOutcome(step.name, step.tag, False, time.monotonic() - started)
+    progress("building %s from %s" % (step.tag, step.parent))
+    build()
+    seconds = time.monotonic() - started
+    progress("built %s in %.1f s" % (step.tag, seconds))
+    return BuildOutcome(step.name, step.tag, True, seconds)
+
+
+def build_files(
+    client: docker.DockerClient,
+    progress: Progress,
+    name: str,
+    tag: str,
+    files: Files,
+    buildargs: dict[str, str],
+    labels: dict[str, str],
+) -> None:
+    """``docker_build`` of a context made of ``files`` alone (in a temporary folder)."""
+    with tempfile.TemporaryDirectory(prefix="sandkasten-build-") as context:
+        for source, context_name in files:
+            target = Path(context, context_name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        docker_build(client, progress, name, tag, context, buildargs, labels)
+
+
+def docker_build(
+    client: docker.DockerClient,
+    progress: Progress,
+    name: str,
+    tag: str,
+    context: str,
+    buildargs: dict[str, str],
+    labels: dict[str, str],
+    dockerfile: str | None = None,
+) -> None:
+    """Build ``context`` (with ``dockerfile``, default its Dockerfile) as ``tag`` with ``labels``, never
+    pulling a newer base; each line of output goes to ``progress``, as ``[name] line``. A failure is a
+    ``BuildFailed``."""
+    recent: list[str] = []
+    try:
+        stream = client.api.build(
+            path=context,
+            dockerfile=dockerfile,
+            tag=tag,
+            buildargs=buildargs,
+            labels=labels,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+        )
+        for event in stream:
+            if "error" in event:
+                raise BuildFailed(tag, event["error"].strip(), recent)
+            for line in _COLOURS.sub("", event.get("stream", "")).splitlines(keepends=True):
+                if line.strip():
+                    recent.append(line)
+                    if _is_step(line):
+                        progress("[%s] %s" % (name, _shortened(line.strip())))
+    except docker.errors.APIError as exc:
+        raise BuildFailed(tag, str(exc.explanation or exc), recent) from None
+
+
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")  # Docker colours what a step writes to stderr
+
+
+def _is_step(line: str) -> bool:
+    return line.startswith(("Step ", "sandkasten: "))
+
+
+def _shortened(line: str, width: int = 160) -> str:
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def hash_sources(files: Iterable[tuple[Path, str]], *extra: str) -> str:
+    """The hash an image's label carries: its context files (by name and content), then ``extra`` (the parent's id)."""
     digest = hashlib.sha256()
     for path, name in files:
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -124,24 +248,22 @@ class ImageBuilder:
     # -- queries ----------------------------------------------------------------
 
     def _image(self, ref: str) -> Any | None:
-        try:
-            return self._client.images.get(ref)
-        except docker.errors.ImageNotFound:
-            return None
+        return local_image(self._client, ref)
 
     def _label(self, ref: str) -> str | None:
-        image = self._image(ref)
-        return (image.labels or {}).get(HASH_LABEL) if image is not None else None
+        return source_label(local_image(self._client, ref))
 
     def status(self) -> list[dict[str, Any]]:
         """Which runtime images exist and whether each matches its sources (``state``: current, outdated or
-        missing), with the image's id and size in bytes where it exists."""
+        missing), with the image its packages start from, and the image's id and size in bytes where it exists."""
         rows = []
+        root_ref = self._root_ref(allow_build=False)
         for spec in self._ordered(IMAGES):
             current = True
-            for tag, files, parent_ref in self._steps(spec, self._root_ref(allow_build=False)):
+            steps = self._steps(spec, root_ref)
+            for tag, files, parent_ref in steps:
                 parent = self._image(parent_ref) if parent_ref else None
-                wanted = _hash(files, parent.id) if parent is not None else None
+                wanted = hash_sources(files, parent.id) if parent is not None else None
                 current = current and wanted is not None and self._label(tag) == wanted
             image = self._image(spec.tag)
             present = image is not None and (image.labels or {}).get(HASH_LABEL) is not None
@@ -149,6 +271,7 @@ class ImageBuilder:
                 {
                     "name": spec.name,
                     "tag": spec.tag,
+                    "parent": steps[0][2],  # the image its packages start from
                     "state": "current" if current else ("outdated" if present else "missing"),
                     "present": present,
                     "current": current,
@@ -195,48 +318,19 @@ class ImageBuilder:
         return outcomes
 
     def _build_one(self, name: str, tag: str, files: Files, parent_ref: str, force: bool) -> BuildOutcome:
-        started = time.monotonic()
         parent = self._image(parent_ref)
         if parent is None:
             raise ImageError("%s needs %s, which is missing" % (tag, parent_ref))
-        source_hash = _hash(files, parent.id)
-        if not force and self._label(tag) == source_hash:
-            self._progress("%s is current (sources %s), skipped" % (tag, source_hash[:12]))
-            return BuildOutcome(name, tag, False, time.monotonic() - started)
-        self._progress("building %s from %s" % (tag, parent_ref))
-        self._docker_build(name, tag, files, parent_ref, source_hash)
-        seconds = time.monotonic() - started
-        self._progress("built %s in %.1f s" % (tag, seconds))
-        return BuildOutcome(name, tag, True, seconds)
-
-    def _docker_build(self, name: str, tag: str, files: Files, parent_ref: str, source_hash: str) -> None:
-        with tempfile.TemporaryDirectory(prefix="sandkasten-build-") as context:
-            for source, context_name in files:
-                target = Path(context, context_name)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(source, target)
-            recent: list[str] = []
-            try:
-                stream = self._client.api.build(
-                    path=context,
-                    tag=tag,
-                    buildargs={"BASE": parent_ref},
-                    labels={HASH_LABEL: source_hash},
-                    rm=True,
-                    forcerm=True,
-                    pull=False,
-                    decode=True,
-                )
-                for event in stream:
-                    if "error" in event:
-                        detail = "".join(recent[-15:])
-                        raise ImageError("building %s failed: %s\n%s" % (tag, event["error"].strip(), detail))
-                    line = event.get("stream", "")
-                    if line.strip():
-                        recent.append(line)
-                        self._progress("[%s] %s" % (name, line.rstrip()))
-            except docker.errors.APIError as exc:
-                raise ImageError("building %s failed: %s" % (tag, exc.explanation or exc)) from None
+        source_hash = hash_sources(files, parent.id)
+        return build_step(
+            self._client,
+            self._progress,
+            BuildStep(name, tag, parent_ref, source_hash),
+            force,
+            lambda: build_files(
+                self._client, self._progress, name, tag, files, {"BASE": parent_ref}, {HASH_LABEL: source_hash}
+            ),
+        )
 
     # -- the Debian root image ------------------------------------------------------
 
@@ -244,7 +338,7 @@ class ImageBuilder:
         """The image ``:base`` starts from, pulling or bootstrapping it if allowed."""
         if self._image(REGISTRY_BASE) is not None:
             return REGISTRY_BASE
-        bootstrap_hash = _hash([], "debootstrap", "minbase", "bookworm", self._mirror)
+        bootstrap_hash = hash_sources([], "debootstrap", "minbase", "bookworm", self._mirror)
         if self._label(BOOTSTRAP_TAG) == bootstrap_hash:
             return BOOTSTRAP_TAG
         if not allow_build:

@@ -101,6 +101,8 @@ class WarmPool:
         self.shrink_after_s = shrink_after_s
         # Whether sessions are starting cold (the engine's cold-start gate): refills wait meanwhile.
         self.cold_starts_running: Callable[[], bool] = lambda: False
+        # Whether an image can start a kernel at all (an added image without ipykernel cannot).
+        self.has_kernel: Callable[[str], bool] = lambda image: True
         self._ready: dict[str, ReadySandboxes] = collections.defaultdict(ReadySandboxes)
         self._demand: dict[str, Demand] = {}
         self._counters: dict[str, PoolCounters] = collections.defaultdict(PoolCounters)
@@ -274,7 +276,11 @@ class WarmPool:
     def _next_has_kernel(self, image: str) -> bool:
         """Whether the next start of ``image`` starts its kernel: while the floor is short of kernels."""
         floor = self._demand[image].size.min if image in self._demand else 0
-        return self.with_kernel and len(self._ready[image].with_kernel) + self._starting_kernels[image] < floor
+        return (
+            self.with_kernel
+            and self.has_kernel(image)
+            and len(self._ready[image].with_kernel) + self._starting_kernels[image] < floor
+        )
 
     async def _start_one(self, image: str, with_kernel: bool) -> None:
         counters = self._counters[image]

@@ -113,13 +113,16 @@ def _tmpfs(size_mb: int, mode: str, owned: bool = False) -> str:
     return options
 
 
-def container_options(spec: SandboxSpec) -> dict[str, Any]:
-    """Keyword arguments for ``client.containers.create``/``run``."""
+def container_options(spec: SandboxSpec, image_volumes: list[str] | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``client.containers.create``/``run``. ``image_volumes``: the image's VOLUME
+    paths, each a tmpfs of the /tmp size owned by the sandbox user rather than an anonymous volume on the
+    host's disk (its pages count against the sandbox's memory, like every tmpfs here)."""
     limits = spec.limits
-    tmpfs = {
-        "/tmp": _tmpfs(limits.tmp_mb, "1777"),
-        HOME_IN_SANDBOX: _tmpfs(limits.home_mb, "0700", owned=True),
-    }
+    mounted_here = {RUN_DIR_IN_SANDBOX, WORKSPACE_IN_SANDBOX}  # mounted below, whatever the image says
+    volumes = [path.rstrip("/") or "/" for path in image_volumes or []]
+    tmpfs = {path: _tmpfs(limits.tmp_mb, "0755", owned=True) for path in volumes if path not in mounted_here}
+    tmpfs["/tmp"] = _tmpfs(limits.tmp_mb, "1777")
+    tmpfs[HOME_IN_SANDBOX] = _tmpfs(limits.home_mb, "0700", owned=True)
     mounts = [docker.types.Mount(RUN_DIR_IN_SANDBOX, spec.run_dir, type="bind")]
     if spec.workspace_volume:
         mounts.append(docker.types.Mount(WORKSPACE_IN_SANDBOX, spec.workspace_volume, type="volume"))

@@ -1,6 +1,7 @@
 """The session store: SQLite in WAL mode at ``<state_dir>/sandkasten.db``.
 
-It holds sessions, their events, and who owns each named workspace. Docker
+It holds sessions, their events, who owns each named workspace, and the images
+added with ``sandkasten images add`` (``custom_images``). Docker
 labels hold the rest of the truth (which containers exist); the engine
 reconciles the two on start.
 
@@ -16,9 +17,11 @@ reset behind the user's back.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -83,6 +86,19 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_session ON events (session_id);
+CREATE TABLE IF NOT EXISTS images (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    context TEXT,
+    added_at REAL NOT NULL,
+    added_by TEXT,
+    state TEXT NOT NULL,
+    build_pid INTEGER,
+    last_error TEXT,
+    kernel INTEGER NOT NULL DEFAULT 0,
+    built_at REAL
+);
 """
 # What brings a database of version N-1 to N (the tables new in N come from SCHEMA).
 MIGRATIONS = {
@@ -97,7 +113,7 @@ MIGRATIONS = {
         "ALTER TABLE sessions ADD COLUMN paused_at REAL",
         "ALTER TABLE sessions ADD COLUMN paused_s REAL NOT NULL DEFAULT 0",
     ],
-    5: [],  # the snapshots table
+    5: [],  # the snapshots and images tables (SCHEMA makes them)
 }
 
 
@@ -165,6 +181,23 @@ class SnapshotRow:
 
 
 @dataclass(frozen=True)
+class ImageRow:
+    """An image added with ``sandkasten images add``: where it comes from, and how its last build went."""
+
+    name: str  # sessions' name for sandkasten/runtime:<name>
+    kind: str  # dockerfile | from
+    source: str  # the Dockerfile's absolute path, or the image reference it was made from
+    context: str | None  # the build context of a Dockerfile (None for kind from)
+    added_at: float
+    added_by: str | None  # the host user who added it
+    state: str  # building | built | failed
+    build_pid: int | None = None  # the process building it (state building)
+    last_error: str | None = None  # why its last build failed (state failed)
+    kernel: bool = False  # whether it has ipykernel: a kernelspec and warm kernels
+    built_at: float | None = None
+
+
+@dataclass(frozen=True)
 class Event:
     """One entry of the event log (a session created, reaped, lost, ...)."""
 
@@ -198,6 +231,12 @@ def _row_to_record(row: sqlite3.Row) -> SessionRecord:
     return SessionRecord(**data)
 
 
+def _row_to_image(row: sqlite3.Row) -> ImageRow:
+    data = dict(row)
+    data["kernel"] = bool(data["kernel"])
+    return ImageRow(**data)
+
+
 def _row_to_event(row: sqlite3.Row) -> Event:
     return Event(row["seq"], row["at"], row["session_id"], row["kind"], json.loads(row["detail"]))
 
@@ -207,17 +246,41 @@ def store_path(state_dir: str) -> str:
     return os.path.join(state_dir, STORE_FILE)
 
 
+def open_state_store(state_dir: str) -> Store:
+    """The store of ``state_dir``, making the directory first if need be: others may pass through it (to
+    kernel sockets they are let into) but not list it or read the store."""
+    os.makedirs(state_dir, mode=0o711, exist_ok=True)
+    info = os.stat(state_dir)
+    if info.st_uid == os.geteuid():
+        os.chmod(state_dir, info.st_mode & 0o7711)
+    return Store(store_path(state_dir))
+
+
 def _make_private(path: str) -> None:
-    """Create ``path`` readable by its owner only, or make it so."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    """Create ``path`` readable by its owner only, or make it so.
+
+    An existing store may be open in this process already (the CLI's serve and the server's engine, say):
+    closing any descriptor of it would drop SQLite's POSIX locks on it, and another process could then take
+    itself for the last user and delete the WAL under the open connection. So an existing file is reached
+    through an O_PATH descriptor, whose close leaves locks alone.
+    """
     try:
-        os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", path) from None
+            os.chmod("/proc/self/fd/%d" % fd, 0o600)
+        finally:
+            os.close(fd)
+        return
+    os.close(fd)
 
 
 class Store:
-    """The SQLite store of sessions, events and workspace owners, shared by the server and other processes."""
+    """The SQLite store of sessions, events, workspace owners and added images, shared by the server and other
+    processes."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -411,6 +474,55 @@ class Store:
             "max(at) AS at FROM events WHERE kind = 'workspace_used' GROUP BY owner, name"
         )
         return {(row["owner"], row["name"]): row["at"] for row in rows}
+
+    # -- added images -------------------------------------------------------------------
+
+    def add_image(self, row: ImageRow) -> bool:
+        """Record ``row`` unless an image of its name is recorded already; False if one was."""
+        data = asdict(row)
+        columns = ", ".join(data)
+        marks = ", ".join("?" for _ in data)
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM images WHERE name = ?", (row.name,)).fetchone():
+                return False
+            db.execute("INSERT INTO images (%s) VALUES (%s)" % (columns, marks), tuple(data.values()))
+        return True
+
+    def get_image(self, name: str) -> ImageRow | None:
+        """The added image ``name``, or None."""
+        rows = self._query("SELECT * FROM images WHERE name = ?", (name,))
+        return _row_to_image(rows[0]) if rows else None
+
+    def list_images(self) -> list[ImageRow]:
+        """Every added image, by name."""
+        return [_row_to_image(row) for row in self._query("SELECT * FROM images ORDER BY name")]
+
+    def update_image(self, name: str, **values: Any) -> None:
+        """Set columns of the added image ``name`` (``state``, ``last_error``, ...) to the given values."""
+        sets = ", ".join("%s = ?" % column for column in values)
+        with self._transaction() as db:
+            db.execute("UPDATE images SET %s WHERE name = ?" % sets, (*values.values(), name))
+
+    def claim_image_build(
+        self, name: str, pid: int, building: Callable[[ImageRow], bool]
+    ) -> tuple[ImageRow | None, bool]:
+        """Mark the added image ``name`` as being built by ``pid``, unless ``building`` says its row shows a
+        build under way; its row as it was (None: no such image), and whether it is now ``pid``'s to build.
+        Check and mark are one transaction, so two builds of one image (in any processes) never run at once."""
+        with self._transaction() as db:
+            found = db.execute("SELECT * FROM images WHERE name = ?", (name,)).fetchone()
+            if found is None:
+                return None, False
+            row = _row_to_image(found)
+            if building(row):
+                return row, False
+            db.execute("UPDATE images SET state = 'building', build_pid = ? WHERE name = ?", (pid, name))
+        return row, True
+
+    def remove_image(self, name: str) -> bool:
+        """Forget the added image ``name``; False if it was not recorded."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM images WHERE name = ?", (name,)).rowcount > 0
 
     # -- events ---------------------------------------------------------------------
 

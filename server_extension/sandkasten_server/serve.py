@@ -20,11 +20,17 @@ import yaml
 from traitlets.config import Config
 
 from sandkasten_kernel.engine import (
+    IMAGES,
+    CustomImages,
     ImageBuilder,
+    ImageError,
+    Settings,
+    attach_catalog,
     connect,
     find_config,
     listen_address,
     load_settings,
+    open_state_store,
     user_config_path,
     user_data_dir,
 )
@@ -53,12 +59,35 @@ def default_config_path() -> str:
     return path
 
 
-def build_images(names: list[str]) -> None:
-    builder = ImageBuilder(connect(), progress=lambda line: print(line, flush=True))
+def build_images(settings: Settings) -> None:
+    """Build the missing or outdated images sessions may use: the built-in ones, then the added ones. An added
+    image that fails to build is reported, and the server starts without it."""
+    client = connect()
+    builder = ImageBuilder(client, progress=lambda line: print(line, flush=True))
     missing = [row["tag"] for row in builder.status() if not row["current"]]
     if missing:
         print("sandkasten: building images first: %s" % ", ".join(missing), flush=True)
-        builder.build(names)
+        builder.build([name for name in IMAGES if settings.allows_image(name)])
+    if settings.added is None:
+        return
+    store = open_state_store(settings.server.state_dir)
+    try:
+        images = CustomImages(store, client, lambda line: print(line, flush=True))
+        stale = [
+            row["name"]
+            for row in images.listing()
+            if row["kind"] != "builtin"
+            and row["state"] in ("outdated", "missing")
+            and settings.allows_image(row["name"])
+        ]
+        if stale:
+            print("sandkasten: building added images first: %s" % ", ".join(stale), flush=True)
+            try:
+                images.build(stale)
+            except ImageError as exc:
+                print("sandkasten: %s\nsandkasten: starting without them" % exc, flush=True)
+    finally:
+        store.close()
 
 
 # The query the dashboard plugin (labextension/src/index.ts) answers by opening its panel.
@@ -92,6 +121,7 @@ def banner(root: str, config_path: str, token: str | None = None) -> str:
 
 def server_config(config_path: str, extra: list[str]) -> Config:
     settings = load_settings(config_path)  # a bad file stops here, naming the key
+    attach_catalog(settings)  # the added images with ipykernel are kernelspecs too
     host, port = listen_address(settings.server.listen)
     config = Config()
     config.ServerApp.ip = host
@@ -123,8 +153,9 @@ def serve(config_path: str | None, extra: list[str], build: bool = True, show_to
     path = find_config(config_path) or default_config_path()
     config = server_config(path, extra)
     settings = load_settings(path)
+    attach_catalog(settings)
     if build:
-        build_images(allowed_images(settings))
+        build_images(settings)
     from jupyter_server.serverapp import ServerApp
 
     app: Any = ServerApp.instance(config=config)

@@ -30,6 +30,7 @@ import zmq
 from jupyter_client.kernelspec import NoSuchKernel
 
 from sandkasten_kernel.engine import IMAGES, SessionRecord
+from sandkasten_kernel.engine.config import RUNTIME_REPOSITORY
 from sandkasten_kernel.kernelspecs import kernel_name
 
 from .errors import ApiError
@@ -181,7 +182,8 @@ class SessionKernels:
 
     def _spec_name(self, record: SessionRecord) -> str:
         """Any sandkasten kernelspec carries the provisioner; the image's own reads best in JupyterLab."""
-        names = [name for name, image in IMAGES.items() if image.tag == record.image] + list(IMAGES)
+        repository, _, own = record.image.partition(":")
+        names = ([own] if repository == RUNTIME_REPOSITORY else []) + list(IMAGES)  # an added image's too
         specs = self.kernel_manager.kernel_spec_manager.find_kernel_specs()
         for name in names:
             if kernel_name(name) in specs:

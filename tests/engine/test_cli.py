@@ -109,7 +109,7 @@ def test_the_cli_finds_the_file_serve_made_and_listing_creates_no_store(tmp_path
             cwd=tmp_path,
         )
 
-    for listing in (["sessions", "list"], ["workspaces", "list"], ["pool", "status"]):
+    for listing in (["sessions", "list"], ["workspaces", "list"], ["pool", "status"], ["images", "list"]):
         listed = cli(*listing, "--json")
         assert listed.returncode == 0, listed.stderr
     # The node target comes from the user's file, so that is the file the CLI read.

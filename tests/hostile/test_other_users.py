@@ -293,3 +293,14 @@ def test_a_websocket_obeys_an_async_authorizer(api: Api, jp_ws_fetch: Any, route
     # The same route opens for a user the authorizer lets execute.
     alices = as_user(api, ALICE, "POST", "sessions", {}).json["id"]
     api.run(jp_ws_fetch("sandkasten", "api", "sessions", alices, *route.split("/"), headers=ALICE)).close()
+
+
+def test_everyone_lists_the_images_and_only_an_admin_removes_one(api: Api) -> None:
+    listed = as_user(api, ALICE, "GET", "images")
+    assert listed.status == 200 and [row["name"] for row in listed.json["images"]][:3] == ["base", "python", "node"]
+    assert listed.json["admin"] is False and as_user(api, TEACHER, "GET", "images").json["admin"] is True
+    for who in (ALICE, LOCAL):  # "local" is nobody special behind a multi-user provider
+        refused = as_user(api, who, "DELETE", "images/sk-test-anything")
+        assert refused.status == 403 and refused.json["error"] == "forbidden", refused.body
+    admin = as_user(api, TEACHER, "DELETE", "images/sk-test-anything")
+    assert admin.status == 404 and admin.json["error"] == "not_found"

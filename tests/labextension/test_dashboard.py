@@ -7,6 +7,7 @@ the dashboard, and the untrusted rendering of what sandboxed kernels output.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -15,13 +16,15 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import docker.errors
 import pytest
 from hatch_jupyter_builder.utils import is_stale
 
 from sandkasten_server import launcher
 from sandkasten_server.launcher import Served
-from tests.conftest import build_wheel
+from tests.conftest import build_wheel, sandkasten_cli
 
 pytestmark = pytest.mark.docker
 
@@ -96,12 +99,25 @@ def browser_env(lab: Served) -> dict[str, str]:
     }
 
 
-def test_the_dashboard_in_chromium(lab: Served) -> None:
-    result = npm("run", "e2e", env=browser_env(lab), timeout=300)
+@pytest.fixture
+def added_image(lab: Served, docker_client: Any) -> Iterator[str]:
+    """An image added to the lab's server (python3 is in layers:base already: only the runner layer is built);
+    the dashboard removes it."""
+    name = "sk-test-e2e"
+    added = sandkasten_cli(lab.config_path, "images", "add", name, "--from", "sandkasten/layers:base")
+    assert added.returncode == 0, added.stdout + added.stderr
+    yield name
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        docker_client.images.remove("sandkasten/runtime:%s" % name)
+
+
+def test_the_dashboard_in_chromium(lab: Served, added_image: str) -> None:
+    result = npm("run", "e2e", env={**browser_env(lab), "SANDKASTEN_ADDED_IMAGE": added_image}, timeout=300)
     report = result.stdout + result.stderr
     assert result.returncode == 0, report[-6000:] + "\n--- server log ---\n" + lab.log()[-3000:]
     assert "e2e: passed" in result.stdout
     assert (ARTIFACTS / "dashboard-terminal.png").stat().st_size > 10_000
+    assert (ARTIFACTS / "dashboard-images.png").stat().st_size > 10_000
 
 
 def test_a_sandboxed_kernels_output_runs_no_script_in_the_operators_page(lab: Served) -> None:

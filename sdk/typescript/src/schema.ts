@@ -431,6 +431,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The built-in images and the images added with `sandkasten images add`
+         * @description Every user may list them, as the pool and the configuration. Images are added and built on the server's host (`sandkasten images add NAME --dockerfile PATH` or `--from IMAGE`), never through the API: a build runs its Dockerfile's steps as root, outside any sandbox.
+         */
+        get: operations["listImages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/images/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove an added image (admins only; refused while a session or the warm pool uses it)
+         * @description Removes the image's tags from Docker and its entry from the catalog. A built-in image is a 400; one in use by a session, by `pool.images` or by warm sandboxes is a 409 `image_in_use` that names them.
+         */
+        delete: operations["removeImage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/pool": {
         parameters: {
             query?: never;
@@ -541,7 +583,7 @@ export interface components {
             pids?: number;
         };
         SessionCreate: {
-            /** @description base, python or node (security.allowed_images) */
+            /** @description base, python, node or an added image (security.allowed_images) */
             image?: string;
             /** @description A named workspace of yours to mount at /workspace (created if missing, within quota.max_workspaces_per_user and quota.max_workspaces_total_mb). Names are per user: another user's workspace of the same name is a different one */
             workspace?: string | null;
@@ -806,6 +848,42 @@ export interface components {
             in_use_by: string[];
             last_used?: number | null;
         };
+        Image: {
+            /** @description What sessions, pool.images and security.allowed_images call it */
+            name: string;
+            /** @description The image's reference, sandkasten/runtime:<name> */
+            tag: string;
+            /**
+             * @description Built in, or added from a Dockerfile or an image
+             * @enum {string}
+             */
+            kind: "builtin" | "dockerfile" | "from";
+            /** @description The image(s) it starts from */
+            parent: string | null;
+            /** @description An added image's Dockerfile (a path on the server's host) or image */
+            source?: string | null;
+            /** @description The build context of an image added from a Dockerfile */
+            context?: string | null;
+            /**
+             * @description `current`: built from its sources as they are; `outdated`: its Dockerfile, context, parent or the runner changed since (`sandkasten images build` builds it again); `missing`: not built; `building`; `failed`: its last build failed (see `error`)
+             * @enum {string}
+             */
+            state: "current" | "outdated" | "missing" | "building" | "failed";
+            /** @description Why it failed or is outdated, when known */
+            error: string | null;
+            id?: string | null;
+            size_bytes: number | null;
+            /** @description Whether it has ipykernel (a Jupyter kernel, a kernelspec, warm kernels) */
+            kernel: boolean;
+            /** @description Whether security.allowed_images lets sessions use it */
+            allowed: boolean;
+            /** @description Whether a session or the warm pool uses it (it cannot be removed then) */
+            in_use: boolean;
+            added_at?: number | null;
+            /** @description The host user who added it */
+            added_by?: string | null;
+            built_at?: number | null;
+        };
         PoolImage: {
             /** @description warm sandboxes kept now: min, raised by misses up to max */
             target: number;
@@ -861,7 +939,7 @@ export interface components {
             seq: number;
             at: number;
             session_id?: string | null;
-            /** @description What happened, e.g. `created` (detail: image, warm), `destroyed` (reason), `reconciled`, `paused` and `resumed` (detail: `took_ms`, or the `reason` when a start found Docker had done it; `resumed`: `paused_s`, how long it was paused), `workspace_used`, `workspace_deleted`, and `egress_refused`: the filtering proxy refused a connection of the session (detail: `destination`, what was asked for; `method`, CONNECT or the HTTP method; `rule`, why: `not-allowed`, `deny:<entry>`, `ip-literal`, `sni-not-allowed`, `port`, `blocked-address` or `dns`) */
+            /** @description What happened, e.g. `created` (detail: image, warm), `destroyed` (reason), `reconciled`, `paused` and `resumed` (detail: `took_ms`, or the `reason` when a start found Docker had done it; `resumed`: `paused_s`, how long it was paused), `workspace_used`, `workspace_deleted`; for the server (session_id null) `image_added` (detail: `image`, `made_from`, `by`), `image_built` (`seconds`), `image_build_failed` (`error`), `image_removed`; and `egress_refused`: the filtering proxy refused a connection of the session (detail: `destination`, what was asked for; `method`, CONNECT or the HTTP method; `rule`, why: `not-allowed`, `deny:<entry>`, `ip-literal`, `sni-not-allowed`, `port`, `blocked-address` or `dns`) */
             kind: string;
             detail: Record<string, never>;
         };
@@ -903,7 +981,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The state does not allow it (workspace in use, a directory where a file was expected, the session paused: `session_paused`, calls under way for a pause or snapshot: `session_busy`, a snapshot name taken: `snapshot_exists`, a workspace that must be new: `workspace_exists`, ...) */
+        /** @description The state does not allow it (workspace in use, an image in use: `image_in_use`, a directory where a file was expected, the session paused: `session_paused`, calls under way for a pause or snapshot: `session_busy`, a snapshot name taken: `snapshot_exists`, a workspace that must be new: `workspace_exists`, ...) */
         Conflict: {
             headers: {
                 [name: string]: unknown;
@@ -1664,6 +1742,59 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listImages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The images, built-in first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        images: components["schemas"]["Image"][];
+                        /** @description Whether you may remove added images (security.admin_users) */
+                        admin: boolean;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    removeImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed */
             204: {
                 headers: {
                     [name: string]: unknown;

@@ -2,6 +2,7 @@
 
 sandkasten serve [--config FILE] [--no-build] [-- JUPYTER SERVER OPTIONS]
 sandkasten images build [NAME ...] [--force] [--mirror URL] | images status
+sandkasten images add NAME (--dockerfile PATH [--context DIR] | --from IMAGE) | images list | images remove NAME
 sandkasten run [--image NAME] [--timeout S] [--network] COMMAND
 sandkasten sessions list|destroy|pause|resume|snapshot|fork, snapshots list|delete
 sandkasten pool status, workspaces list|delete

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from sandkasten_kernel.engine import attach_catalog
 from sandkasten_kernel.kernelspecs import install
 
 from .common import add_command, add_group, settings
@@ -17,7 +18,7 @@ def add_to(commands: Any) -> None:
         group,
         "install",
         _install,
-        'install sandkasten-python ("Python 3 (Sandkasten)") and one kernelspec per allowed image',
+        'install sandkasten-python ("Python 3 (Sandkasten)") and one kernelspec per allowed image with ipykernel',
     )
     where = command.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="into the user's Jupyter data directory")
@@ -27,6 +28,8 @@ def add_to(commands: Any) -> None:
 
 def _install(options: argparse.Namespace) -> int:
     prefix = sys.prefix if options.sys_prefix else options.prefix
-    for path in install(settings(options), user=options.user, prefix=prefix):
+    config = settings(options)
+    attach_catalog(config)  # the added images with ipykernel get one too
+    for path in install(config, user=options.user, prefix=prefix):
         print("installed %s" % path)
     return 0

@@ -1,4 +1,4 @@
-"""Server-wide routes: workspaces, pool, config, health, events, and the OpenAPI document.
+"""Server-wide routes: workspaces, images, pool, config, health, events, and the OpenAPI document.
 
 Workspaces belong to their users like sessions do: a user lists and deletes their own,
 an admin everyone's; another user's workspace is answered as if it did not exist.
@@ -50,6 +50,28 @@ class WorkspaceHandler(SandkastenHandler):
         if owner != self.workspace_owner and not self.is_admin:
             raise WorkspaceNotFound("no workspace %r" % name)  # another user's is as if absent
         await self.engine.delete_workspace(name, owner)
+        self.set_status(204)
+        self.finish()
+
+
+class ImagesHandler(SandkastenHandler):
+    """The built-in and added images, as the pool and config are: anyone may look. Images are added on the
+    host (``sandkasten images add``): a build runs its Dockerfile as root, outside any sandbox."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply({"images": await self.engine.list_images(), "admin": self.is_admin})
+
+
+class ImageHandler(SandkastenHandler):
+    """Remove an added image (admins only; refused while a session or the warm pool uses it)."""
+
+    @web.authenticated
+    @authorized
+    async def delete(self, name: str) -> None:
+        self.require_admin()
+        await self.engine.remove_image(name)
         self.set_status(204)
         self.finish()
 

@@ -55,6 +55,8 @@ class SessionsHandler(SandkastenHandler):
     @authorized
     async def post(self) -> None:
         body = self.json_body("SessionCreate", required=False)
+        if body.get("with_kernel"):
+            self.engine.require_kernel(image=body.get("image"))
         record = await self.engine.create_session(
             image=body.get("image"),
             workspace=body.get("workspace"),
@@ -123,6 +125,7 @@ class RunCodeHandler(SandkastenHandler):
         max_output = int(body.get("max_output", DEFAULT_MAX_OUTPUT))  # JSON Schema's integers include 5.0
         kernels = self.service.kernels
         self.engine.require_running(record.id)  # a frozen kernel would not answer before the timeout
+        self.engine.require_kernel(record.id)  # before Jupyter's kernel manager is asked for one
         self.engine.touch(record.id)
         if not body.get("stream"):
             result = await kernels.run(record, body["code"], timeout_s, max_output=max_output)
