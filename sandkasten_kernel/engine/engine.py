@@ -746,12 +746,15 @@ class Engine:
             users[record.image].append("session %s" % record.id)
         pool = self.settings.pool
         configured = {self.settings.short_image_name(image) for image in pool.images} if pool.enabled else set()
-        for tag in {runtime_tag(name) for name in configured} | set(self.pool.status()):
+        status = self.pool.status()
+        for tag in {runtime_tag(name) for name in configured} | set(status):
             if self.settings.short_image_name(tag) in configured or self.pool.target(tag) > 0:
                 users[tag].append("the warm pool (pool.images)")
+            elif status.get(tag, {}).get("starting"):  # shrunk to 0 while a start was under way
+                users[tag].append("the warm pool (a sandbox it is starting)")
         for tag, count in (await self.warm_in_docker()).items():
             if count and not users.get(tag):
-                users[tag].append("%d warm sandboxes" % count)
+                users[tag].append("the warm pool (%d sandboxes)" % count)
         return users
 
     # -- Docker ------------------------------------------------------------------------

@@ -45,8 +45,10 @@ def rows(api: Api) -> dict[str, dict[str, Any]]:
 def wait_until_no_warm(api: Api, docker_client: Any, tag: str) -> None:
     """Until the pool has let go of every warm sandbox of ``tag``: a start under way ends, then goes."""
     deadline = time.monotonic() + 60
-    while docker_client.containers.list(all=True, filters={"label": "sandkasten.pool=%s" % tag}):
-        assert time.monotonic() < deadline, api.get("pool").json["images"].get(tag)
+    while (status := api.get("pool").json["images"].get(tag, {})).get("starting") or docker_client.containers.list(
+        all=True, filters={"label": "sandkasten.pool=%s" % tag}
+    ):
+        assert time.monotonic() < deadline, status
         api.run(asyncio.sleep(0.1))
 
 
