@@ -23,13 +23,12 @@ from .connections import RunnerConnections
 from .custom_images import CustomImages
 from .docker_backend import DockerBackend, connect, remove_sandbox_by_id
 from .egress_gateway import EgressGateway
-from .egress_policy import DomainPolicy, session_policy
+from .egress_policy import DomainPolicy
 from .errors import (
     ConfigError,
     EngineError,
     ImageInUse,
     LimitExceeded,
-    NotAllowed,
     QuotaExceeded,
     RunnerUnavailable,
     SessionLost,
@@ -49,17 +48,15 @@ from .runner_terminal import RunnerTerminal
 from .sandbox_network import EgressPolicy
 from .sandbox_spec import EgressAttachment, SandboxLimits
 from .sandboxes import LABEL_SESSION, Sandbox, SandboxFactory, new_sandbox_id
+from .session_ask import LIMIT_NAMES, SessionAsk, check_ask, default_limits
 from .snapshot_files import remove_tree
-from .snapshots import Capture, SessionAsk, Snapshots
+from .snapshots import Capture, Snapshots
 from .store import Event, SessionRecord, SnapshotRow, open_state_store
 from .workspace_disks import WorkspaceDisks
-from .workspace_names import WorkspaceRef, valid_name, workspace_ref
+from .workspace_names import WorkspaceRef
 from .workspaces import Workspaces
 
 log = logging.getLogger("sandkasten.engine")
-LIMIT_NAMES = ("cpus", "memory_mb", "pids")
-# Below these a sandbox cannot run its runner and shell (and Docker reads 0 CPUs as "no limit").
-LIMIT_MINIMA = {"cpus": 0.25, "memory_mb": 128, "pids": 32}
 MAX_FORKS = 16  # sessions one fork makes
 
 
@@ -180,36 +177,7 @@ class Engine:
 
     def default_limits(self) -> SandboxLimits:
         """The configured default limits, for sessions that ask for none and for the warm pool."""
-        d = self.settings.defaults
-        return SandboxLimits(
-            cpus=d.cpus, memory_mb=d.memory_mb, pids=d.pids, tmp_mb=d.tmp_mb, workspace_mb=d.workspace_mb
-        )
-
-    def _limits(self, asked: dict[str, Any] | None) -> SandboxLimits:
-        defaults = self.default_limits()
-        if not asked:
-            return defaults
-        unknown = set(asked) - set(LIMIT_NAMES)
-        if unknown:
-            raise EngineError("unknown limit %s; limits are %s" % (", ".join(sorted(unknown)), ", ".join(LIMIT_NAMES)))
-        d = self.settings.defaults
-        maxima = {"cpus": d.max_cpus, "memory_mb": d.max_memory_mb, "pids": d.max_pids}
-        values: dict[str, Any] = {}
-        for name, value in asked.items():
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise EngineError("limit %s must be a number greater than 0, not %r" % (name, value))
-            if value < LIMIT_MINIMA[name]:
-                raise LimitExceeded("limit %s=%s is below the minimum %s" % (name, value, LIMIT_MINIMA[name]))
-            if value > maxima[name]:
-                raise LimitExceeded("limit %s=%s exceeds the configured maximum %s" % (name, value, maxima[name]))
-            values[name] = float(value) if name == "cpus" else int(value)
-        return SandboxLimits(
-            cpus=values.get("cpus", defaults.cpus),
-            memory_mb=values.get("memory_mb", defaults.memory_mb),
-            pids=values.get("pids", defaults.pids),
-            tmp_mb=defaults.tmp_mb,
-            workspace_mb=defaults.workspace_mb,
-        )
+        return default_limits(self.settings)
 
     async def create_session(
         self,
@@ -250,52 +218,41 @@ class Engine:
             raise
 
     async def _create(self, ask: SessionAsk, source: Capture | None = None) -> SessionRecord:
-        image, workspace, env, limits, network = ask.image, ask.workspace, ask.env, ask.limits, ask.network
-        ttl_s, owner, workspace_owner, wants_kernel = ask.ttl_s, ask.owner, ask.workspace_owner, ask.wants_kernel
-        image_ref = self.settings.resolve_image(image)
-        sandbox_limits = self._limits(limits)
-        asked = self.settings.defaults.network if network is None else network
-        policy = self._domain_policy(asked)
-        network = policy is not None or asked is True
-        named: WorkspaceRef | None = None
-        if workspace is not None:
-            if not self.settings.workspace.enabled:
-                raise NotAllowed("named workspaces are disabled by the configuration (workspace.enabled)")
-            if not valid_name(workspace):
-                raise EngineError("workspace names are 1-63 letters, digits, '.', '_' or '-', not %r" % workspace)
-            named = workspace_ref(self.factory.state_dir, workspace, workspace_owner)
-        if ttl_s is not None and (ttl_s < 0 or (self.settings.session.ttl_s and ttl_s > self.settings.session.ttl_s)):
-            raise LimitExceeded("ttl_s must be between 0 and %d" % self.settings.session.ttl_s)
-        env = dict(env or {})
+        checked = check_ask(self.settings, self.factory.state_dir, ask)
+        named, env, owner = checked.workspace, checked.env, ask.owner
         owner_key = owner or ""
         self._check_quota(owner_key)
         self._creating[owner_key] += 1
         egress: EgressAttachment | None = None
         try:
-            if policy is None:
-                sandbox = await self._claim_or_start(image_ref, sandbox_limits, network, named, env, wants_kernel)
+            if checked.policy is None:
+                sandbox = await self._claim_or_start(
+                    checked.image, checked.limits, checked.network, named, env, ask.wants_kernel
+                )
             else:
-                sandbox, egress = await self._start_behind_proxy(image_ref, sandbox_limits, named, env, policy)
+                sandbox, egress = await self._start_behind_proxy(
+                    checked.image, checked.limits, named, env, checked.policy
+                )
             await self._prepare(sandbox, env, source)
             now = time.time()
             record = SessionRecord(
                 id=sandbox.id,
                 container_id=sandbox.container_id,
-                image=image_ref,
-                workspace=workspace,
+                image=checked.image,
+                workspace=ask.workspace,
                 run_dir=sandbox.run_dir,
                 status="running",
                 created_at=now,
                 last_active=now,
-                ttl_s=self.settings.session.ttl_s if ttl_s is None else ttl_s,
+                ttl_s=checked.ttl_s,
                 idle_timeout_s=self.settings.session.idle_timeout_s,
-                limits={name: getattr(sandbox_limits, name) for name in LIMIT_NAMES},
-                network=network,
+                limits=checked.recorded_limits(),
+                network=checked.network,
                 env=env,
                 owner=owner,
                 warm=sandbox.warm,
-                workspace_owner=workspace_owner if named else None,
-                egress=policy.as_json() if policy else None,
+                workspace_owner=ask.workspace_owner if named else None,
+                egress=checked.policy.as_json() if checked.policy else None,
                 egress_ip=egress.ip if egress else None,
             )
             try:
@@ -311,19 +268,6 @@ class Engine:
             self.store.add_event(record.id, "workspace_used", workspace=named.name, owner=named.owner)
         self._sandboxes[record.id] = sandbox
         return record
-
-    def _domain_policy(self, network: Any) -> DomainPolicy | None:
-        """The domain policy of a session that asked for ``network``; None for none (no network, or the open one)."""
-        if network is False:
-            return None
-        if not self.settings.security.allow_network:
-            raise NotAllowed("network is not allowed by the configuration (security.allow_network)")
-        bound = self.settings.security.domain_bound()
-        if network is True:
-            return bound
-        if isinstance(network, dict):
-            return session_policy(network, bound)
-        raise EngineError('network must be true, false or a policy {"allow": [...], "deny": [...]}')
 
     async def _start_behind_proxy(
         self,

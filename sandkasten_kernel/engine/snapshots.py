@@ -51,6 +51,7 @@ from .errors import (
 from .pausing import Pausing
 from .runner_client import RunnerClient
 from .sandbox_spec import HOME_IN_SANDBOX, WORKSPACE_IN_SANDBOX
+from .session_ask import SessionAsk
 from .snapshot_files import (
     Budget,
     allocated_bytes,
@@ -72,21 +73,6 @@ ARCHIVED = {"home": HOME_IN_SANDBOX, "tmp": "/tmp", "workspace": WORKSPACE_IN_SA
 WORKSPACE_IMAGE = "workspace.img"
 SERVER_DIR = "server"  # the server's own snapshots; a user's are under users/<tag>/
 INCOMING = ".incoming"  # captures under way: a crash leaves them, and the next start removes them
-
-
-@dataclass(frozen=True)
-class SessionAsk:
-    """What a new session is asked to be (``Engine.create_session``'s arguments)."""
-
-    image: str | None = None
-    workspace: str | None = None
-    env: dict[str, str] | None = None
-    limits: dict[str, Any] | None = None
-    network: bool | dict[str, Any] | None = None
-    ttl_s: int | None = None
-    owner: str | None = None
-    workspace_owner: str | None = None
-    wants_kernel: bool = False
 
 
 @dataclass(frozen=True)
