@@ -31,7 +31,7 @@ from sandkasten_runner.restore import RUNNER_SCRATCH_PREFIX
 from .errors import EngineError, SessionLost, SnapshotTooLarge
 
 PIECE_BYTES = 4 << 20  # of an archive sent to the runner
-READ_BYTES = 1 << 20
+HEADER_BYTES = 512  # a tar header: what a file costs an archive beyond its data
 
 
 class Budget:
@@ -43,6 +43,14 @@ class Budget:
 
     def take(self, count: int) -> None:
         self.left -= count
+        self._check()
+
+    def settle(self, estimated: int, actual: int) -> None:
+        """Replace what was taken by an estimate with the actual count."""
+        self.left += estimated - actual
+        self._check()
+
+    def _check(self) -> None:
         if self.left < 0:
             raise SnapshotTooLarge(
                 "the session's files are more than a snapshot may hold, %d MiB (quota.max_snapshot_mb)"
@@ -69,48 +77,47 @@ def pinned_root(pid: int) -> Iterator[int]:
         os.close(fd)
 
 
-def files_in(root_fd: int, path_in_sandbox: str) -> int:
-    """How many files, directories and links the file system at ``path_in_sandbox`` holds (its used inodes)."""
-    stats = os.statvfs("/proc/self/fd/%d%s" % (root_fd, path_in_sandbox))
-    return stats.f_files - stats.f_ffree
+def usage_of(root_fd: int, path_in_sandbox: str) -> tuple[int, int]:
+    """Bytes in use and files (directories and links too: used inodes) on the file system at
+    ``path_in_sandbox``, under the root ``root_fd`` (``pinned_root``)."""
+    stats = os.statvfs(_under(root_fd, path_in_sandbox))
+    return (stats.f_blocks - stats.f_bfree) * stats.f_frsize, stats.f_files - stats.f_ffree
 
 
 def archive_tree(root_fd: int, path_in_sandbox: str, dest: str, budget: Budget) -> int:
-    """Archive the sandbox's directory ``path_in_sandbox`` (its tmpfs), under the root ``root_fd``
-    (``pinned_root``), into ``dest``; its size in bytes."""
-    source = "/proc/self/fd/%d%s" % (root_fd, path_in_sandbox)  # tar's own table: the descriptor is passed on
+    """Archive the sandbox's directory ``path_in_sandbox`` (its tmpfs), under the root ``root_fd``, into
+    ``dest``; its size in bytes.
+
+    The frozen tmpfs says what it holds, so the size cap is checked before a byte
+    is archived (its data plus a header per file), and again on the archive made;
+    tar writes the file itself, so no byte passes through this process.
+    """
+    used, files = usage_of(root_fd, path_in_sandbox)
+    budget.take(used + files * HEADER_BYTES)
     command = [
         "tar",
         "--create",
+        "--file",
+        dest,
         "--sparse",
         "--one-file-system",
         "--numeric-owner",
         "--anchored",
         "--exclude=./%s*" % RUNNER_SCRATCH_PREFIX,
         "--directory",
-        source,
+        _under(root_fd, path_in_sandbox),  # tar's own descriptor table: it is passed on
         ".",
     ]
-    written = 0
-    with tempfile.TemporaryFile() as errors, open(dest, "wb") as out:
-        tar = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL, pass_fds=(root_fd,)
-        )
-        assert tar.stdout is not None
-        try:
-            for chunk in iter(lambda: tar.stdout.read(READ_BYTES), b""):  # type: ignore[union-attr]
-                budget.take(len(chunk))
-                out.write(chunk)
-                written += len(chunk)
-        finally:
-            if tar.poll() is None and budget.left < 0:
-                tar.kill()
-            tar.stdout.close()
-            code = tar.wait()
-        if code not in (0, 1):  # 1: "some files differ", which a frozen tree cannot; sockets are skipped at 0
-            errors.seek(0)
-            raise EngineError("archiving %s failed: %s" % (path_in_sandbox, errors.read(2000).decode(errors="replace")))
+    result = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, pass_fds=(root_fd,), check=False)
+    if result.returncode not in (0, 1):  # 1: "some files differ", which a frozen tree cannot; sockets are skipped at 0
+        raise EngineError("archiving %s failed: %s" % (path_in_sandbox, result.stderr[-2000:].decode(errors="replace")))
+    written = os.path.getsize(dest)
+    budget.settle(used + files * HEADER_BYTES, written)
     return written
+
+
+def _under(root_fd: int, path_in_sandbox: str) -> str:
+    return "/proc/self/fd/%d%s" % (root_fd, path_in_sandbox)
 
 
 @contextlib.contextmanager

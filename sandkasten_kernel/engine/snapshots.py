@@ -58,11 +58,11 @@ from .snapshot_files import (
     archive_tree,
     copy_image,
     copy_on_write,
-    files_in,
     frozen_filesystem,
     pieces,
     pinned_root,
     remove_tree,
+    usage_of,
 )
 from .store import SessionRecord, SnapshotRow, Store
 from .workspace_disks import WorkspaceDisks
@@ -193,34 +193,35 @@ class Snapshots:
     def _take_files(
         self, root_fd: int, named: WorkspaceRef | None, folder: str
     ) -> tuple[dict[str, int], dict[str, Any]]:
-        """Archive home and /tmp, and the workspace (its disk image when it has one); bytes per part."""
-        budget = Budget(self.quota.max_snapshot_mb << 20)
-        for part, path in ARCHIVED.items():
-            if part == "workspace" and named is not None:
-                continue  # a disk image is copied by blocks; an uncapped volume is the host's file system
-            files = files_in(root_fd, path)
+        """Archive home and /tmp, and the workspace (a named one's disk image); bytes per part."""
+        mount_point = self.disks.mount_point(named) if named else None
+        if named is not None and not (mount_point and os.path.ismount(mount_point) and self.disks.has_image(named)):
+            raise NotAllowed(
+                "workspace %r is an uncapped Docker volume (the server cannot make disk images: e2fsprogs "
+                "missing?), and snapshots keep only capped workspaces" % named.name
+            )
+        archived = {part: path for part, path in ARCHIVED.items() if part != "workspace" or named is None}
+        for path in archived.values():
+            files = usage_of(root_fd, path)[1]
             if files > self.quota.max_snapshot_files:
                 raise SnapshotTooLarge(
                     "%s holds %d files, more than a snapshot takes from one place, %d (quota.max_snapshot_files)"
                     % (path, files, self.quota.max_snapshot_files)
                 )
-        parts: dict[str, int] = {}
-        for part in ("home", "tmp"):
-            parts[part] = archive_tree(root_fd, ARCHIVED[part], os.path.join(folder, part + ".tar"), budget)
+        budget = Budget(self.quota.max_snapshot_mb << 20)
+        parts = {
+            part: archive_tree(root_fd, path, os.path.join(folder, part + ".tar"), budget)
+            for part, path in archived.items()
+        }
         workspace: dict[str, Any] = {"kind": "named" if named else "tmpfs", "name": named.name if named else None}
-        mount_point = self.disks.mount_point(named) if named else None
-        if named is not None and mount_point and os.path.ismount(mount_point) and self.disks.has_image(named):
+        workspace["format"] = "tar"
+        if named is not None and mount_point:
             dest = os.path.join(folder, WORKSPACE_IMAGE)
             with frozen_filesystem(mount_point):
                 copy_image(self.disks.image(named), dest)
             parts["workspace"] = allocated_bytes(dest)
             budget.take(parts["workspace"])
             workspace["format"] = "image"
-        else:  # a tmpfs, or a named workspace without a disk of its own (an uncapped volume)
-            parts["workspace"] = archive_tree(
-                root_fd, WORKSPACE_IN_SANDBOX, os.path.join(folder, "workspace.tar"), budget
-            )
-            workspace["format"] = "tar"
         return parts, workspace
 
     async def take(self, record: SessionRecord, name: str, owner: str | None) -> SnapshotRow:
