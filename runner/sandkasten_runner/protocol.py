@@ -144,13 +144,7 @@ class Incoming:
             return
         buffer = memoryview(bytearray(min(self.left, PIECE_BYTES)))
         while self.left:
-            try:
-                count = self._sock.recv_into(buffer, min(self.left, len(buffer)))
-            except OSError as exc:
-                raise PayloadCut("connection lost in the middle of a frame: %s" % exc) from None
-            if count == 0:
-                raise PayloadCut("connection closed in the middle of a frame")
-            self.left -= count
+            count = self.read_into(buffer)
             write(buffer[:count])
 
     def read_into(self, buffer: memoryview) -> int:
