@@ -37,6 +37,7 @@ Payload = bytes | list[bytes]
 # stop the old kernel first; usage is polled for listings, so it gives up soonest.
 HELLO_DEADLINE_S = 10.0
 CALL_DEADLINE_S = 30.0
+RESTORE_DEADLINE_S = 300.0  # to send a snapshot's part (at most quota.max_snapshot_mb) to a runner
 OP_DEADLINES_S = {"kernel_start": 60.0, "kernel_restart": 75.0, "kernel_shutdown": 30.0, "health": 60.0, "usage": 5.0}
 
 
@@ -417,12 +418,22 @@ class RunnerClient:
             request_id = next(self._ids)
             piece_head = {"id": request_id, "op": "restore_piece"}
             try:
-                await self._send({"id": request_id, "op": "restore", "args": {"target": target}}, b"")
-                async for piece in pieces:
-                    if piece:
-                        await self._send(piece_head, piece)
-                await self._send(piece_head, b"")
+
+                async def send_archive() -> None:
+                    await self._send({"id": request_id, "op": "restore", "args": {"target": target}}, b"")
+                    async for piece in pieces:
+                        if piece:
+                            await self._send(piece_head, piece)
+                    await self._send(piece_head, b"")
+
+                # A runner that stops taking pieces would hold the sender forever.
+                await asyncio.wait_for(send_archive(), RESTORE_DEADLINE_S)
                 message, _ = await self._read_frame_by(asyncio.get_running_loop().time() + CALL_DEADLINE_S)
+            except asyncio.TimeoutError:
+                self._writer.close()
+                raise RunnerUnavailable(
+                    "restore into %s: the runner did not take the archive within %d s" % (self.path, RESTORE_DEADLINE_S)
+                ) from None
             except OSError as exc:
                 self._writer.close()
                 raise RunnerUnavailable("restore into %s failed: %s" % (self.path, exc)) from None

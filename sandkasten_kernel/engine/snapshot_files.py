@@ -31,6 +31,7 @@ from sandkasten_runner.restore import RUNNER_SCRATCH_PREFIX
 from .errors import EngineError, SessionLost, SnapshotTooLarge
 
 PIECE_BYTES = 4 << 20  # of an archive sent to the runner
+STEP_DEADLINE_S = 300  # one tool's step of a capture or copy (tar, fsfreeze, cp)
 HEADER_BYTES = 512  # a tar header: what a file costs an archive beyond its data
 
 
@@ -108,7 +109,7 @@ def archive_tree(root_fd: int, path_in_sandbox: str, dest: str, budget: Budget) 
         _under(root_fd, path_in_sandbox),  # tar's own descriptor table: it is passed on
         ".",
     ]
-    result = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, pass_fds=(root_fd,), check=False)
+    result = _run_bounded(command, pass_fds=(root_fd,))
     if result.returncode not in (0, 1):  # 1: "some files differ", which a frozen tree cannot; sockets are skipped at 0
         raise EngineError("archiving %s failed: %s" % (path_in_sandbox, result.stderr[-2000:].decode(errors="replace")))
     written = os.path.getsize(dest)
@@ -171,6 +172,22 @@ async def pieces(path: str) -> AsyncIterator[bytes]:
 
 
 def _run(command: list[str]) -> None:
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    result = _run_bounded(command)
     if result.returncode != 0:
-        raise EngineError("%s failed: %s" % (" ".join(command[:2]), (result.stderr or result.stdout).strip()))
+        said = (result.stderr or result.stdout).decode(errors="replace").strip()
+        raise EngineError("%s failed: %s" % (" ".join(command[:2]), said))
+
+
+def _run_bounded(command: list[str], pass_fds: tuple[int, ...] = ()) -> subprocess.CompletedProcess[bytes]:
+    """Run a capture's tool within STEP_DEADLINE_S (the sandbox stays frozen meanwhile)."""
+    try:
+        return subprocess.run(
+            command,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            pass_fds=pass_fds,
+            timeout=STEP_DEADLINE_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise EngineError("%s took more than %d s" % (" ".join(command[:2]), STEP_DEADLINE_S)) from None
