@@ -93,9 +93,16 @@ def start_host_runner() -> Target:
     run_dir, workspace = os.path.join(base, "run"), os.path.join(base, "ws")
     os.makedirs(run_dir)
     os.makedirs(workspace)
+    home = os.path.join(base, "home")
+    os.makedirs(home)
+    # A home of its own: the host's dotfiles stay out of the runner's login shells (pyenv's
+    # rehash takes a lock file that a process killed at start-up leaves behind for 60 s).
+    env = dict(os.environ, HOME=home)
     with open(os.path.join(base, "runner.log"), "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sandkasten_runner", "--run-dir", run_dir, "--workspace", workspace], stderr=log
+            [sys.executable, "-m", "sandkasten_runner", "--run-dir", run_dir, "--workspace", workspace],
+            stderr=log,
+            env=env,
         )
     target = Target("host", run_dir, os.path.realpath(workspace), os.path.realpath(workspace), process=process)
     return wait_until_ready(target)

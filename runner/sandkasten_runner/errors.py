@@ -15,6 +15,10 @@ INTERNAL = "internal"
 # shell
 SHELL_BUSY = "shell_busy"
 SHELL_UNAVAILABLE = "shell_unavailable"
+# processes beside the shell
+TOO_MANY_JOBS = "too_many_jobs"
+STDIN_CLOSED = "stdin_closed"
+STDIN_FULL = "stdin_full"
 # files
 PATH_OUTSIDE_WORKSPACE = "path_outside_workspace"
 INVALID_PATH = "invalid_path"

@@ -20,6 +20,8 @@ from . import __version__, errors
 from .errors import RunnerError
 from .files import Workspace
 from .health import oom_kills, sandbox_usage
+from .job_ops import JobOps
+from .jobs import Jobs
 from .kernel import Kernel
 from .processes import ChildRegistry, descendants, kill_session
 from .protocol import (
@@ -35,8 +37,9 @@ from .protocol import (
     error_message,
     read_head,
 )
+from .request import Reply, Request, Send
 from .restore import RUNNER_SCRATCH_PREFIX, drain_archive, restore
-from .shell import ExecCancelled, Shell, valid_env_name
+from .shell import ExecCancelled, Shell
 from .terminal import Terminal
 
 DEFAULT_MAX_OUTPUT = 1 << 20
@@ -48,53 +51,6 @@ JOINED_PAYLOAD_BYTES = 1 << 16
 SOCKET_BUFFER_BYTES = 1 << 20
 # Decoding may triple invalid bytes (U+FFFD); the result must fit one payload.
 MAX_OUTPUT_LIMIT = 16 << 20
-
-Send = Callable[[Message, bytes], None]
-Reply = Tuple[Dict[str, Any], bytes]
-
-
-class Request:
-    """One request: its id, arguments, payload, and the way back to the client."""
-
-    def __init__(
-        self, message: Message, payload: bytes, send: Send, conn: socket.socket, incoming: Optional[Incoming] = None
-    ) -> None:
-        self.id = message.get("id")
-        self.op = message.get("op")
-        args = message.get("args", {})
-        if not isinstance(args, dict):
-            raise RunnerError(errors.BAD_REQUEST, "args must be an object")
-        self.args: Dict[str, Any] = args
-        self.payload = payload
-        self.incoming = incoming  # a streamed op's payload, still on the socket
-        self.send = send
-        self.conn = conn
-
-    def arg(self, name: str, kind: Any, default: Any = None, required: bool = False) -> Any:
-        """Fetch and type-check one argument."""
-        if self.args.get(name) is None:
-            if required:
-                raise RunnerError(errors.BAD_REQUEST, "missing argument %r" % name)
-            return default
-        value = self.args[name]
-        # bool is an int in Python; never accept one for the other.
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise RunnerError(errors.BAD_REQUEST, "argument %r must be of type %s" % (name, kind.__name__))
-        return value
-
-    def mode(self, default: int) -> int:
-        """The ``mode`` argument: permission bits."""
-        mode: int = self.arg("mode", int, default)
-        if not 0 <= mode <= 0o7777:
-            raise RunnerError(errors.BAD_REQUEST, "mode must be a permission number from 0 to 0o7777")
-        return mode
-
-    def count(self, name: str, default: Optional[int]) -> Optional[int]:
-        """A non-negative integer argument."""
-        value: Optional[int] = self.arg(name, int, default)
-        if value is not None and value < 0:
-            raise RunnerError(errors.BAD_REQUEST, "argument %r must not be negative" % name)
-        return value
 
 
 class Runner:
@@ -111,6 +67,8 @@ class Runner:
         self.workspace = Workspace(workspace)
         self.shell = Shell(registry, self.workspace.root, os.path.join(scratch_dir, "shell"), env)
         self.kernel = Kernel(registry, run_dir, self.workspace.root, os.path.join(scratch_dir, "kernel"), env)
+        self.jobs = Jobs(registry, self.workspace.root, env)
+        self._job_ops = JobOps(self.jobs, self.workspace)
         self._exec_lock = threading.Lock()
         self._listener: Optional[socket.socket] = None
         self._ops: Dict[str, Callable[[Request], Reply]] = {
@@ -141,6 +99,7 @@ class Runner:
             "restore": self._restore,
             # Cheap, unlike health (which waits for kernel ops): the dashboard polls it.
             "usage": lambda r: (dict(sandbox_usage(), sampled_at=time.time()), b""),
+            **self._job_ops.table(),
         }
 
     # -- socket ---------------------------------------------------------------
@@ -177,7 +136,8 @@ class Runner:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(-1, sig)
             return
-        for leader in (self.shell.pid, self.kernel.pid, *(t.pid for t in list(self._terminals))):
+        terminals = [t.pid for t in list(self._terminals)]
+        for leader in (self.shell.pid, self.kernel.pid, *terminals, *self.jobs.running_pids()):
             if leader is not None:
                 kill_session(leader, sig)
 
@@ -298,49 +258,49 @@ class Runner:
             "last_exit": self.shell.last_exit,
         }
         result["kernel"] = self.kernel.status()
+        result["processes_running"] = len(self.jobs.running_pids())
         return result, b""
 
     def _exec(self, request: Request) -> Reply:
         command = request.arg("command", str, required=True)
         timeout_ms = request.count("timeout_ms", DEFAULT_TIMEOUT_MS)
-        cwd = request.arg("cwd", str)
-        env = request.arg("env", dict, {})
+        cwd = request.cwd(self.workspace)
+        env = request.env()
         max_output = request.count("max_output", DEFAULT_MAX_OUTPUT) or 0
         stream = request.arg("stream", bool, False)
         stdin = request.payload if request.arg("stdin", bool, False) else None
         if max_output > MAX_OUTPUT_LIMIT:
             raise RunnerError(errors.BAD_REQUEST, "max_output may be at most %d bytes" % MAX_OUTPUT_LIMIT)
-        for name, value in env.items():
-            if not (isinstance(value, str) and valid_env_name(name)):
-                raise RunnerError(errors.BAD_REQUEST, "env must map variable names to strings; bad entry %r" % name)
-        if cwd is not None:
-            cwd = self.workspace.resolve(cwd) if not os.path.isabs(cwd) else cwd
-            if not os.path.isdir(cwd):
-                code = errors.NOT_A_DIRECTORY if os.path.exists(cwd) else errors.NOT_FOUND
-                raise RunnerError(code, "cwd %s is not a directory" % request.args["cwd"])
 
-        if not self._exec_lock.acquire(blocking=False):
+        if_busy = request.arg("if_busy", str, "error")
+        if if_busy not in ("error", "process"):
+            raise RunnerError(errors.BAD_REQUEST, "if_busy must be 'error' or 'process'")
+        collected = _OutputCollector(max_output, request.send if stream else None, request.id)
+        oom_before = oom_kills()
+        started = time.monotonic()
+        if self._exec_lock.acquire(blocking=False):
+            try:
+                outcome = self.shell.exec(
+                    command,
+                    collected.feed,
+                    timeout=(timeout_ms or 0) / 1000.0 or None,
+                    cwd=cwd,
+                    env=env,
+                    stdin=stdin,
+                    client=request.conn,
+                )
+            finally:
+                self._exec_lock.release()
+        elif if_busy == "process":
+            outcome = self._job_ops.exec_beside(request, command, timeout_ms, cwd, env, stdin, collected.feed)
+        else:
             raise RunnerError(errors.SHELL_BUSY, "another exec is running in this shell")
-        try:
-            collected = _OutputCollector(max_output, request.send if stream else None, request.id)
-            oom_before = oom_kills()
-            started = time.monotonic()
-            outcome = self.shell.exec(
-                command,
-                collected.feed,
-                timeout=(timeout_ms or 0) / 1000.0 or None,
-                cwd=cwd,
-                env=env,
-                stdin=stdin,
-                client=request.conn,
-            )
-            duration_ms = round((time.monotonic() - started) * 1000, 3)
-        finally:
-            self._exec_lock.release()
+        duration_ms = round((time.monotonic() - started) * 1000, 3)
         summary, output = collected.finish()
         result = dict(outcome)
         result.update(summary)
         result["duration_ms"] = duration_ms
+        result.setdefault("ran_as", "shell")
         oom_after = oom_kills()
         # The kernel killed something for memory while this command ran: say so, since
         # "exit 137" alone reads like any SIGKILL.

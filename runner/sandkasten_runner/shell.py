@@ -52,7 +52,7 @@ class ExecCancelled(Exception):
     """Raised by an output callback whose client went away; the command is stopped."""
 
 
-def _hung_up(client: socket.socket) -> bool:
+def hung_up(client: socket.socket) -> bool:
     """Whether the peer of a readable socket has closed it."""
     try:
         return client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
@@ -265,7 +265,7 @@ class Shell:
                     raise TimeoutError("no sentinel before the deadline")
             ready, _, _ = select.select(watched, [], [], wait)
             if client is not None and client in ready:
-                if _hung_up(client):
+                if hung_up(client):
                     raise ExecCancelled("the client closed the connection")
                 watched.remove(client)  # it sent more: that waits its turn
                 ready.remove(client)

@@ -49,6 +49,7 @@ from .sandbox_network import EgressPolicy
 from .sandbox_spec import EgressAttachment, SandboxLimits
 from .sandboxes import LABEL_SESSION, Sandbox, SandboxFactory, new_sandbox_id
 from .session_ask import LIMIT_NAMES, SessionAsk, check_ask, default_limits
+from .session_jobs import SessionProcesses
 from .snapshot_files import remove_tree
 from .snapshots import Capture, Snapshots
 from .store import Event, SessionRecord, SnapshotRow, open_state_store
@@ -104,6 +105,8 @@ class Engine:
         self.snapshots = Snapshots(
             state_dir, self.store, self.backend, self.pausing, self.workspace_disks, settings.quota
         )
+        self.processes = SessionProcesses(self)  # processes beside each session's shell
+        self.activity_probes.append(self.processes.last_activity)
 
     # -- lifecycle ---------------------------------------------------------------------
 

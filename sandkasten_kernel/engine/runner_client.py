@@ -54,6 +54,7 @@ class ExecResult:
     shell_restarted: bool = False
     shell_exit: str | None = None
     oom_killed: bool = False  # the kernel killed a process of the sandbox for memory meanwhile
+    ran_as: str = "shell"  # "process": the shell was busy, so it ran beside it (if_busy="process")
 
     @classmethod
     def from_reply(cls, result: Mapping[str, Any], output: str) -> ExecResult:
@@ -68,6 +69,7 @@ class ExecResult:
             shell_restarted=result.get("shell_restarted", False),
             shell_exit=result.get("shell_exit"),
             oom_killed=result.get("oom_killed", False),
+            ran_as=result.get("ran_as", "shell"),
         )
 
 
@@ -79,9 +81,10 @@ def _exec_args(
     stdin: bytes | None,
     max_output: int | None,
     stream: bool,
+    if_busy: str | None = None,
 ) -> dict[str, Any]:
     args: dict[str, Any] = {"command": command, "stream": stream, "stdin": stdin is not None}
-    for name, value in (("timeout_ms", timeout_ms), ("cwd", cwd), ("max_output", max_output)):
+    for name, value in (("timeout_ms", timeout_ms), ("cwd", cwd), ("max_output", max_output), ("if_busy", if_busy)):
         if value is not None:
             args[name] = value
     if env:
@@ -298,9 +301,13 @@ class RunnerClient:
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
         max_output: int | None = None,
+        if_busy: str | None = None,
     ) -> ExecResult:
-        """Run ``command`` in the sandbox's shell and wait for its whole output and result."""
-        args = _exec_args(command, timeout_ms, cwd, env, stdin, max_output, stream=False)
+        """Run ``command`` in the sandbox's shell and wait for its whole output and result.
+
+        ``if_busy="process"``: while another exec has the shell, run it as a process beside it.
+        """
+        args = _exec_args(command, timeout_ms, cwd, env, stdin, max_output, stream=False, if_busy=if_busy)
         result, output = await self.request("exec", args, stdin or b"", within_s=_exec_deadline_s(timeout_ms))
         return ExecResult.from_reply(result, output.decode("utf-8"))
 
@@ -313,10 +320,11 @@ class RunnerClient:
         env: Mapping[str, str] | None = None,
         stdin: bytes | None = None,
         max_output: int | None = None,
+        if_busy: str | None = None,
     ) -> AsyncIterator[str | ExecResult]:
         """Yield output text as it comes, then the ``ExecResult`` (its output
         holds everything that was streamed)."""
-        args = _exec_args(command, timeout_ms, cwd, env, stdin, max_output, stream=True)
+        args = _exec_args(command, timeout_ms, cwd, env, stdin, max_output, stream=True, if_busy=if_busy)
         chunks: list[str] = []
         async for message, data in self.frames("exec", args, stdin or b"", within_s=_exec_deadline_s(timeout_ms)):
             if message["type"] == "output":

@@ -6,10 +6,17 @@ its proper status; after that, an error is the stream's last event.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from tornado import web
+from tornado.iostream import StreamClosedError
+
+from sandkasten_kernel.engine import EngineError
+
+from .errors import ApiError, api_error
 
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
@@ -38,3 +45,24 @@ class EventStream:
 
     def finish(self) -> None:
         self.handler.finish(set_content_type=self.content_type)  # type: ignore[call-arg]
+
+    async def relay(self, events: AsyncGenerator[dict[str, Any], None]) -> None:
+        """Send every event, then finish. A client that leaves closes ``events`` (which stops what
+        made them); an engine error once the stream has begun is its last event."""
+        try:
+            async with contextlib.aclosing(events) as source:
+                async for event in source:
+                    await self.send(event)
+        except StreamClosedError:
+            return
+        except EngineError as exc:
+            if not self.started:
+                raise
+            await self.send(error_event(exc))
+        self.finish()
+
+
+def error_event(exc: EngineError | ApiError) -> dict[str, Any]:
+    """An error as a stream's last event."""
+    error = exc if isinstance(exc, ApiError) else api_error(exc)
+    return {"type": "error", **error.body()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,6 @@ def test_the_openapi_document_covers_every_route(api: Api) -> None:
         path = pattern.removeprefix("/sandkasten/api")
         if issubclass(handler, WebSocketHandler) or path == "(?:/.*)?":
             continue  # websockets (described in text: exec/ws under exec, terminal under a session) and the JSON 404
-        path = path.replace("(?P<session_id>[^/]+)", "{session_id}").replace("(?P<name>[^/]+)", "{name}")
+        path = re.sub(r"\(\?P<(\w+)>\[\^/\]\+\)", r"{\1}", path)  # (?P<name>[^/]+) -> {name}
         path = path.replace("(?:/(?P<path>.*))?", "/{path}").replace("/?", "")
         assert path in documented, path

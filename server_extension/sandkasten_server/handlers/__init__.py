@@ -19,12 +19,21 @@ from .admin import (
 from .exec import ExecHandler, ExecSocketHandler
 from .files import ArchiveHandler, FilesHandler
 from .kernel import KernelHandler, KernelInterruptHandler
+from .processes import (
+    ProcessesHandler,
+    ProcessEventsHandler,
+    ProcessHandler,
+    ProcessSignalHandler,
+    ProcessStdinHandler,
+    ProcessWaitHandler,
+)
 from .sessions import RunCodeHandler, SessionHandler, SessionPauseHandler, SessionResumeHandler, SessionsHandler
 from .snapshots import SessionForkHandler, SessionSnapshotsHandler, SnapshotHandler, SnapshotsHandler
 from .terminal import TerminalSocketHandler
 
 API = "/sandkasten/api"
 SESSION = API + r"/sessions/(?P<session_id>[^/]+)"
+PROCESS = SESSION + r"/processes/(?P<pid>[^/]+)"
 
 default_handlers: list[tuple[str, Any]] = [
     (API + r"/sessions/?", SessionsHandler),
@@ -35,6 +44,12 @@ default_handlers: list[tuple[str, Any]] = [
     (SESSION + r"/fork/?", SessionForkHandler),
     (SESSION + r"/exec/?", ExecHandler),
     (SESSION + r"/exec/ws", ExecSocketHandler),
+    (SESSION + r"/processes/?", ProcessesHandler),
+    (PROCESS + r"/?", ProcessHandler),
+    (PROCESS + r"/events/?", ProcessEventsHandler),
+    (PROCESS + r"/wait/?", ProcessWaitHandler),
+    (PROCESS + r"/stdin/?", ProcessStdinHandler),
+    (PROCESS + r"/signal/?", ProcessSignalHandler),
     (SESSION + r"/run_code/?", RunCodeHandler),
     (SESSION + r"/kernel/?", KernelHandler),
     (SESSION + r"/kernel/interrupt/?", KernelInterruptHandler),

@@ -11,20 +11,19 @@ from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
-from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError
 
 from sandkasten_kernel.engine import Engine, EngineError, ExecResult
 
-from ..errors import ApiError, api_error
+from ..errors import ApiError
 from ..schema import validate
-from ..streaming import EventStream
+from ..streaming import EventStream, error_event
 from .base import SandkastenHandler, SandkastenSocketHandler
 
 
 def exec_options(body: dict[str, Any]) -> dict[str, Any]:
     """The runner's exec options from a validated ``ExecRequest``."""
-    options: dict[str, Any] = {name: body[name] for name in ("cwd", "env") if name in body}
+    options: dict[str, Any] = {name: body[name] for name in ("cwd", "env", "if_busy") if name in body}
     for name in ("timeout_ms", "max_output"):
         if name in body:
             options[name] = int(body[name])  # JSON Schema's integers include 5.0
@@ -53,12 +52,6 @@ async def exec_events(engine: Engine, session_id: str, body: dict[str, Any]) -> 
                 yield {"type": "result", **result_json(event, with_output=False)}
 
 
-def error_event(exc: Exception) -> dict[str, Any]:
-    error = api_error(exc) if isinstance(exc, EngineError) else exc
-    assert isinstance(error, ApiError)
-    return {"type": "error", **error.body()}
-
-
 class ExecHandler(SandkastenHandler):
     @web.authenticated
     @authorized
@@ -69,18 +62,7 @@ class ExecHandler(SandkastenHandler):
             result = await self.engine.exec(record.id, body["command"], **exec_options(body))
             self.reply(result_json(result))
             return
-        stream = EventStream(self)
-        try:
-            async with contextlib.aclosing(exec_events(self.engine, record.id, body)) as events:
-                async for event in events:
-                    await stream.send(event)
-        except StreamClosedError:
-            return  # the client left; closing the stream stopped the command
-        except EngineError as exc:
-            if not stream.started:
-                raise
-            await stream.send(error_event(exc))
-        stream.finish()
+        await EventStream(self).relay(exec_events(self.engine, record.id, body))
 
 
 class ExecSocketHandler(SandkastenSocketHandler):

@@ -14,9 +14,8 @@ from sandkasten_kernel.engine import Engine, EngineError, SessionNotFound, Sessi
 
 from ..errors import ApiError
 from ..session_kernels import DEFAULT_MAX_OUTPUT, SessionKernels
-from ..streaming import EventStream
+from ..streaming import EventStream, error_event
 from .base import SandkastenHandler
-from .exec import error_event
 
 DEFAULT_CODE_TIMEOUT_MS = 60_000
 
