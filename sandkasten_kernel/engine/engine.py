@@ -11,6 +11,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import os
 import shlex
 import time
@@ -48,7 +49,7 @@ from .runner_terminal import RunnerTerminal
 from .sandbox_network import EgressPolicy
 from .sandbox_spec import EgressAttachment, SandboxLimits
 from .sandboxes import LABEL_SESSION, Sandbox, SandboxFactory, new_sandbox_id
-from .session_ask import LIMIT_NAMES, SessionAsk, check_ask, default_limits
+from .session_ask import LIMIT_NAMES, SessionAsk, check_ask, checked_ttl, default_limits
 from .session_jobs import SessionProcesses
 from .snapshot_files import remove_tree
 from .snapshots import Capture, Snapshots
@@ -194,6 +195,8 @@ class Engine:
         workspace_owner: str | None = None,
         wants_kernel: bool = False,
         snapshot: str | None = None,
+        labels: dict[str, str] | None = None,
+        idle_timeout_s: int | None = None,
     ) -> SessionRecord:
         """Claim a warm sandbox, or start one cold when none fits or the pool is empty.
 
@@ -203,9 +206,12 @@ class Engine:
         kernel runs is taken first (``pool``). ``network``: true for what the
         configuration allows, or a domain policy ``{"allow": [...], "deny": [...]}``
         within it (``egress_policy``). ``snapshot`` names one of ``workspace_owner``'s
-        snapshots to start from (``snapshots``).
+        snapshots to start from (``snapshots``). ``labels`` are the caller's names for the session;
+        ``idle_timeout_s`` may shorten the configured idle timeout, or be 0 (none) under a ttl.
         """
-        ask = SessionAsk(image, workspace, env, limits, network, ttl_s, owner, workspace_owner, wants_kernel)
+        ask = SessionAsk(
+            image, workspace, env, limits, network, ttl_s, owner, workspace_owner, wants_kernel, labels, idle_timeout_s
+        )
         if snapshot is None:
             return await self._create(ask)
         return await self._create_from(self.snapshots.as_capture(self.snapshots.get(snapshot, workspace_owner)), ask)
@@ -248,7 +254,7 @@ class Engine:
                 created_at=now,
                 last_active=now,
                 ttl_s=checked.ttl_s,
-                idle_timeout_s=self.settings.session.idle_timeout_s,
+                idle_timeout_s=checked.idle_timeout_s,
                 limits=checked.recorded_limits(),
                 network=checked.network,
                 env=env,
@@ -257,6 +263,7 @@ class Engine:
                 workspace_owner=ask.workspace_owner if named else None,
                 egress=checked.policy.as_json() if checked.policy else None,
                 egress_ip=egress.ip if egress else None,
+                labels=checked.labels,
             )
             try:
                 self.store.add_session(record)
@@ -433,6 +440,16 @@ class Engine:
             sandbox = self._sandboxes[record.id] = self._build_sandbox(record)
         return sandbox
 
+    def expire_in(self, session_id: str, seconds: int) -> SessionRecord:
+        """Move the session's end to ``seconds`` from now (its ttl, which time spent paused does not count)."""
+        record = self.get_session(session_id)
+        paused = time.time() - record.paused_at if record.paused_at is not None else 0.0
+        lived = time.time() - record.created_at - record.paused_s - paused
+        ttl_s = checked_ttl(self.settings, math.ceil(lived + seconds))
+        self.store.update(session_id, ttl_s=ttl_s)
+        self.store.add_event(session_id, "ttl_changed", ttl_s=ttl_s)
+        return self.get_session(session_id)
+
     def touch(self, session_id: str, calls: int = 1) -> None:
         """Record use of the session (it is not idle) and count ``calls`` more calls of work on it.
 
@@ -479,7 +496,7 @@ class Engine:
     async def exec(self, session_id: str, command: str, **options: Any) -> ExecResult:
         """Run ``command`` in the session's shell (``RunnerClient.exec`` options) and return its result."""
         async with self.runner(session_id) as runner:
-            result = await runner.exec(command, **options)
+            result = await runner.exec(command, **self._beside_env(session_id, options))
         self.touch(session_id, calls=1)  # counted once it ran; a failed exec is not
         return result
 
@@ -488,9 +505,16 @@ class Engine:
     ) -> AsyncGenerator[str | ExecResult, None]:
         """``exec`` with the output yielded as it comes, then the ``ExecResult``."""
         async with self.runner(session_id) as runner:
-            async for event in runner.exec_stream(command, **options):
+            async for event in runner.exec_stream(command, **self._beside_env(session_id, options)):
                 yield event
         self.touch(session_id, calls=1)
+
+    def _beside_env(self, session_id: str, options: dict[str, Any]) -> dict[str, Any]:
+        """Exec options; one that may run beside a busy shell carries the session's environment, which
+        only the shell has exported."""
+        if options.get("if_busy") != "process":
+            return options
+        return {**options, "env": {**self.get_session(session_id).env, **(options.get("env") or {})}}
 
     async def usage(self, session_id: str) -> dict[str, Any]:
         """The sandbox's processes, memory and cumulative CPU time (for the dashboard; not use of the session).

@@ -23,6 +23,11 @@ LIMIT_NAMES = ("cpus", "memory_mb", "pids")
 LIMIT_MINIMA = {"cpus": 0.25, "memory_mb": 128, "pids": 32}
 
 
+MAX_LABELS = 64
+MAX_LABEL_KEY = 128
+MAX_LABEL_VALUE = 1024
+
+
 @dataclass(frozen=True)
 class SessionAsk:
     """What a new session is asked to be (``Engine.create_session``'s arguments)."""
@@ -36,6 +41,8 @@ class SessionAsk:
     owner: str | None = None
     workspace_owner: str | None = None
     wants_kernel: bool = False
+    labels: dict[str, str] | None = None
+    idle_timeout_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,8 @@ class CheckedAsk:
     workspace: WorkspaceRef | None
     ttl_s: int
     env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    idle_timeout_s: int = 0
 
     def recorded_limits(self) -> dict[str, Any]:
         """The limits as the session's record keeps them."""
@@ -116,8 +125,42 @@ def check_ask(settings: Settings, state_dir: str, ask: SessionAsk) -> CheckedAsk
         if not valid_name(ask.workspace):
             raise EngineError("workspace names are 1-63 letters, digits, '.', '_' or '-', not %r" % ask.workspace)
         named = workspace_ref(state_dir, ask.workspace, ask.workspace_owner)
+    ttl_s = settings.session.ttl_s if ask.ttl_s is None else checked_ttl(settings, ask.ttl_s)
+    network = policy is not None or asked is True
+    idle_timeout_s = checked_idle_timeout(settings, ask.idle_timeout_s, ttl_s)
+    labels = checked_labels(ask.labels)
+    return CheckedAsk(image, limits, network, policy, named, ttl_s, dict(ask.env or {}), labels, idle_timeout_s)
+
+
+def checked_ttl(settings: Settings, ttl_s: int) -> int:
+    """A session's ttl within ``session.ttl_s`` (0 there: no bound)."""
     most = settings.session.ttl_s
-    if ask.ttl_s is not None and (ask.ttl_s < 0 or (most and ask.ttl_s > most)):
-        raise LimitExceeded("ttl_s must be between 0 and %d" % most)
-    ttl_s = most if ask.ttl_s is None else ask.ttl_s
-    return CheckedAsk(image, limits, policy is not None or asked is True, policy, named, ttl_s, dict(ask.env or {}))
+    if ttl_s < 0 or (most and ttl_s > most):
+        raise LimitExceeded("ttl_s must be between 0 and %d (session.ttl_s)" % most)
+    return ttl_s
+
+
+def checked_idle_timeout(settings: Settings, asked: int | None, ttl_s: int) -> int:
+    """The session's idle timeout: the configured one, or a shorter one; 0 (none) only under a ttl,
+    so that something still ends the session."""
+    configured = settings.session.idle_timeout_s
+    if asked is None:
+        return configured
+    if asked < 0 or (configured and asked > configured) or (asked == 0 and configured and not ttl_s):
+        raise LimitExceeded(
+            "idle_timeout_s must be between 1 and %d (session.idle_timeout_s), or 0 with a ttl" % configured
+        )
+    return asked
+
+
+def checked_labels(labels: dict[str, str] | None) -> dict[str, str]:
+    """A session's labels: the caller's own names for it, bounded so a listing stays cheap."""
+    labels = dict(labels or {})
+    if len(labels) > MAX_LABELS:
+        raise LimitExceeded("a session has at most %d labels" % MAX_LABELS)
+    for key, value in labels.items():
+        if not (isinstance(key, str) and isinstance(value, str)) or not 0 < len(key) <= MAX_LABEL_KEY:
+            raise EngineError("labels map names of 1-%d characters to strings" % MAX_LABEL_KEY)
+        if len(value) > MAX_LABEL_VALUE:
+            raise LimitExceeded("the value of label %r is longer than %d characters" % (key, MAX_LABEL_VALUE))
+    return labels

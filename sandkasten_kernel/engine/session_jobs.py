@@ -49,10 +49,16 @@ class SessionProcesses:
 
     async def start(self, session_id: str, command: str, **options: Any) -> ProcessInfo:
         """Start ``command`` beside the shell (``runner_jobs.spawn_args`` options) and return at once."""
+        args = self._spawn_args(session_id, command, options)
         async with self._engine.runner(session_id) as runner:
-            info = await runner_jobs.spawn(runner, runner_jobs.spawn_args(command, **options))
+            info = await runner_jobs.spawn(runner, args)
         self._engine.touch(session_id, calls=1)
         return info
+
+    def _spawn_args(self, session_id: str, command: str, options: dict[str, Any]) -> dict[str, Any]:
+        """The spawn's arguments; its environment has the session's (which the shell has exported) under its own."""
+        env = {**self._engine.get_session(session_id).env, **(options.pop("env", None) or {})}
+        return runner_jobs.spawn_args(command, env=env, **options)
 
     async def start_and_follow(
         self, session_id: str, command: str, **options: Any
@@ -61,8 +67,8 @@ class SessionProcesses:
 
         Closing the generator early detaches; the process runs on.
         """
+        args = self._spawn_args(session_id, command, options)
         self._engine.touch(session_id, calls=1)
-        args = runner_jobs.spawn_args(command, **options)
         async with self._following(session_id) as runner:
             async for event in runner_jobs.follow(runner, args):
                 yield event

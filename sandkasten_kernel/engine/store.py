@@ -32,7 +32,7 @@ from typing import Any
 from .errors import StoreError as StoreError  # re-exported: callers import it from here
 
 STORE_FILE = "sandkasten.db"  # in the state directory
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     egress_ip TEXT UNIQUE,
     egress_refused INTEGER NOT NULL DEFAULT 0,
     paused_at REAL,
-    paused_s REAL NOT NULL DEFAULT 0
+    paused_s REAL NOT NULL DEFAULT 0,
+    labels TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS workspaces (
     volume TEXT PRIMARY KEY,
@@ -114,6 +115,7 @@ MIGRATIONS = {
         "ALTER TABLE sessions ADD COLUMN paused_s REAL NOT NULL DEFAULT 0",
     ],
     5: [],  # the snapshots and images tables (SCHEMA makes them)
+    6: ["ALTER TABLE sessions ADD COLUMN labels TEXT NOT NULL DEFAULT '{}'"],
 }
 
 
@@ -144,6 +146,7 @@ class SessionRecord:
     egress_refused: int = 0  # connections the proxy refused
     paused_at: float | None = None  # since when it is paused (status paused), else None
     paused_s: float = 0.0  # seconds it spent paused before, which its ttl does not count
+    labels: dict[str, str] = field(default_factory=dict)  # the creator's own names for it (E2B's metadata)
 
     def public(self) -> dict[str, Any]:
         """The record as the API shows it (no host paths, no env values)."""
@@ -208,7 +211,7 @@ class Event:
     detail: dict[str, Any]
 
 
-_JSON_FIELDS = ("limits", "env", "egress")
+_JSON_FIELDS = ("limits", "env", "egress", "labels")
 _BOOL_FIELDS = ("network", "warm")
 
 

@@ -19,6 +19,7 @@ from traitlets.config import Config
 from sandkasten_kernel.engine import CONFIG_CLASSES, ConfigError, find_config, load_settings
 from sandkasten_kernel.kernelspecs import allowed_images, kernel_name, write_kernelspec
 
+from .e2b import SandboxTokens, e2b_handlers
 from .handlers import default_handlers
 from .service import SandkastenService
 
@@ -55,6 +56,7 @@ class SandkastenApp(ExtensionApp):
         assert self.serverapp is not None
         self.service = SandkastenService(settings, path, self.serverapp.kernel_manager, problem=problem)
         self.settings["sandkasten_service"] = self.service
+        self.settings["sandkasten_e2b_tokens"] = SandboxTokens(settings.server.state_dir)
         if self.service.built is not None:
             self._add_kernelspecs()
         log.info(
@@ -76,6 +78,7 @@ class SandkastenApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers)
+        self.handlers.extend(e2b_handlers)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         await self.service.start()

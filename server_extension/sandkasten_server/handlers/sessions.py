@@ -67,6 +67,8 @@ class SessionsHandler(SandkastenHandler):
             workspace_owner=self.workspace_owner,
             wants_kernel=bool(body.get("with_kernel") or body.get("warm_kernel")),
             snapshot=body.get("snapshot"),
+            labels=body.get("labels"),
+            idle_timeout_s=body.get("idle_timeout_s"),
         )
         if body.get("with_kernel"):
             try:
