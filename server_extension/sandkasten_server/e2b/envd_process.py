@@ -82,9 +82,11 @@ async def find_pid(call: RpcCall, selector: Message) -> int:
     raise RpcError("not_found", "process with tag %s not found" % tag)
 
 
-async def events(infos_and_output: AsyncIterator[ProcessInfo | ProcessOutput]) -> AsyncGenerator[Message, None]:
-    """Runner events as envd's: start, data (stdout or stderr, base64), end; a timeout is envd's deadline."""
-    started = False
+async def events(
+    infos_and_output: AsyncIterator[ProcessInfo | ProcessOutput], started: bool = False
+) -> AsyncGenerator[Message, None]:
+    """Runner events as envd's: start (unless ``started``), data (stdout or stderr, base64), end; a timeout
+    is envd's deadline."""
     async for event in infos_and_output:
         if isinstance(event, ProcessOutput):
             yield {"event": {"data": {event.stream: b64(event.data)}}}
@@ -126,9 +128,10 @@ async def connect(call: RpcCall, message: Message) -> AsyncGenerator[Message, No
     pid = await find_pid(call, selected_pid(call, message))
     info = await call.engine.processes.get(call.record.id, pid)
     # envd does not replay: only what comes from now on, after the start event.
+    yield {"event": {"start": {"pid": pid}}}
     following = call.engine.processes.follow(call.record.id, pid, after=info.last_seq)
     async with contextlib.aclosing(following):
-        async for event in events(following):
+        async for event in events(following, started=True):
             yield event
 
 

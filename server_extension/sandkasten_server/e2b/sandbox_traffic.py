@@ -61,24 +61,33 @@ class SandboxTrafficHandler(E2BHandler):
     _client_stream: asyncio.Future[Message] | None = None
     _envelopes: EnvelopeReader | None = None
     _client_error: RpcError | None = None
+    _refusal: Exception | None = None
 
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()
+        self._body = bytearray()
+        self._limit = self.service.settings.quota.max_body_mb << 20
+        self.request.connection.set_max_body_size(1 << 62)  # type: ignore[union-attr]  # counted here instead
+        try:
+            self._route_call()
+        except (E2BError, EngineError) as exc:
+            # Answered once the body is read: a reply before it would close the connection, which
+            # an SDK's pool then reuses (and fails on).
+            self._refusal = exc
+
+    def _route_call(self) -> None:
         self.path_in_sandbox = re.sub("/+", "/", self.path_kwargs.get("path") or "").strip("/")
         self.port = self.request.headers.get("E2b-Sandbox-Port", ENVD_PORT)
         self.record = self._sandbox()
         method = self.request.method or "GET"
         rpc = RPCS.get(self.path_in_sandbox) if self.port == ENVD_PORT else None
-        if rpc is not None:
-            if method != "POST":
-                raise E2BError(405, "RPCs are POSTed")
-            self._rpc = rpc
-        else:
+        if rpc is None:
             self._route = self._find_route(method)
-        self._body = bytearray()
-        self._limit = self.service.settings.quota.max_body_mb << 20
-        self.request.connection.set_max_body_size(1 << 62)  # type: ignore[union-attr]  # counted here instead
-        if rpc is not None and rpc.kind == "client":
+            return
+        if method != "POST":
+            raise E2BError(405, "RPCs are POSTed")
+        self._rpc = rpc
+        if rpc.kind == "client":
             self._start_client_stream(rpc)
 
     def _sandbox(self) -> SessionRecord:
@@ -109,7 +118,7 @@ class SandboxTrafficHandler(E2BHandler):
     # -- the body ------------------------------------------------------------------------
 
     def data_received(self, chunk: bytes) -> None:
-        if self._finished:
+        if self._finished or self._refusal is not None:
             return
         if self._envelopes is not None and self._inputs is not None:
             try:
@@ -143,6 +152,8 @@ class SandboxTrafficHandler(E2BHandler):
         await self._answer()
 
     async def _answer(self) -> None:
+        if self._refusal is not None:
+            raise self._refusal
         if self._route is not None:
             answer, groups = self._route
             await answer(self, *groups)
