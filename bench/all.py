@@ -21,6 +21,8 @@
     cached) and repeated (nothing changed: a no-op).
 14. snapshots: pause and resume; snapshot, session from it and fork of 4 of a session with 100 MB in /workspace
     (tmpfs, and a named workspace); a session from a snapshot holding numpy next to pip install in a fresh one.
+15. e2b: E2B's own SDK, create to first command, next to Sandkasten's SDK; five commands at once in one sandbox
+    (processes beside the shell, and E2B's commands) next to five one after another.
 
 Writes bench/results/<date>.json (``--quick``: <date>-quick.json) and one PNG per
 figure beside it (<date>-<figure>.png), prints a table and marks each target met
@@ -56,6 +58,7 @@ from bench.figures import (
     concurrency,
     custom_image_build,
     density,
+    e2b,
     egress,
     exec_round_trip,
     file_transfer,
@@ -84,6 +87,7 @@ SERVED_FIGURES = (
     "client_kernels",
     "bursts",
     "snapshots",
+    "e2b",
     "concurrency",
 )
 FIGURES = KERNEL_FIGURES + SERVED_FIGURES + ("image_build", "custom_image_build", "egress")
@@ -143,6 +147,7 @@ async def served_figures(client: docker.DockerClient, sizes: Sizes, only: set[st
         "client_kernels": client_kernels,
         "bursts": bursts,
         "snapshots": snapshots,
+        "e2b": e2b,
         "concurrency": concurrency,  # last: the heaviest
     }
     served = launcher.start(SERVER_CONFIG)

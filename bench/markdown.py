@@ -200,7 +200,30 @@ def _later_figures(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows += _egress(r["egress"])
     if "snapshots" in r:
         rows += _snapshots(r["snapshots"])
+    if "e2b" in r:
+        rows += _e2b(r["e2b"])
     return rows
+
+
+def _e2b(g: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Figure 15: E2B's SDK against Sandkasten next to its own, and five commands at once in one sandbox."""
+    five, speedups = g["five_commands"], g["speedup"]
+    return [
+        ("**15. E2B's SDK, and commands at once**", "", ""),
+        ("E2B `AsyncSandbox.create()` to first `commands.run` (warm)", _t(g["e2b_create_to_first_command"]), ""),
+        ("Sandkasten SDK `create_session` to first `exec` (warm)", _t(g["sdk_create_to_first_exec"]), ""),
+        ("five `sleep 0.5` one after another (the shell)", _t(five["sequential"]), ""),
+        (
+            "five at once (exec `if_busy: process`)",
+            _t(five["concurrent"]),
+            "**%sx**" % speedups["concurrent_vs_sequential"],
+        ),
+        (
+            "five at once (E2B `commands.run`)",
+            _t(five["e2b_concurrent"]),
+            "%sx" % speedups["e2b_concurrent_vs_sequential"],
+        ),
+    ]
 
 
 def _snapshots(g: dict[str, Any]) -> list[tuple[str, str, str]]:

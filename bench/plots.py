@@ -254,6 +254,29 @@ def egress(figures: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def e2b(figures: dict[str, Any], path: Path) -> Path:
+    five = figures["five_commands"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 2.6))
+    _bars(
+        left,
+        [
+            ("E2B SDK: create -> first command", figures["e2b_create_to_first_command"], BASELINE),
+            ("Sandkasten SDK: create -> first exec", figures["sdk_create_to_first_exec"], SANDKASTEN),
+        ],
+        "15. Create to first command (warm)",
+    )
+    _bars(
+        right,
+        [
+            ("one after another (shell)", five["sequential"], BASELINE),
+            ("at once, beside the shell", five["concurrent"], SANDKASTEN),
+            ("at once, E2B commands", five["e2b_concurrent"], SANDKASTEN),
+        ],
+        "15. Five `sleep 0.5` in one sandbox",
+    )
+    return _save(fig, path)
+
+
 def _size(n: int) -> str:
     return "%d MB" % (n // 1_000_000) if n >= 1_000_000 else "%d KB" % (n // 1000)
 
@@ -272,6 +295,7 @@ PLOTS = {
     "client_kernels": client_kernels,
     "bursts": bursts,
     "egress": egress,
+    "e2b": e2b,
 }
 
 

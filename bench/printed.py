@@ -91,6 +91,17 @@ def _snapshots(figures: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _e2b(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    five, speedups = figures["five_commands"], figures["speedup"]
+    return [
+        ("15. E2B SDK: create to first command", _ms(figures["e2b_create_to_first_command"])),
+        ("  Sandkasten SDK: create to first exec", _ms(figures["sdk_create_to_first_exec"])),
+        ("15. five commands, one after another", _ms(five["sequential"])),
+        ("  at once, beside the shell (%sx)" % speedups["concurrent_vs_sequential"], _ms(five["concurrent"])),
+        ("  at once, E2B commands (%sx)" % speedups["e2b_concurrent_vs_sequential"], _ms(five["e2b_concurrent"])),
+    ]
+
+
 def _egress(figures: dict[str, Any]) -> list[tuple[str, str]]:
     out = [("12. egress: GET, a fresh connection each", figures["url"])]
     for scheme in ("http", "https"):
@@ -195,6 +206,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         out += _egress(results["egress"])
     if "snapshots" in results:
         out += _snapshots(results["snapshots"])
+    if "e2b" in results:
+        out += _e2b(results["e2b"])
     if "image_build" in results:
         built = results["image_build"]
         out += _paths("9. images build", built)

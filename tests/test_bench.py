@@ -50,6 +50,7 @@ FIGURES = [
     "client_kernels",
     "bursts",
     "egress",
+    "e2b",
 ]
 NOTHING_LEFT = {"sessions": 0, "containers": 0, "run_dirs": 0}
 

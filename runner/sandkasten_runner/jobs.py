@@ -17,7 +17,7 @@ import select
 import signal
 import threading
 import time
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from . import errors
 from .errors import RunnerError
@@ -226,7 +226,9 @@ class Jobs:
         readers = {out_r: "stdout"} if merge_stderr else {out_r: "stdout", err_r: "stderr"}
         deadline = time.monotonic() + timeout if timeout else None
         try:
-            threading.Thread(target=_pump, args=(job, readers, deadline), name="job-%d" % job.pid, daemon=True).start()
+            threading.Thread(
+                target=_pump, args=(job, readers, deadline, self._registry.reap), name="job-%d" % job.pid, daemon=True
+            ).start()
         except RuntimeError:  # no thread to be had: the pids limit is used up
             kill_session(job.pid)
             job.child.exited.wait(2)
@@ -266,10 +268,15 @@ class Jobs:
             return [job.pid for job in self._jobs.values() if not job.ended]
 
 
-def _pump(job: Job, readers: Dict[int, str], deadline: Optional[float]) -> None:
-    """Move the job's output into it until its leader exits, then read what the pipes still hold."""
+def _pump(job: Job, readers: Dict[int, str], deadline: Optional[float], reap: Callable[[], None]) -> None:
+    """Move the job's output into it until its leader exits, then read what the pipes still hold.
+
+    SIGCHLD may land on any thread while the reaper runs on the main one, which then
+    notices only at its next round: so this thread reaps too, when the pipes go quiet.
+    """
     open_fds = list(readers)
     drain_until: Optional[float] = None  # set once the leader has exited
+    pause = 0.005  # how long to wait before reaping again while nothing happens; doubles up to POLL_SECONDS
     try:
         while True:
             now = time.monotonic()
@@ -280,12 +287,19 @@ def _pump(job: Job, readers: Dict[int, str], deadline: Optional[float]) -> None:
                 job.signal(signal.SIGKILL)
             if drain_until is not None and (not open_fds or now >= drain_until):
                 break
-            if not open_fds:  # the leader closed its output but runs on
-                job.child.exited.wait(POLL_SECONDS)
+            if not open_fds:  # the leader closed its output: it has ended, or runs on without it
+                reap()
+                job.child.exited.wait(pause)
+                pause = min(pause * 2, POLL_SECONDS)
                 continue
-            ready, _, _ = select.select(open_fds, [], [], 0 if drain_until is not None else POLL_SECONDS)
-            if drain_until is not None and not ready:
-                break  # the leader is gone and its pipes hold nothing more
+            ready, _, _ = select.select(open_fds, [], [], 0 if drain_until is not None else pause)
+            if not ready:
+                if drain_until is not None:
+                    break  # the leader is gone and its pipes hold nothing more
+                reap()
+                pause = min(pause * 2, POLL_SECONDS)
+                continue
+            pause = 0.005
             for fd in ready:
                 try:
                     data = os.read(fd, READ_BYTES)
