@@ -216,12 +216,12 @@ def _e2b(g: dict[str, Any]) -> list[tuple[str, str, str]]:
         (
             "five at once (exec `if_busy: process`)",
             _t(five["concurrent"]),
-            "**%sx**" % speedups["concurrent_vs_sequential"],
+            "**%sx**" % speedups["concurrent_vs_sequential"]["median"],
         ),
         (
             "five at once (E2B `commands.run`)",
             _t(five["e2b_concurrent"]),
-            "%sx" % speedups["e2b_concurrent_vs_sequential"],
+            "%sx" % speedups["e2b_concurrent_vs_sequential"]["median"],
         ),
     ]
 

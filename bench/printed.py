@@ -97,8 +97,11 @@ def _e2b(figures: dict[str, Any]) -> list[tuple[str, str]]:
         ("15. E2B SDK: create to first command", _ms(figures["e2b_create_to_first_command"])),
         ("  Sandkasten SDK: create to first exec", _ms(figures["sdk_create_to_first_exec"])),
         ("15. five commands, one after another", _ms(five["sequential"])),
-        ("  at once, beside the shell (%sx)" % speedups["concurrent_vs_sequential"], _ms(five["concurrent"])),
-        ("  at once, E2B commands (%sx)" % speedups["e2b_concurrent_vs_sequential"], _ms(five["e2b_concurrent"])),
+        ("  at once, beside the shell (%sx)" % speedups["concurrent_vs_sequential"]["median"], _ms(five["concurrent"])),
+        (
+            "  at once, E2B commands (%sx)" % speedups["e2b_concurrent_vs_sequential"]["median"],
+            _ms(five["e2b_concurrent"]),
+        ),
     ]
 
 
