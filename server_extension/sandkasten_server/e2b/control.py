@@ -23,6 +23,8 @@ from .tokens import SandboxTokens
 TEMPLATES = {"base": "python", "code-interpreter-v1": "python"}
 WITH_KERNEL = {"code-interpreter-v1"}  # templates whose sandboxes run code first thing: a warm kernel
 DEFAULT_TIMEOUT_S = 300
+# Parts of a create that have no meaning here: refused rather than ignored.
+UNSUPPORTED_CREATE = ("mcp", "network", "volumeMounts", "autoResume", "iam")
 LIST_LIMIT = 100
 
 
@@ -128,6 +130,9 @@ class SandboxesHandler(ControlHandler):
             raise E2BError(404, "template '%s' not found: use base, code-interpreter-v1 or an image's name" % template)
         if body.get("autoPause"):
             raise E2BError(400, "autoPause is not supported: pause with Sandbox.pause(), resume with connect")
+        for name in UNSUPPORTED_CREATE:
+            if body.get(name):
+                raise E2BError(400, "%s is not supported by Sandkasten's E2B API (docs/e2b.md)" % name)
         timeout = seconds(body, "timeout", DEFAULT_TIMEOUT_S) or DEFAULT_TIMEOUT_S
         network = body.get("allow_internet_access")
         if network is not None and not isinstance(network, bool):
