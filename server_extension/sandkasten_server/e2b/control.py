@@ -186,6 +186,7 @@ class SandboxHandler(ControlHandler):
 
     async def delete(self, sandbox_id: str) -> None:
         record = self.sandbox(sandbox_id)
+        self.service.kernels.let_go(record)  # as the REST delete: else Jupyter's restarter brings it back
         await self.engine.destroy_session(record.id, "killed through the E2B API")
         self.set_status(204)
         self.finish()
