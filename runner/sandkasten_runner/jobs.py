@@ -289,10 +289,13 @@ def _pump(job: Job, readers: Dict[int, str], deadline: Optional[float], reap: Ca
                 break
             if not open_fds:  # the leader closed its output: it has ended, or runs on without it
                 reap()
-                job.child.exited.wait(pause)
+                job.child.exited.wait(pause if deadline is None else max(0.0, min(pause, deadline - now)))
                 pause = min(pause * 2, POLL_SECONDS)
                 continue
-            ready, _, _ = select.select(open_fds, [], [], 0 if drain_until is not None else pause)
+            wait = 0.0 if drain_until is not None else pause
+            if deadline is not None and drain_until is None:
+                wait = max(0.0, min(wait, deadline - now))  # the kill comes at the deadline, not a poll later
+            ready, _, _ = select.select(open_fds, [], [], wait)
             if not ready:
                 if drain_until is not None:
                     break  # the leader is gone and its pipes hold nothing more
