@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .engine import Engine, EngineError
+from .engine.workspace_names import name_from_template
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,13 @@ class EngineSandboxes(KernelSandboxes):
 
     async def claim(self, kernel_id: str, wanted: SandboxRequest) -> str:
         user = self.kernel_user() if self.kernel_user is not None else None
+        workspace = wanted.workspace or self.engine.settings.workspace.kernels or None
+        if workspace is not None and "{username}" in workspace:
+            # A workspace per person: a kernel nobody asked for (an agent's) gets none.
+            workspace = name_from_template(workspace, user.owner) if user is not None else None
         record = await self.engine.create_session(
             image=wanted.image,
-            workspace=wanted.workspace,
+            workspace=workspace,
             limits=wanted.limits,
             network=wanted.network,
             owner=user.owner if user else "kernel:%s" % kernel_id,

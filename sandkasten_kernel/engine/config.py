@@ -30,6 +30,7 @@ from .egress_match import ipv4_network
 from .egress_policy import DomainPolicy, parse_policy
 from .errors import ConfigError as ConfigError  # re-exported: callers import it from here
 from .pool_demand import PoolSize
+from .pool_schedule import Schedule, parse_schedule, time_zone
 
 
 class Sandkasten(Configurable):
@@ -102,6 +103,21 @@ class SandkastenWorkspace(Configurable):
         help="Size of a named workspace, MiB: a disk image of its own, so it cannot fill the host's disk "
         "(takes effect for workspaces made from then on).",
     ).tag(config=True)
+    kernels = Unicode(
+        "",
+        help="A named workspace for every kernel whose kernelspec names none, from a template: {username} "
+        "is the kernel's owner (their JupyterHub name), so each student's kernels share one workspace of "
+        'theirs, which no one else reaches. Example: "{username}". Empty: kernels get a fresh /workspace.',
+    ).tag(config=True)
+
+    @validate("kernels")
+    def _template(self, proposal: dict[str, Any]) -> str:
+        value = str(proposal["value"])
+        try:
+            value.format(username="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise TraitError("a template with {username} only: %s" % exc) from None
+        return value
 
     @validate("size_mb")
     def _positive(self, proposal: dict[str, Any]) -> int:
@@ -135,6 +151,26 @@ class SandkastenPool(Configurable):
         "each further period); only for images given as {min, max}.",
     ).tag(config=True)
 
+    schedule = List(
+        Dict(),
+        [],
+        help="Sizes that follow the clock, for classes at known times: a list of `{cron: '<minute hour "
+        "day-of-month month day-of-week>', images: {image: size}}`, e.g. `[{cron: '50 8 * * MON', images: "
+        "{python: 30}}, {cron: '0 11 * * MON', images: {python: 2}}]`. Cron fields take `*`, lists, ranges, "
+        "steps and the names JAN..DEC and SUN..SAT (0 and 7 are Sunday; when both day fields are restricted, "
+        "either matching fires). At each minute the entry that fired last holds (the last in the list, if two "
+        "fire together), at start-up too (looking back up to 7 days), until the next one fires; its sizes "
+        "replace pool.images' for the images it names, and each of those targets is set to its floor. A count "
+        "is the floor, and pool.images' max stays the ceiling when it is higher, so misses still grow the "
+        "pool; `{min, max}` sets both; `images: {}` brings pool.images back. A resize through the API holds "
+        "until the next entry fires.",
+    ).tag(config=True)
+    schedule_timezone = Unicode(
+        "",
+        help="The time zone pool.schedule's cron expressions are read in: an IANA name (Europe/Berlin), or "
+        "empty for the server's local time (as cron does; in a container that is usually UTC unless TZ is set).",
+    ).tag(config=True)
+
     @validate("images")
     def _sizes(self, proposal: dict[str, Any]) -> dict[str, Any]:
         sizes = dict(proposal["value"])
@@ -144,6 +180,22 @@ class SandkastenPool(Configurable):
             except ValueError as exc:
                 raise TraitError("pool size of %r: %s" % (image, exc)) from None
         return sizes
+
+    @validate("schedule")
+    def _schedule(self, proposal: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            parse_schedule(proposal["value"])
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
+        return list(proposal["value"])
+
+    @validate("schedule_timezone")
+    def _time_zone(self, proposal: dict[str, Any]) -> str:
+        try:
+            time_zone(proposal["value"])
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
+        return str(proposal["value"])
 
     @validate("parallel_starts")
     def _at_least_one(self, proposal: dict[str, Any]) -> int:
@@ -411,6 +463,21 @@ class Settings:
         """The warm pool's floor and ceiling per image reference (``pool.images``)."""
         return {self.resolve_image(name): PoolSize.parse(size) for name, size in self.pool.images.items()}
 
+    def pool_schedule(self) -> Schedule:
+        """``pool.schedule`` with its time zone (``pool_schedule``)."""
+        return Schedule(parse_schedule(self.pool.schedule), time_zone(self.pool.schedule_timezone))
+
+    def check_pool_schedule(self) -> None:
+        """Refuse a schedule entry naming an image sessions may not use (ConfigError naming the entry): it
+        would otherwise be found only when the entry fires, perhaps minutes before a class."""
+        for entry in parse_schedule(self.pool.schedule):
+            for name in entry.images:
+                if not self.allows_image(name):
+                    raise ConfigError(
+                        "pool.schedule[%d] (cron %r): image %r is not allowed; allowed: %s"
+                        % (entry.index, entry.cron.text, name, ", ".join(self.security.allowed_images))
+                    )
+
 
 def _short_name(reference: str, known: set[str]) -> str:
     repository, _, name = reference.partition(":")
@@ -470,7 +537,12 @@ def settings_from(config: Config, source: str = "configuration") -> Settings:
             except TraitError as exc:
                 raise ConfigError("%s: bad value for '%s%s': %s" % (source, prefix, option, _reason(exc))) from None
         built[section] = instance
-    return Settings(**built)  # type: ignore[arg-type]
+    settings = Settings(**built)  # type: ignore[arg-type]
+    try:
+        settings.check_pool_schedule()
+    except ConfigError as exc:
+        raise ConfigError("%s: %s" % (source, exc)) from None
+    return settings
 
 
 CONFIG_ENV = "SANDKASTEN_CONFIG"

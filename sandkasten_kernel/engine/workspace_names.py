@@ -58,3 +58,10 @@ def workspace_ref(state_dir: str, name: str, owner: str | None) -> WorkspaceRef:
 def valid_name(name: str) -> bool:
     """Whether ``name`` may name a workspace: 1-63 letters, digits, '.', '_' or '-'."""
     return WORKSPACE_NAME.fullmatch(name) is not None  # fullmatch: "$" alone lets a final newline in
+
+
+def name_from_template(template: str, username: str) -> str:
+    """A workspace name from ``template`` with ``{username}`` filled in; characters a workspace name cannot
+    hold become ``-`` (the name is within its owner's, so two users' names never meet)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", template.format(username=username)).lstrip("-_.")[:63]
+    return name or "workspace"

@@ -19,6 +19,7 @@ from traitlets.config import Config
 from sandkasten_kernel.engine import CONFIG_CLASSES, ConfigError, find_config, load_settings
 from sandkasten_kernel.kernelspecs import allowed_images, kernel_name, write_kernelspec
 
+from . import hub
 from .e2b import SandboxTokens, e2b_handlers
 from .handlers import default_handlers
 from .service import SandkastenService
@@ -57,6 +58,11 @@ class SandkastenApp(ExtensionApp):
         self.service = SandkastenService(settings, path, self.serverapp.kernel_manager, problem=problem)
         self.settings["sandkasten_service"] = self.service
         self.settings["sandkasten_e2b_tokens"] = SandboxTokens(settings.server.state_dir)
+        if hub.uses_hub_login(self.serverapp):
+            # Tornado's own XSRF check runs before a handler knows whether a Hub token came
+            # with the request; Jupyter's handlers check again once it does (as JupyterHub's
+            # single-user servers do).
+            self.settings["xsrf_cookies"] = False
         if self.service.built is not None:
             self._add_kernelspecs()
         log.info(

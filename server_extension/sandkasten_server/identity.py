@@ -24,6 +24,8 @@ from jupyter_server.auth.identity import IdentityProvider, PasswordIdentityProvi
 from sandkasten_kernel.engine import Settings
 from sandkasten_kernel.provisioner import KernelUser
 
+from .hub import hub_admin
+
 SINGLE_USER_PROVIDERS = (IdentityProvider, PasswordIdentityProvider)
 LOCAL_USER = "local"
 
@@ -43,7 +45,8 @@ def workspace_owner_of(handler: Any) -> str | None:
 
 
 def is_admin(handler: Any, settings: Settings) -> bool:
-    return single_user(handler) or owner_of(handler) in settings.security.admin_users
+    """A single-user server's one person, a user ``security.admin_users`` names, or a JupyterHub admin."""
+    return single_user(handler) or owner_of(handler) in settings.security.admin_users or hub_admin(handler.current_user)
 
 
 def kernel_user() -> KernelUser | None:

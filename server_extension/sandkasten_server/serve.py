@@ -36,6 +36,7 @@ from sandkasten_kernel.engine import (
 )
 from sandkasten_kernel.kernelspecs import allowed_images, kernel_name
 
+from . import hub
 from .sandboxed_kernelspecs import SandboxedKernelSpecManager
 
 
@@ -146,6 +147,8 @@ def server_config(config_path: str, extra: list[str]) -> Config:
     config.ServerApp.max_body_size = (settings.quota.max_body_mb + 1) << 20
     config.IdentityProvider.token = settings.server.api_key
     config.SandkastenApp.sandkasten_config = os.path.abspath(config_path)
+    if hub.under_hub():
+        hub.configure(config)
     return config
 
 
