@@ -10,12 +10,12 @@ export function step(text) {
   console.log(`e2e: ${text}`);
 }
 
-/** A JSON caller for the routes under `root` (a URL), with the API key. */
-export function jsonCaller(root) {
+/** A JSON caller for the routes under `root` (a URL), with the API key (and `headers`, if given). */
+export function jsonCaller(root, headers = {}) {
   return async function call(method, path, body) {
     const response = await fetch(`${root}/${path}`, {
       method,
-      headers: { Authorization: `token ${key}`, 'Content-Type': 'application/json' },
+      headers: { Authorization: `token ${key}`, 'Content-Type': 'application/json', ...headers },
       body: body === undefined ? undefined : JSON.stringify(body)
     });
     if (!response.ok) {

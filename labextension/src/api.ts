@@ -39,7 +39,13 @@ export interface Session {
   /** Connections the filtering proxy refused so far. */
   egress_refused?: number;
   kernel_id?: string | null;
-  kernel?: { id: string; execution_state?: string | null } | null;
+  kernel?: {
+    id: string;
+    execution_state?: string | null;
+    connections?: number;
+    /** Jupyter's time of the kernel's last message (ISO 8601). */
+    last_activity?: string | null;
+  } | null;
   usage?: SessionUsage | null;
 }
 

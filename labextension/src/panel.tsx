@@ -9,6 +9,8 @@ import { DashboardModel, Part } from './model';
 import { ConfigEditor } from './configEditor';
 import { ImageInfo, Pool, Session, Workspace } from './api';
 import { sparklinePath } from './sparkline';
+import { SessionsView, defaultView, toRows } from './sessionRows';
+import { SessionTable, SetTableState, TableState, initialTableState } from './sessionTable';
 import {
   formatBytes,
   formatDuration,
@@ -32,6 +34,35 @@ export interface PanelActions {
 const TABS = ['Sessions', 'Pool', 'Images', 'Workspaces', 'Config', 'Events'] as const;
 type Tab = (typeof TABS)[number];
 const SPARK_WINDOW_S = 600;
+/** Where the user's choice of cards or table is kept (per browser). */
+const VIEW_KEY = 'sandkasten:sessions-view';
+
+function storedView(): SessionsView | null {
+  try {
+    const view = window.localStorage.getItem(VIEW_KEY);
+    return view === 'cards' || view === 'table' ? view : null;
+  } catch {
+    return null; // storage off: the default by count
+  }
+}
+
+function storeView(view: SessionsView): void {
+  try {
+    window.localStorage.setItem(VIEW_KEY, view);
+  } catch {
+    // storage off: the choice lasts while the page does
+  }
+}
+
+/** The Sessions tab's view and table, kept by the panel so a refresh or another tab loses neither. */
+interface SessionsUi {
+  chosen: SessionsView | null;
+  /** Without a choice, the view the first listing called for; kept, so the view never flips as sessions come and go. */
+  auto: React.MutableRefObject<SessionsView | null>;
+  choose: (view: SessionsView) => void;
+  table: TableState;
+  setTable: SetTableState;
+}
 
 export class DashboardPanel extends ReactWidget {
   constructor(
@@ -77,7 +108,20 @@ export class DashboardPanel extends ReactWidget {
 
 function Dashboard(props: { model: DashboardModel; actions: PanelActions }): JSX.Element {
   const [tab, setTab] = React.useState<Tab>('Sessions');
+  const [chosen, setChosen] = React.useState<SessionsView | null>(storedView);
+  const [table, setTable] = React.useState<TableState>(initialTableState);
+  const auto = React.useRef<SessionsView | null>(null);
   const { model, actions } = props;
+  const ui: SessionsUi = {
+    chosen,
+    auto,
+    choose: view => {
+      storeView(view);
+      setChosen(view);
+    },
+    table,
+    setTable
+  };
   return (
     <div className="jp-Sandkasten-body">
       <div className="jp-Sandkasten-header">
@@ -105,7 +149,7 @@ function Dashboard(props: { model: DashboardModel; actions: PanelActions }): JSX
             {() => {
               switch (tab) {
                 case 'Sessions':
-                  return <SessionsTab model={model} actions={actions} />;
+                  return <SessionsTab model={model} actions={actions} ui={ui} />;
                 case 'Pool':
                   return <PoolTab model={model} />;
                 case 'Images':
@@ -173,7 +217,48 @@ async function confirmThen(
   }
 }
 
-function SessionsTab(props: { model: DashboardModel; actions: PanelActions }): JSX.Element {
+/** Cards, or the instructor's table: the user's choice, else the table once there are many sessions. */
+function SessionsTab(props: { model: DashboardModel; actions: PanelActions; ui: SessionsUi }): JSX.Element {
+  const { model, actions, ui } = props;
+  const sessions = model.sessions.data;
+  if (sessions !== null && ui.auto.current === null) {
+    ui.auto.current = defaultView(null, sessions.length);
+  }
+  const view = ui.chosen ?? ui.auto.current ?? 'cards';
+  return (
+    <>
+      <div className="jp-Sandkasten-views" role="group" aria-label="sessions view">
+        {(['cards', 'table'] as const).map(name => (
+          <button
+            key={name}
+            data-view={name}
+            aria-pressed={view === name}
+            className={'jp-Sandkasten-view' + (view === name ? ' jp-mod-active' : '')}
+            onClick={() => ui.choose(name)}
+          >
+            {name === 'cards' ? 'Cards' : 'Table'}
+          </button>
+        ))}
+      </div>
+      {view === 'table' ? (
+        <Loaded part={model.sessions}>
+          {data => (
+            <SessionTable
+              model={model}
+              rows={toRows(data, Date.now(), model.cpu, actions.notebookOf)}
+              state={ui.table}
+              setState={ui.setTable}
+            />
+          )}
+        </Loaded>
+      ) : (
+        <SessionCards model={model} actions={actions} />
+      )}
+    </>
+  );
+}
+
+function SessionCards(props: { model: DashboardModel; actions: PanelActions }): JSX.Element {
   const { model, actions } = props;
   const now = Date.now();
   const destroy = (session: Session): Promise<void> =>

@@ -8,11 +8,6 @@ the dashboard, and the untrusted rendering of what sandboxed kernels output.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,62 +15,19 @@ from typing import Any
 
 import docker.errors
 import pytest
-from hatch_jupyter_builder.utils import is_stale
 
-from sandkasten_server import launcher
 from sandkasten_server.launcher import Served
 from tests.conftest import build_wheel, sandkasten_cli
+from tests.labextension.conftest import ARTIFACTS, ROOT, browser_env, lab_server, npm
 
 pytestmark = pytest.mark.docker
-
-ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = ROOT / "labextension"
-BUILT = PACKAGE / "built"
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("SANDKASTEN_ARTIFACTS", ROOT / "test-artifacts")) / "labextension"
-
-
-def npm(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    npm_path = shutil.which("npm")
-    if npm_path is None:
-        pytest.fail("npm is missing: the dashboard's tests need Node 20 and npm")
-    # `jupyter labextension build` must be this interpreter's.
-    path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    full_env = dict(os.environ, PATH=path, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1", **(env or {}))
-    return subprocess.run([npm_path, *args], cwd=PACKAGE, capture_output=True, text=True, timeout=timeout, env=full_env)
-
-
-@pytest.fixture(scope="module")
-def built() -> Path:
-    """node_modules as package-lock.json has it, and a build no older than the sources."""
-    installed = PACKAGE / "node_modules" / ".package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < (PACKAGE / "package-lock.json").stat().st_mtime:
-        result = npm("ci", "--no-audit", "--no-fund")
-        assert result.returncode == 0, result.stdout + result.stderr
-    if is_stale(BUILT, PACKAGE / "src") or is_stale(BUILT, PACKAGE / "style"):
-        result = npm("run", "build")
-        assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-    assert (BUILT / "package.json").exists()
-    return BUILT
 
 
 @pytest.fixture(scope="module")
 def lab(built: Path, docker_client: object) -> Iterator[Served]:
     """``sandkasten serve`` with JupyterLab, serving this checkout's build of the dashboard."""
-    jupyter_path = tempfile.mkdtemp(prefix="sk-jp-")
-    extension = Path(jupyter_path, "labextensions", "@sandkasten", "labextension")
-    extension.parent.mkdir(parents=True)
-    extension.symlink_to(built)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JUPYTER_PATH", jupyter_path)
-        # A fresh layout and settings (the light theme), not the last run's.
-        patch.setenv("JUPYTERLAB_WORKSPACES_DIR", jupyter_path)
-        patch.setenv("JUPYTERLAB_SETTINGS_DIR", jupyter_path)
-        server = launcher.start({"pool": {"images": {"python": 1}}, "session": {"ttl_s": 600}})
-    yield server
-    server.stop()
-    server.remove_state()
-    shutil.rmtree(jupyter_path, ignore_errors=True)
+    with lab_server(built, {"pool": {"images": {"python": 1}}, "session": {"ttl_s": 600}}) as server:
+        yield server
 
 
 def test_unit_tests_pass(lab: Served) -> None:
@@ -83,20 +35,6 @@ def test_unit_tests_pass(lab: Served) -> None:
     report = result.stdout + result.stderr
     assert result.returncode == 0, report[-6000:]
     assert " failed" not in report and "skipped" not in report, report[-3000:]
-
-
-def browser_env(lab: Served) -> dict[str, str]:
-    """What the e2e scripts need: the server, Debian's Chromium (never a downloaded one), a place for screenshots."""
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("%s is missing: apt-get install chromium (scripts/dev installs it)" % CHROMIUM)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return {
-        "SANDKASTEN_URL": lab.base_url,
-        "SANDKASTEN_API_KEY": lab.api_key,
-        "SANDKASTEN_ARTIFACTS": str(ARTIFACTS),
-        "PYTHON": sys.executable,
-        "CHROMIUM": CHROMIUM,
-    }
 
 
 @pytest.fixture
