@@ -23,9 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import docker
 import yaml
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
+
+from sandkasten_kernel.engine import LABEL_SESSION, unmount_all_under
+from sandkasten_kernel.engine.sandboxes import LABEL_STATE_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "jupyterhub"
@@ -246,3 +250,16 @@ def stop_hub(hub: Hub) -> None:
     except subprocess.TimeoutExpired:
         hub.process.kill()
         hub.process.wait(10)
+
+
+def remove_leftovers(hub: Hub) -> None:
+    """What a stopped Hub's Sandkasten leaves by design (sessions outlive its restarts): its sandboxes,
+    their mounts, and the students' workspaces."""
+    client = docker.from_env()
+    state = str(hub.sandkasten_state)
+    for container in client.containers.list(all=True, filters={"label": LABEL_SESSION}, ignore_removed=True):
+        if any(m.get("Source", "").startswith(state) for m in container.attrs["Mounts"] or []):
+            container.remove(force=True)
+    unmount_all_under(state)
+    for volume in client.volumes.list(filters={"label": "%s=%s" % (LABEL_STATE_DIR, state)}):
+        volume.remove(force=True)

@@ -11,9 +11,7 @@ from typing import Any
 
 import pytest
 
-from sandkasten_kernel.engine import unmount_all_under
-from tests.classroom.hub import INSTRUCTOR, Hub, start_hub, stop_hub
-from tests.conftest import containers_of
+from tests.classroom.hub import INSTRUCTOR, Hub, remove_leftovers, start_hub, stop_hub
 
 pytestmark = pytest.mark.docker
 
@@ -26,8 +24,7 @@ SANDKASTEN = {
 
 
 @pytest.fixture(scope="module")
-def hub(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    volumes_before = {v.name for v in docker_client.volumes.list()}
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     running = start_hub(tmp_path_factory.mktemp("hub"), SANDKASTEN)
     try:
         for student in ("alice", "bob"):
@@ -35,13 +32,7 @@ def hub(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield running
     finally:
         stop_hub(running)
-        # Sessions outlive a server's restart by design: the class is over, so they go now.
-        for name in containers_of(docker_client, str(running.sandkasten_state)):
-            docker_client.containers.get(name).remove(force=True)
-        unmount_all_under(str(running.sandkasten_state))
-        for volume in docker_client.volumes.list():
-            if volume.name not in volumes_before and volume.name.startswith("sandkasten-wsu-"):
-                volume.remove(force=True)
+        remove_leftovers(running)  # the class is over: its sessions and workspaces go
 
 
 def owners(sessions: list[dict[str, Any]]) -> list[str]:
