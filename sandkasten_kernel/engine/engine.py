@@ -42,6 +42,7 @@ from .kernel_connection import kernel_socket_names
 from .pausing import Pausing
 from .pool import WarmPool
 from .pool_demand import PoolSize
+from .pool_scheduler import PoolScheduler
 from .reaper import Reaper
 from .removals import Removals
 from .runner_client import ExecResult, RunnerClient
@@ -81,6 +82,10 @@ class Engine:
             self.factory, self.default_limits(), pool.with_kernel, pool.parallel_starts, pool.shrink_after_s
         )
         self.pool.has_kernel = settings.image_has_kernel  # an added image without ipykernel warms up bare
+        self.pool_schedule = PoolScheduler(self.pool, settings)  # pool.schedule: sizes that follow the clock
+        self.pool_schedule.on_fire = lambda firing: self.store.add_event(
+            None, "pool_scheduled", **firing.entry.describe()
+        )
         self._sandboxes: dict[str, Sandbox] = {}
         self.removals = Removals(self.factory)  # destroyed sessions' containers, going in the background
         self.egress = EgressGateway(state_dir, settings.security, self.backend.client, self.store)
@@ -121,7 +126,7 @@ class Engine:
         await self._check_runtime()
         report = await self.reconcile() if reconcile else {}
         if pool and self.settings.pool.enabled:
-            self.pool.start(self.settings.pool_sizes())
+            self.pool_schedule.start()  # the pool, with the sizes that hold now
         if reaper:
             self.reaper.start()
         return report
@@ -140,6 +145,7 @@ class Engine:
     async def close(self) -> None:
         """Stop background work and the warm pool. Sessions keep running: a new engine re-adopts them."""
         await self.reaper.close()
+        await self.pool_schedule.close()
         await self.pool.close()
         await self.removals.close()
         await asyncio.to_thread(self.egress.close)
@@ -699,7 +705,7 @@ class Engine:
 
     async def remove_image(self, name: str) -> None:
         """Remove the added image ``name``; refused (``ImageInUse``) while a session, the configured pool
-        (``pool.images``) or a warm sandbox of any process uses it."""
+        (``pool.images``, ``pool.schedule``) or a warm sandbox of any process uses it."""
         if name in IMAGES:
             raise EngineError("%r is a built-in image: only added images can be removed" % name)
         self.images.get(name)  # ImageNotFound first
@@ -716,11 +722,12 @@ class Engine:
         for record in self.store.list_sessions():
             users[record.image].append("session %s" % record.id)
         pool = self.settings.pool
-        configured = {self.settings.short_image_name(image) for image in pool.images} if pool.enabled else set()
+        named = [*pool.images, *(image for entry in pool.schedule for image in entry["images"])]
+        configured = {self.settings.short_image_name(image) for image in named} if pool.enabled else set()
         status = self.pool.status()
         for tag in {runtime_tag(name) for name in configured} | set(status):
             if self.settings.short_image_name(tag) in configured or self.pool.target(tag) > 0:
-                users[tag].append("the warm pool (pool.images)")
+                users[tag].append("the warm pool (pool.images or pool.schedule)")
             elif status.get(tag, {}).get("starting"):  # shrunk to 0 while a start was under way
                 users[tag].append("the warm pool (a sandbox it is starting)")
         for tag, count in (await self.warm_in_docker()).items():
@@ -738,7 +745,11 @@ class Engine:
 
     def pool_status(self) -> dict[str, Any]:
         """This engine's warm pool: targets, ready counts and counters per image."""
-        return {"enabled": self.settings.pool.enabled, "images": self.pool.status()}
+        return {
+            "enabled": self.settings.pool.enabled,
+            "images": self.pool.status(),
+            "schedule": self.pool_schedule.status(),
+        }
 
     async def warm_in_docker(self) -> dict[str, int]:
         """Warm sandboxes per image that Docker holds for this state directory, whichever engine's pool made them."""

@@ -5,7 +5,8 @@ waits for a refill. A background task keeps each image at its target, which
 ``pool_demand`` moves between the configured floor and ceiling, starting up to
 ``parallel_starts`` sandboxes at once (images furthest below target first),
 and none while sessions start cold: those are what clients wait for.
-Sizes change at run time with ``resize``.
+Sizes change at run time with ``resize``: through the API, a configuration
+change, or ``pool.schedule`` (``pool_scheduler``).
 
 The floor's sandboxes have their kernel started (``with_kernel``); the surplus
 that demand adds has not. A kernel start costs three times a sandbox's own
@@ -180,13 +181,14 @@ class WarmPool:
 
     # -- sizes -----------------------------------------------------------------------
 
-    async def resize(self, image: str, size: PoolSize) -> None:
-        """Set ``image``'s floor and ceiling at run time; ready sandboxes beyond the new target go at once."""
+    async def resize(self, image: str, size: PoolSize, reset: bool = False) -> None:
+        """Set ``image``'s floor and ceiling at run time; ready sandboxes beyond the new target go at once.
+        ``reset``: the target goes to the new floor, whatever demand had raised it to (``Demand.resize``)."""
         demand = self._demand.get(image)
         if demand is None:
             demand = self._demand[image] = Demand(size, self.shrink_after_s)
         else:
-            demand.resize(size)
+            demand.resize(size, reset)
         await self._remove_surplus(image)
         self._wake.set()
 

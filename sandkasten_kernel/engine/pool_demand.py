@@ -66,10 +66,17 @@ class Demand:
         self.target = size.min
         self._last_pressure = clock()
 
-    def resize(self, size: PoolSize) -> None:
-        """A new floor and ceiling (a config change, or a resize through the API): the target moves into them."""
+    def resize(self, size: PoolSize, reset: bool = False) -> None:
+        """A new floor and ceiling (a config change, or a resize through the API): the target moves into them.
+
+        ``reset`` (a schedule's entry firing) sets the target to the new floor
+        instead: the entry says how many to keep from now on, and what demand
+        had added before it (a class that just ended) is given back at once.
+        """
         self.size = size
-        self.target = min(max(self.target, size.min), size.max)
+        self.target = size.min if reset else min(max(self.target, size.min), size.max)
+        if reset:
+            self._last_pressure = self._clock()
 
     def missed(self) -> None:
         """A create found no warm sandbox: keep one more, up to the ceiling."""

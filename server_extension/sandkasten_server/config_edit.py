@@ -39,6 +39,8 @@ LIVE_KEYS = {
     "session.reap_interval_s",
     "workspace.enabled",
     "pool.images",
+    "pool.schedule",
+    "pool.schedule_timezone",
     "security.allow_network",
     "security.allowed_images",
     "security.admin_users",
@@ -51,6 +53,8 @@ LIVE_KEYS = {
     "quota.max_workspaces_per_user",
     "quota.max_workspaces_total_mb",
 }
+
+POOL_KEYS = {"pool.images", "pool.schedule", "pool.schedule_timezone"}  # what the pool's sizes follow
 
 
 def _section_values(instance: Configurable) -> dict[str, Any]:
@@ -152,7 +156,6 @@ async def change(path: str | None, settings: Settings, engine: Engine | None, bo
     _write(path, merged)
 
     applied, restart = [], []
-    old_pool = dict(settings.pool.images)
     for key in sorted(_flatten(body)):
         if key in SECRET_KEYS and body.get(key) == REDACTED:
             continue
@@ -164,9 +167,6 @@ async def change(path: str | None, settings: Settings, engine: Engine | None, bo
             continue
         setattr(target, option, getattr(source, option))
         applied.append(key)
-    if engine is not None and "pool.images" in applied:
-        for image in old_pool.keys() - settings.pool.images.keys():
-            await engine.resize_pool(image, 0)
-        for image, target_count in settings.pool.images.items():
-            await engine.resize_pool(image, target_count)
+    if engine is not None and POOL_KEYS & set(applied):
+        await engine.pool_schedule.reload()  # the sizes that hold now; images no longer named go to 0
     return {"path": path, "config": effective(settings), "applied": applied, "restart_required": restart}

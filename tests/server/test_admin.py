@@ -57,6 +57,20 @@ def test_pool(api: Api) -> None:
     assert unknown.status == 400 and "not allowed" in unknown.json["message"]
 
 
+def test_a_schedule_changed_through_config_applies_at_once_and_shows_in_the_pool(api: Api) -> None:
+    assert api.get("pool").json["schedule"] is None
+    every_minute = {"cron": "* * * * *", "images": {"base": 1}}  # it fired this minute: it holds now
+    changed = api.put("config", {"pool": {"schedule": [every_minute], "schedule_timezone": "UTC"}})
+    assert changed.status == 200 and changed.json["applied"] == ["pool.schedule", "pool.schedule_timezone"]
+    pool = api.get("pool").json
+    assert pool["images"]["sandkasten/runtime:base"]["target"] == 1
+    schedule = pool["schedule"]
+    assert schedule["timezone"] == "UTC" and schedule["current"]["images"] == {"base": 1}
+    assert schedule["next"]["at"] == schedule["current"]["since"] + 60
+    bad = api.put("config", {"pool": {"schedule": [{"cron": "0 9 * * FUNDAY", "images": {}}]}})
+    assert bad.status == 400 and "pool.schedule': [0] (cron '0 9 * * FUNDAY')" in bad.json["message"], bad.body
+
+
 def test_config_view_and_change(api: Api, sandkasten_yaml: Path) -> None:
     view = api.get("config").json
     assert view["path"] == str(sandkasten_yaml) and view["writable"]
