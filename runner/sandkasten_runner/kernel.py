@@ -1,13 +1,20 @@
-"""The sandbox's Jupyter kernel: an ipykernel child the runner starts, interrupts and restarts.
+"""The sandbox's Jupyter kernels: ipykernel children the runner starts, interrupts and restarts.
 
 The host sends the connection info (``transport: ipc``, ports, key). The runner
 points ``ip`` at its own run directory, so the kernel's socket files appear in
 the directory the host has bind-mounted, where the host connects to them.
+
+Beside the sandbox's own kernel, the host may start named ones (``Kernels``):
+E2B's code contexts, each a kernel with its own state over the same files.
+A named kernel's files carry its name (``kernel-<name>-<port>``,
+``kernel-<name>.json``), and its shutdown forgets it, so the name is free again.
 """
 
 import collections
+import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -22,14 +29,24 @@ SOCKET_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_po
 READY_SECONDS = 30.0
 STOP_SECONDS = 3.0
 LOG_TAIL_LINES = 40
+KERNEL_NAME = re.compile(r"[a-z][a-z0-9]{0,15}\Z")
+MAX_NAMED_KERNELS = 16  # beside the sandbox's own: the host asks for fewer (E2B's contexts: 8)
 
 
 class Kernel:
-    """The sandbox's one ipykernel: started, interrupted, restarted and shut down on request."""
+    """One ipykernel: started, interrupted, restarted and shut down on request."""
 
     def __init__(
-        self, registry: ChildRegistry, run_dir: str, workspace: str, scratch_dir: str, env: Dict[str, str]
+        self,
+        registry: ChildRegistry,
+        run_dir: str,
+        workspace: str,
+        scratch_dir: str,
+        env: Dict[str, str],
+        name: str = "",
     ) -> None:
+        self.name = name
+        self._stem = "kernel-%s" % name if name else "kernel"  # of its files' names
         self._registry = registry
         self._run_dir = run_dir
         self._workspace = workspace
@@ -40,12 +57,12 @@ class Kernel:
         self._connection: Optional[Dict[str, Any]] = None
         self._started_at = 0.0
         self._restarts = 0
-        self._log_path = os.path.join(scratch_dir, "kernel.log")
+        self._log_path = os.path.join(scratch_dir, self._stem + ".log")
 
     @property
     def connection_file(self) -> str:
         """Where the kernel's connection file is written (in the run directory the host sees)."""
-        return os.path.join(self._run_dir, "kernel.json")
+        return os.path.join(self._run_dir, self._stem + ".json")
 
     @property
     def pid(self) -> Optional[int]:
@@ -102,7 +119,7 @@ class Kernel:
             raise RunnerError(errors.BAD_REQUEST, "connection must be an object (a Jupyter connection info)")
         if connection.get("transport") != "ipc":
             raise RunnerError(errors.BAD_REQUEST, "connection.transport must be 'ipc': sandboxes have no network")
-        info: Dict[str, Any] = {"transport": "ipc", "ip": os.path.join(self._run_dir, "kernel")}
+        info: Dict[str, Any] = {"transport": "ipc", "ip": os.path.join(self._run_dir, self._stem)}
         for name in SOCKET_NAMES:
             port = connection.get(name)
             if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
@@ -202,3 +219,85 @@ class Kernel:
                 status["exit_code"] = child.returncode
                 status["log"] = self._log_tail()
         return status
+
+
+class Kernels:
+    """The sandbox's kernels: its own (no name) and the named ones the host starts beside it."""
+
+    def __init__(
+        self, registry: ChildRegistry, run_dir: str, workspace: str, scratch_dir: str, env: Dict[str, str]
+    ) -> None:
+        self._made_with = (registry, run_dir, workspace, scratch_dir, env)
+        self.default = self._new("")
+        self._named: Dict[str, Kernel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Kernel:
+        """The kernel called ``name`` ("" or none: the sandbox's own); ``kernel_not_running`` for an unknown name."""
+        if not name:
+            return self.default
+        with self._lock:
+            kernel = self._named.get(_checked_name(name))
+        if kernel is None:
+            raise RunnerError(errors.KERNEL_NOT_RUNNING, "no kernel named %r was started" % name)
+        return kernel
+
+    def start(self, name: str, connection: Any, wait_ready: bool) -> Dict[str, Any]:
+        """Start the kernel ``name`` (a new name takes one of ``MAX_NAMED_KERNELS`` places, given back if it fails)."""
+        if not name:
+            return self.default.start(connection, wait_ready)
+        with self._lock:
+            kernel = self._named.get(_checked_name(name))
+            if kernel is None:
+                if len(self._named) >= MAX_NAMED_KERNELS:
+                    raise RunnerError(
+                        errors.BAD_REQUEST, "%d named kernels run already: shut one down first" % MAX_NAMED_KERNELS
+                    )
+                kernel = self._named[name] = self._new(name)
+        try:
+            return kernel.start(connection, wait_ready)
+        except BaseException:
+            if not kernel.alive():
+                self._forget(kernel)
+            raise
+
+    def shutdown(self, name: str) -> Dict[str, Any]:
+        """Stop the kernel ``name``; a named one is forgotten (its name is free again). Not an error without one."""
+        if not name:
+            return self.default.shutdown()
+        with self._lock:
+            kernel = self._named.get(_checked_name(name))
+        if kernel is None:
+            return self._new(name).status()  # never started
+        status = kernel.shutdown()
+        self._forget(kernel)
+        return status
+
+    def status(self, name: str) -> Dict[str, Any]:
+        with self._lock:
+            kernel = self._named.get(_checked_name(name)) if name else self.default
+        return (kernel or self._new(name)).status()
+
+    def everyone(self) -> List[Kernel]:
+        """The sandbox's own kernel and the named ones."""
+        with self._lock:
+            return [self.default, *self._named.values()]
+
+    def named_status(self) -> Dict[str, Dict[str, Any]]:
+        return {kernel.name: kernel.status() for kernel in self.everyone() if kernel.name}
+
+    def _new(self, name: str) -> Kernel:
+        return Kernel(*self._made_with, name=name)
+
+    def _forget(self, kernel: Kernel) -> None:
+        with self._lock:
+            if self._named.get(kernel.name) is kernel:
+                del self._named[kernel.name]
+        with contextlib.suppress(OSError):
+            os.unlink(kernel.connection_file)
+
+
+def _checked_name(name: str) -> str:
+    if not KERNEL_NAME.match(name):
+        raise RunnerError(errors.BAD_REQUEST, "a kernel's name is a lowercase letter, then up to 15 letters or digits")
+    return name

@@ -22,7 +22,7 @@ from .files import Workspace
 from .health import oom_kills, sandbox_usage
 from .job_ops import JobOps
 from .jobs import Jobs
-from .kernel import Kernel
+from .kernel import Kernels
 from .processes import ChildRegistry, descendants, kill_session
 from .protocol import (
     DEFAULT_TIMEOUT_MS,
@@ -66,7 +66,7 @@ class Runner:
         self._terminals: Set[Terminal] = set()  # open ones: stop() must end them too
         self.workspace = Workspace(workspace)
         self.shell = Shell(registry, self.workspace.root, os.path.join(scratch_dir, "shell"), env)
-        self.kernel = Kernel(registry, run_dir, self.workspace.root, os.path.join(scratch_dir, "kernel"), env)
+        self.kernels = Kernels(registry, run_dir, self.workspace.root, os.path.join(scratch_dir, "kernel"), env)
         self.jobs = Jobs(registry, self.workspace.root, env)
         self._job_ops = JobOps(self.jobs, self.workspace)
         self._exec_lock = threading.Lock()
@@ -88,13 +88,18 @@ class Runner:
                 b"",
             ),
             "kernel_start": lambda r: (
-                self.kernel.start(r.arg("connection", dict, required=True), r.arg("wait_ready", bool, True)),
+                self.kernels.start(
+                    r.arg("name", str, ""), r.arg("connection", dict, required=True), r.arg("wait_ready", bool, True)
+                ),
                 b"",
             ),
-            "kernel_interrupt": lambda r: (self.kernel.interrupt(), b""),
-            "kernel_restart": lambda r: (self.kernel.restart(r.arg("wait_ready", bool, True)), b""),
-            "kernel_shutdown": lambda r: (self.kernel.shutdown(), b""),
-            "kernel_status": lambda r: (self.kernel.status(), b""),
+            "kernel_interrupt": lambda r: (self.kernels.get(r.arg("name", str, "")).interrupt(), b""),
+            "kernel_restart": lambda r: (
+                self.kernels.get(r.arg("name", str, "")).restart(r.arg("wait_ready", bool, True)),
+                b"",
+            ),
+            "kernel_shutdown": lambda r: (self.kernels.shutdown(r.arg("name", str, "")), b""),
+            "kernel_status": lambda r: (self.kernels.status(r.arg("name", str, "")), b""),
             "terminal": self._terminal,
             "restore": self._restore,
             # Cheap, unlike health (which waits for kernel ops): the dashboard polls it.
@@ -128,7 +133,8 @@ class Runner:
             while descendants(os.getpid()) and time.monotonic() < deadline:
                 self._registry.reap()
                 time.sleep(0.02)
-        self.kernel.shutdown()
+        for kernel in self.kernels.everyone():
+            kernel.shutdown()
         self.shell.close()
 
     def _signal_everything(self, sig: int) -> None:
@@ -137,7 +143,8 @@ class Runner:
                 os.kill(-1, sig)
             return
         terminals = [t.pid for t in list(self._terminals)]
-        for leader in (self.shell.pid, self.kernel.pid, *terminals, *self.jobs.running_pids()):
+        kernels = [k.pid for k in self.kernels.everyone()]
+        for leader in (self.shell.pid, *kernels, *terminals, *self.jobs.running_pids()):
             if leader is not None:
                 kill_session(leader, sig)
 
@@ -257,7 +264,8 @@ class Runner:
             "restarts": self.shell.restarts,
             "last_exit": self.shell.last_exit,
         }
-        result["kernel"] = self.kernel.status()
+        result["kernel"] = self.kernels.default.status()
+        result["named_kernels"] = self.kernels.named_status()
         result["processes_running"] = len(self.jobs.running_pids())
         return result, b""
 

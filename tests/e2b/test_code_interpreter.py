@@ -1,4 +1,7 @@
-"""E2B's code interpreter SDK (``e2b-code-interpreter``), unmodified, against Sandkasten: run_code and contexts."""
+"""E2B's code interpreter SDK (``e2b-code-interpreter``), unmodified, against Sandkasten: run_code and contexts.
+
+Each test makes its sandboxes with ``with Sandbox.create()`` (or kills them), so none is left behind.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,19 @@ import asyncio
 import base64
 import json
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
 from typing import Any
 
 import pytest
-from e2b import SandboxException
+from e2b import NotFoundException, SandboxException
 from e2b_code_interpreter import AsyncSandbox, Execution, ExecutionError, OutputMessage, Result, Sandbox
+
+from sandkasten_server.e2b.base import E2BError
+from sandkasten_server.e2b.code_contexts import DefaultContext, SandboxContexts
+from sandkasten_server.e2b.context_kernels import MAX_CONTEXTS, create_context
 
 pytestmark = pytest.mark.docker
 
@@ -128,6 +136,68 @@ def test_the_default_context(e2b_env: dict[str, str]) -> None:
             _execute(e2b_env, sbx, {"code": "1", "context_id": default.id, "language": "python"})
         with pytest.raises(SandboxException, match="runs python"):
             sbx.run_code("1", language="javascript")
+
+
+def test_contexts_are_kernels_of_their_own_over_the_same_files(e2b_env: dict[str, str]) -> None:
+    with Sandbox.create(envs={"GREETING": "hello"}) as sbx:
+        sbx.run_code("where = 'default'")
+        (default,) = sbx.list_code_contexts()
+        context = sbx.create_code_context()
+        assert (context.language, context.cwd) == ("python", "/home/user") and context.id != default.id
+        ran = sbx.run_code("where = 'context'\nopen('shared.txt', 'w').write('from the context')", context=context)
+        assert ran.error is None
+        assert sbx.run_code("where").text == "default" and sbx.run_code("where", context=context).text == "context"
+        assert sbx.run_code("open('shared.txt').read()").text == "from the context"
+        assert sbx.files.read("/home/user/shared.txt") == "from the context"
+        shown = sbx.run_code(
+            "import os\nos.environ['GREETING'], os.environ.get('ONCE')", context=context, envs={"ONCE": "1"}
+        )
+        assert shown.text == "('hello', '1')"  # the sandbox's env and this execution's
+        assert sbx.run_code("os.environ.get('ONCE'), os.getcwd()", context=context).text == "(None, '/workspace')"
+
+        sbx.files.make_dir("/home/user/sub")
+        elsewhere = sbx.create_code_context(cwd="/home/user/sub", language="python")
+        assert elsewhere.cwd == "/home/user/sub"
+        assert sbx.run_code("import os\nos.getcwd()", context=elsewhere).text == "/workspace/sub"
+        listed = {c.id: c.cwd for c in sbx.list_code_contexts()}
+        assert listed == {default.id: "/home/user", context.id: "/home/user", elsewhere.id: "/home/user/sub"}
+
+        sbx.restart_code_context(context)
+        error = sbx.run_code("where", context=context).error
+        assert error is not None and error.name == "NameError"
+        assert sbx.run_code("where").text == "default"  # the other contexts keep their state
+
+        sbx.remove_code_context(elsewhere.id)
+        assert {c.id for c in sbx.list_code_contexts()} == {default.id, context.id}
+        with pytest.raises(NotFoundException, match="Context %s not found" % elsewhere.id):
+            sbx.run_code("1", context=elsewhere)
+        with pytest.raises(SandboxException, match="not supported"):
+            sbx.create_code_context(language="r")
+
+
+def test_a_restart_ends_the_execution_under_way(e2b_env: dict[str, str]) -> None:
+    with Sandbox.create() as sbx:
+        context = sbx.create_code_context()
+        seen: list[ExecutionError] = []
+
+        def restart_soon() -> None:
+            time.sleep(1.5)
+            sbx.restart_code_context(context)
+
+        restarter = threading.Thread(target=restart_soon)
+        restarter.start()
+        execution = sbx.run_code("import time\ntime.sleep(30)", context=context, on_error=seen.append)
+        restarter.join()
+        assert execution.error is not None and execution.error.name == "ContextRestarting" and len(seen) == 1
+        assert sbx.run_code("1 + 1", context=context).text == "2"
+
+
+def test_contexts_per_sandbox_are_bounded() -> None:
+    contexts = SandboxContexts()
+    contexts.extra = {str(n): DefaultContext(None, str(n)) for n in range(MAX_CONTEXTS)}  # type: ignore[arg-type]
+    with pytest.raises(E2BError, match="at most %d contexts" % MAX_CONTEXTS) as error:
+        asyncio.run(create_context(None, None, contexts, "/home/user"))  # type: ignore[arg-type]
+    assert error.value.status == 400
 
 
 def test_a_client_that_leaves_interrupts_the_kernel(e2b_env: dict[str, str]) -> None:

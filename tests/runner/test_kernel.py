@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +12,7 @@ from jupyter_client.blocking.client import BlockingKernelClient
 
 from sandkasten_kernel.engine.errors import RunnerRequestError
 from sandkasten_kernel.engine.kernel_connection import kernel_connection_info
+from sandkasten_kernel.engine.named_kernels import named_kernel_info, named_socket_names
 from tests.conftest import Target
 
 
@@ -123,6 +125,51 @@ async def test_health_reports_the_kernel_and_double_start_is_refused(
         with pytest.raises(RunnerRequestError) as error:
             await control.kernel_start(kernel_connection_info(runner.run_dir))
         assert error.value.code == "kernel_already_running"
+
+
+async def test_named_kernels_beside_the_sandboxes_own(kernel: tuple[Target, BlockingKernelClient]) -> None:
+    runner, client = kernel
+    info = named_kernel_info(runner.run_dir, "ctx1")
+    async with await runner.client() as control:
+        status = (await control.request("kernel_start", {"connection": info, "name": "ctx1"}))[0]
+        assert status["alive"] and status["connection_file"].endswith("/kernel-ctx1.json")
+        assert all(os.path.exists(os.path.join(runner.run_dir, n)) for n in named_socket_names("ctx1"))
+    named = BlockingKernelClient()
+    named.load_connection_info(info)  # type: ignore[arg-type]
+    named.start_channels()
+    try:
+        named.wait_for_ready(timeout=60)
+        execute(client, "open('shared.txt', 'w').write('from the own kernel')\nonly_in_own = 1")
+        outcome = execute(named, "print(open('shared.txt').read())\nonly_in_own")
+        assert outcome["stdout"] == "from the own kernel\n" and outcome["error"] == "NameError"
+
+        async with await runner.client() as control:
+            health = await control.health()
+            assert health["named_kernels"]["ctx1"]["alive"] and health["kernel"]["alive"]
+            msg_id = named.execute("while True:\n    pass", stop_on_error=False)
+            time.sleep(0.5)
+            await control.request("kernel_interrupt", {"name": "ctx1"})
+            assert shell_reply(named, msg_id)["content"]["ename"] == "KeyboardInterrupt"
+            assert execute(client, "only_in_own")["results"] == [{"text/plain": "1"}]  # the own kernel ran on
+
+            restarted = (await control.request("kernel_restart", {"name": "ctx1"}))[0]
+            assert restarted["restarts"] == 1 and restarted["pid"] != status["pid"]
+            stopped = (await control.request("kernel_shutdown", {"name": "ctx1"}))[0]
+            assert not stopped["alive"] and not os.path.exists(os.path.join(runner.run_dir, "kernel-ctx1.json"))
+            assert not (await control.request("kernel_status", {"name": "ctx1"}))[0]["started"]  # forgotten
+            assert "ctx1" not in (await control.health())["named_kernels"]
+            for op, name, code in [
+                ("kernel_interrupt", "ctx1", "kernel_not_running"),
+                ("kernel_restart", "nope", "kernel_not_running"),
+                ("kernel_status", "Not-a-name", "bad_request"),
+                ("kernel_start", "x" * 17, "bad_request"),
+            ]:
+                with pytest.raises(RunnerRequestError) as error:
+                    await control.request(op, {"name": name, "connection": info})
+                assert error.value.code == code, op
+            assert (await control.kernel_status())["alive"]  # the sandbox's own kernel is untouched
+    finally:
+        named.stop_channels()
 
 
 async def test_shutdown_then_interrupt_says_not_running(kernel: tuple[Target, BlockingKernelClient]) -> None:

@@ -2,9 +2,10 @@
 
 The default context is the session's Jupyter kernel (``SessionKernels``), the
 one ``run_code`` and a JupyterLab console reach too, so its id is that
-kernel's id. A context runs one execution at a time (``lock``), and knows which
-one runs (``current``) so that a restart can end it with E2B's
-``ContextRestarting`` error instead of leaving its stream waiting.
+kernel's id. The others are kernels beside it (``context_kernels``). A
+context runs one execution at a time (``lock``), and knows which one runs
+(``current``) so that a restart can end it with E2B's ``ContextRestarting``
+error instead of leaving its stream waiting.
 
 The contexts of all sandboxes are kept in the server's settings, by session
 id; a sandbox's entry goes when a new sandbox's is made and its session has
@@ -41,7 +42,7 @@ class Context(abc.ABC):
         self.cwd = cwd
         self.lock = asyncio.Lock()  # one execution at a time, in the order they came
         self.current: Execution | None = None
-        self.has_session_env = False  # the session's env was set in this kernel process
+        self.set_up = False  # this kernel process has had ``setup``
 
     def as_json(self) -> dict[str, str]:
         return {"id": self.id, "language": self.language, "cwd": self.cwd}
@@ -56,11 +57,24 @@ class Context(abc.ABC):
 
     async def restart(self) -> None:
         """Restart the kernel (its state goes); an execution under way ends with ``ContextRestarting``."""
+        await self.end_current("ContextRestarting", "Context was restarted")
+        self.set_up = False
+        await self._restart()
+
+    async def end_current(self, name: str, value: str) -> None:
+        """Stop waiting for the execution under way, if any: it ends with the error ``name``: ``value``."""
         current = self.current
         if current is not None:
-            await current.stop_for_restart()
-        self.has_session_env = False
-        await self._restart()
+            await current.end_with(name, value)
+
+    def setup(self, record: SessionRecord) -> tuple[dict[str, str], str | None]:
+        """What the first execution in this kernel process sets first, once: the session's env (a warm
+        sandbox's kernel started before the session had one) and the directory to change to, if any."""
+        return dict(record.env), None
+
+    def close(self) -> None:
+        """The sandbox has ended: let go of what the host holds of the context."""
+        return None
 
     @abc.abstractmethod
     async def _restart(self) -> None: ...
@@ -91,6 +105,8 @@ class SandboxContexts:
         self.default: DefaultContext | None = None
         self.extra: dict[str, Context] = {}
         self.starting = asyncio.Lock()  # held while the session's kernel is looked up or started
+        self.creating = asyncio.Lock()  # held while a context is made (``context_kernels``)
+        self.swept = False  # named kernels an earlier server left are stopped (``context_kernels``)
 
     def default_for(self, kernels: SessionKernels, kernel_id: str) -> DefaultContext:
         """The default context of the session's kernel ``kernel_id`` (new if the kernel is a new one)."""
@@ -115,6 +131,19 @@ def contexts_of(settings: dict[str, Any], record: SessionRecord, live_ids: Calla
     if contexts is None:
         live = live_ids()
         for gone in [session_id for session_id in every if session_id not in live]:
-            del every[gone]
+            for context in every.pop(gone).all():
+                context.close()
         contexts = every[record.id] = SandboxContexts()
     return contexts
+
+
+def extra_contexts_busy(settings: dict[str, Any]) -> Callable[[SessionRecord], bool]:
+    """A probe of whether code runs in one of a session's extra contexts now (a pause waits for it, as for
+    ``run_code``; the default context's executions are ``SessionKernels.busy``'s)."""
+    every: dict[str, SandboxContexts] = settings.setdefault(SETTINGS_KEY, {})
+
+    def busy(record: SessionRecord) -> bool:
+        contexts = every.get(record.id)
+        return contexts is not None and any(context.current is not None for context in contexts.extra.values())
+
+    return busy

@@ -23,9 +23,9 @@ from sandkasten_kernel.engine import EngineError, SessionRecord
 
 from ..errors import ApiError
 from ..session_kernels import INTERRUPT_GRACE_S, MAX_OUTPUT_LIMIT, CodeResult
-from .base import status_and_message
+from .base import E2BError, status_and_message
 from .code_contexts import Context
-from .code_lines import END, KEEPALIVE, error_line, line_of, now_iso
+from .code_lines import END, KEEPALIVE, error_line, line_of, now_iso, setup_prelude
 
 KEEPALIVE_S = 5.0
 log = logging.getLogger("sandkasten.e2b")
@@ -35,7 +35,7 @@ Send = Callable[[Line], Awaitable[None]]
 
 
 class Execution:
-    """``code`` (prelude included) run in ``context``, its lines queued for the stream."""
+    """``code`` (with its ``env_vars`` prelude) run in ``context``, its lines queued for the stream."""
 
     def __init__(self, context: Context, record: SessionRecord, code: str) -> None:
         self.context = context
@@ -43,7 +43,7 @@ class Execution:
         self.code = code
         self.lines: asyncio.Queue[Line | None] = asyncio.Queue()
         self.started = False  # it has the context: the kernel runs it (or is about to)
-        self.restarted = False
+        self.ended: tuple[str, str] | None = None  # the context ended it: the error it ends with
         self._run: asyncio.Task[CodeResult] | None = None
         self._errors = 0
 
@@ -79,9 +79,9 @@ class Execution:
         work.cancel()
         await asyncio.gather(work, return_exceptions=True)
 
-    async def stop_for_restart(self) -> None:
-        """The context restarts: stop waiting for this execution, which ends with ``ContextRestarting``."""
-        self.restarted = True
+    async def end_with(self, name: str, value: str) -> None:
+        """The context restarts or goes: stop waiting for this execution, which ends with that error."""
+        self.ended = (name, value)
         if self._run is not None:
             self._run.cancel()
             await asyncio.gather(self._run, return_exceptions=True)
@@ -91,17 +91,21 @@ class Execution:
             async with self.context.lock:
                 self.started = True
                 self.context.current = self
+                code = self.code
+                if not self.context.set_up:  # the first execution in this kernel process
+                    code = setup_prelude(*self.context.setup(self.record), code)
+                    self.context.set_up = True
                 try:
-                    self._run = asyncio.ensure_future(self.context.run(self.record, self.code, self._emit))
+                    self._run = asyncio.ensure_future(self.context.run(self.record, code, self._emit))
                     result = await self._run
                 finally:
                     self.context.current = None
             self._tail(result)
         except asyncio.CancelledError:
-            if not self.restarted:
+            if self.ended is None:
                 raise
-            self._put(error_line("ContextRestarting", "Context was restarted", []))
-        except (EngineError, ApiError) as exc:
+            self._put(error_line(*self.ended, []))
+        except (EngineError, ApiError, E2BError) as exc:
             status, message = status_and_message(exc, 500, "the execution failed")
             self._put(error_line("SandkastenError", "%s (%d)" % (message, status), []))
         finally:

@@ -6,9 +6,12 @@ plain text with the status, which the SDKs show as they are (404
 ``Context <id> not found``). Only Python runs here: the sandbox's kernel is
 ipykernel, so a language other than Python is a 400 that says so.
 
-The default context is the session's kernel (``code_contexts``); its env is
+The default context is the session's kernel (``code_contexts``), and each
+context made with ``POST /contexts`` a kernel of its own in the same sandbox
+(``context_kernels``): its own variables, the same files. A kernel's env is
 the session's (``envVars`` at create): a warm sandbox's kernel started before
-the session had one, so the first execution of each kernel sets it.
+the session had one, so the first execution of each kernel sets it, and moves
+a new context's kernel to its ``cwd``.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from tornado.iostream import StreamClosedError
 from sandkasten_kernel.engine import EngineError, SessionRecord
 
 from ..errors import ApiError
+from . import context_kernels
 from .base import E2BError, status_and_message
 from .code_contexts import Context, SandboxContexts, contexts_of
 from .code_execution import Execution
 from .code_lines import encode, env_prelude
+from .paths import E2B_HOME
 from .rpc import INTERPRETER_PORT, Route, route
 
 LANGUAGES = ("python",)
@@ -128,35 +133,30 @@ async def execute(handler: Any) -> None:
     assert context is not None
     if env_vars:
         code = env_prelude(env_vars, code)
-    if record.env and not context.has_session_env:
-        code = env_prelude(record.env, code, keep=True)
-        context.has_session_env = True
     handler.engine.touch(record.id)
     handler.set_header("Content-Type", NDJSON)
-    await handler.flush()  # the headers now: E2B's JavaScript client times out until they come
 
     async def send(line: dict[str, Any]) -> None:
         handler.write(encode(line))
         await handler.flush()
 
     try:
+        await handler.flush()  # the headers now: E2B's JavaScript client times out until they come
         await Execution(context, record, code).stream(send)
     except StreamClosedError:
-        return
+        return  # the client left (``Execution.abandon``)
     handler.finish()
 
 
 @plain_text_errors
 async def create_context(handler: Any) -> None:
-    """``POST /contexts {language, cwd}``: a new context (a kernel of its own): not yet here."""
+    """``POST /contexts {language, cwd}``: a new context, a kernel of its own in the sandbox."""
     data = request_object(handler.body)
     checked_language(optional_string(data, "language"))
-    optional_string(data, "cwd")
-    raise E2BError(
-        501,
-        "Sandkasten runs one code context per sandbox, the default one (run_code without a context): "
-        "creating more is not supported",
-    )
+    cwd = optional_string(data, "cwd") or E2B_HOME
+    record, contexts = await sandbox_contexts(handler)
+    context = await context_kernels.create_context(handler, record, contexts, cwd)
+    json_reply(handler, context.as_json())
 
 
 @plain_text_errors
@@ -169,10 +169,12 @@ async def list_contexts(handler: Any) -> None:
 async def remove_context(handler: Any, context_id: str) -> None:
     _, contexts = await sandbox_contexts(handler)
     context = context_named(contexts, context_id)
-    if context is contexts.default:
+    if not isinstance(context, context_kernels.KernelContext):
         raise E2BError(
             400, "Context %s is the sandbox's default context: it cannot be removed (restart it instead)" % context_id
         )
+    del contexts.extra[context.id]
+    await context.remove()
     json_reply(handler, None)
 
 

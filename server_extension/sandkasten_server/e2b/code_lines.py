@@ -10,6 +10,8 @@ Code run with ``env_vars`` gets one line put before it (``env_prelude``) that
 sets them in the kernel's process and restores them when the cell has run,
 error or not (IPython's ``post_run_cell``), so they hold for that execution
 only and it stays one execution (one execution count, as E2B's server does).
+A kernel's first execution gets one more (``setup_prelude``): the session's
+env, and the context's directory.
 """
 
 from __future__ import annotations
@@ -82,31 +84,35 @@ def error_line(name: str, value: str, traceback: list[str]) -> dict[str, Any]:
     return {"type": "error", "name": name, "value": value, "traceback": "\n".join(traceback)}
 
 
-_RESTORE_AFTER_CELL = """\
-import os
-ip = get_ipython()
-old = {k: os.environ.get(k) for k in new}
-os.environ.update(new)
-def restore(*_):
-    ip.events.unregister("post_run_cell", restore)
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-if not keep:
-    ip.events.register("post_run_cell", restore)
-"""
+# Sets ``new`` in the kernel's env and puts the old values back when the cell has run. Compact, as a
+# traceback that shows the cell's first lines shows it too.
+_ENV_ONCE = (
+    "import os\n"
+    "ip, old = get_ipython(), {k: os.environ.get(k) for k in new}\n"
+    "os.environ.update(new)\n"
+    "def restore(*_):\n"
+    " ip.events.unregister('post_run_cell', restore)\n"
+    " for k, v in old.items(): os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)\n"
+    "ip.events.register('post_run_cell', restore)"
+)
 
 
-def env_prelude(env_vars: dict[str, str], code: str, keep: bool = False) -> str:
-    """``code`` with ``env_vars`` set before it (restored after the cell, unless ``keep``).
+def env_prelude(env_vars: dict[str, str], code: str) -> str:
+    """``code`` with ``env_vars`` set for it alone (restored after the cell, error or not)."""
+    return _prepend("exec(%r, {'get_ipython': get_ipython, 'new': %r})" % (_ENV_ONCE, env_vars), code)
 
-    The prelude is one line that runs in a namespace of its own (the user's sees
-    nothing of it), indented like the code's first line: IPython removes a
-    cell's common leading indentation, so an unindented line would break it.
-    """
+
+def setup_prelude(env: dict[str, str], cwd: str | None, code: str) -> str:
+    """``code`` with ``env`` set and the directory changed to ``cwd`` (if given) before it, for good."""
+    steps = ["__import__('os').environ.update(%r)" % env] if env else []
+    steps += ["__import__('os').chdir(%r)" % cwd] if cwd is not None else []
+    return _prepend("; ".join(steps), code) if steps else code
+
+
+def _prepend(prelude: str, code: str) -> str:
+    """One line before ``code``, indented like the code's first line: IPython removes a cell's common
+    leading indentation, so an unindented line would break indented code. It binds no name of the
+    user's (``exec`` runs in a namespace of its own)."""
     first = next((line for line in code.split("\n") if line.strip()), "")
     indent = first[: len(first) - len(first.lstrip())]
-    prelude = "exec(%r, {'get_ipython': get_ipython, 'new': %r, 'keep': %r})" % (_RESTORE_AFTER_CELL, env_vars, keep)
     return "%s%s\n%s" % (indent, prelude, code)
