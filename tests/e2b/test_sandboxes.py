@@ -36,6 +36,8 @@ def test_a_sandbox_from_create_to_kill(e2b_env: dict[str, str]) -> None:
         result = sbx.commands.run("echo $GREETING; echo to-stderr >&2; pwd; whoami")
         assert result.stdout.splitlines()[0] == "hello" and result.stderr == "to-stderr\n"
         assert result.stdout.splitlines()[1] == "/workspace" and result.exit_code == 0
+        # E2B's home is the workspace, by its own name too.
+        assert sbx.commands.run("echo kept > /home/user/e2b.txt; cat /workspace/e2b.txt").stdout == "kept\n"
 
         sbx.set_timeout(300)
         assert (sbx.get_info().end_at - info.end_at).total_seconds() > 150
