@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import email.utils
 import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from sandkasten import (
     ServerError,
     SyncSandboxClient,
 )
-from sandkasten_server import launcher
+from sandkasten._calls import RetryPolicy, may_resend, retry_after_s
 from sandkasten_server.launcher import Served, free_port
 
 pytestmark = pytest.mark.docker
@@ -218,22 +219,8 @@ async def test_authentication_and_bad_requests(served: Served) -> None:
             await client.get_session("nope")
 
 
-@pytest.fixture(scope="module")
-def tight() -> Iterator[Served]:
-    """A server with room for two sessions and one cold start at a time, and no pool."""
-    server = launcher.start(
-        {
-            "pool": {"enabled": False},
-            "quota": {"max_sessions_per_user": 2, "max_cold_starts": 1, "cold_start_wait_s": 0},
-        }
-    )
-    yield server
-    server.stop()
-    server.remove_state()
-
-
 async def test_quota_and_server_errors(tight: Served) -> None:
-    async with SandboxClient(base_url=tight.base_url, api_key=tight.api_key) as client:
+    async with SandboxClient(base_url=tight.base_url, api_key=tight.api_key, max_retries=0) as client:
         first, second = await asyncio.gather(client.create_session(), client.create_session(), return_exceptions=True)
         outcomes = sorted(type(o).__name__ for o in (first, second))
         assert outcomes == ["ServerError", "Session"], (first, second)  # one cold start at a time, no waiting
@@ -246,6 +233,43 @@ async def test_quota_and_server_errors(tight: Served) -> None:
         assert over.value.status == 429 and isinstance(over.value, SandkastenError)
         for session in held:
             await session.destroy()
+
+
+async def test_a_refusal_with_retry_after_is_sent_again(tight: Served) -> None:
+    # The second cold start is refused (503, Retry-After: 1) while the first runs; sent again, it starts.
+    async with SandboxClient(base_url=tight.base_url, api_key=tight.api_key) as client:
+        started = time.monotonic()
+        sessions = await asyncio.gather(client.create_session(), client.create_session())
+        assert time.monotonic() - started >= 1.0  # one of them waited as the server asked
+        for session in sessions:
+            await session.destroy()
+    with SyncSandboxClient(tight.base_url, tight.api_key, max_retry_wait=0.5) as sync_client:
+        # A budget shorter than Retry-After: raised, not waited for.
+        try:
+            with pytest.raises(ServerError) as refused, ThreadPoolExecutor(2) as pool:
+                list(pool.map(lambda _: sync_client.create_session(), range(2)))
+            assert refused.value.code == "pool_exhausted"
+        finally:
+            for made in sync_client.list_sessions():
+                made.destroy()
+
+
+def test_the_retry_policy() -> None:
+    policy = RetryPolicy(max_retries=2, max_wait=5.0)
+    assert policy.delay(503, "1", retries=0, waited=0.0) == 1.0
+    assert policy.delay(429, "2", retries=1, waited=1.0) == 2.0
+    assert policy.delay(503, "1", retries=2, waited=2.0) is None  # retried as often as allowed
+    assert policy.delay(503, "3", retries=1, waited=3.0) is None  # the wait would pass max_wait
+    assert policy.delay(503, None, retries=0, waited=0.0) is None  # no Retry-After: the server did not ask
+    assert policy.delay(500, "1", retries=0, waited=0.0) is None  # only 503 and 429 are refusals before acting
+    assert policy.delay(503, "soon", retries=0, waited=0.0) is None
+    in_two_s = email.utils.formatdate(time.time() + 2, usegmt=True)
+    assert 0.5 < (retry_after_s(in_two_s) or 0) <= 2.0
+    assert retry_after_s(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0.0
+    assert RetryPolicy(max_retries=0).delay(503, "1", retries=0, waited=0.0) is None
+    # A runner that went away mid-call may have done a POST: that one is not sent again, the rest are.
+    assert not may_resend("POST", "sandbox_unavailable") and may_resend("GET", "sandbox_unavailable")
+    assert may_resend("POST", "pool_exhausted") and may_resend("PUT", "sandbox_unavailable")
 
 
 async def test_connection_errors_retry_only_where_safe() -> None:

@@ -22,6 +22,9 @@ from sandkasten._models import (
     CodeResult,
     ExecResult,
     FileEntry,
+    ProcessEvent,
+    ProcessInfo,
+    ProcessResult,
     RichResult,
     SessionInfo,
     Snapshot,
@@ -39,6 +42,9 @@ MODELS: dict[type[Any], tuple[str, Callable[[dict[str, Any]], Any]]] = {
     SessionInfo: ("Session", SessionInfo.from_json),
     WorkspaceInfo: ("Workspace", lambda data: WorkspaceInfo(**data)),
     Snapshot: ("Snapshot", Snapshot.from_json),
+    ProcessInfo: ("Process", ProcessInfo.from_json),
+    ProcessResult: ("ProcessWaitResult", ProcessResult.from_json),
+    ProcessEvent: ("ProcessEvent", ProcessEvent.from_json),
 }
 # Fields only the SDK has.
 SDK_ONLY = {SessionInfo: {"raw"}}
@@ -76,7 +82,8 @@ def _sample(schema: dict[str, Any], full: bool, counter: Iterator[int]) -> Any:
     if kind == "object":
         properties = schema.get("properties")
         if properties is None:
-            return {"key%d" % n: n}
+            values = schema.get("additionalProperties")
+            return {"key%d" % n: _sample(values, full, counter) if isinstance(values, dict) else n}
         names = properties if full else schema.get("required", [])
         return {name: _sample(properties[name], full, counter) for name in names}
     if kind == "array":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -35,63 +35,121 @@ def test_model_friendly_text() -> None:
     assert exec_text(ExecResult("hi\n", 0, False, False, 1.0)) == "exit code 0\nhi\n"
 
 
-async def test_openai_agents_runner_with_a_scripted_model(served: Served) -> None:
-    from agents import Agent, ModelResponse, ModelSettings, Runner, Usage, set_tracing_disabled
+# What a scripted model does next, given the tool outputs it was sent so far (``function_call_output`` items):
+# call tools (several: one turn of parallel calls), or answer with text.
+NextTurn = Callable[[list[dict[str, Any]]], "list[tuple[str, dict[str, str]]] | str"]
+
+
+def scripted_model(next_turn: NextTurn) -> Any:
+    """An OpenAI Agents SDK ``Model`` that plays ``next_turn`` (no network LLM); its tool calls are numbered
+    ``call-1``, ``call-2``, ... across turns."""
+    from agents import ModelResponse, Usage, set_tracing_disabled
     from agents.models.interface import Model
     from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
-
-    from sandkasten.tools.openai_agents import sandbox_tools
 
     set_tracing_disabled(True)  # no network here: nothing to export traces to
 
     class ScriptedModel(Model):
-        """Calls the tools of STEPS in turn, then answers with the last tool output it was given."""
-
-        def __init__(self) -> None:
-            self.turn = 0
-            self.seen: list[str] = []
+        calls = 0
 
         async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kwargs: Any) -> ModelResponse:
-            outputs = [
-                item["output"]
-                for item in input
-                if isinstance(item, dict) and item.get("type") == "function_call_output"
-            ]
-            self.seen = outputs
-            if self.turn < len(STEPS):
-                name, arguments = STEPS[self.turn]
-                self.turn += 1
-                call = ResponseFunctionToolCall(
-                    type="function_call", call_id="call-%d" % self.turn, name=name, arguments=json.dumps(arguments)
+            returned = [item for item in input if isinstance(item, dict) and item.get("type") == "function_call_output"]
+            step = next_turn(returned)
+            if isinstance(step, str):
+                text = ResponseOutputText(type="output_text", text=step, annotations=[])
+                message = ResponseOutputMessage(
+                    id="msg-1", type="message", role="assistant", status="completed", content=[text]
                 )
-                return ModelResponse(output=[call], usage=Usage(), response_id=None)
-            text = ResponseOutputText(type="output_text", text="The answer is %s" % outputs[2], annotations=[])
-            message = ResponseOutputMessage(
-                id="msg-1", type="message", role="assistant", status="completed", content=[text]
-            )
-            return ModelResponse(output=[message], usage=Usage(), response_id=None)
+                return ModelResponse(output=[message], usage=Usage(), response_id=None)
+            output: list[Any] = []
+            for name, arguments in step:
+                self.calls += 1
+                call_id, arguments_json = "call-%d" % self.calls, json.dumps(arguments)
+                output.append(
+                    ResponseFunctionToolCall(type="function_call", call_id=call_id, name=name, arguments=arguments_json)
+                )
+            return ModelResponse(output=output, usage=Usage(), response_id=None)
 
         def stream_response(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
             raise NotImplementedError("the scripted model does not stream")
+
+    return ScriptedModel()
+
+
+async def test_openai_agents_runner_with_a_scripted_model(served: Served) -> None:
+    from agents import Agent, ModelSettings, Runner
+
+    from sandkasten.tools.openai_agents import sandbox_tools
+
+    seen: list[str] = []
+
+    def next_turn(returned: list[dict[str, Any]]) -> list[tuple[str, dict[str, str]]] | str:
+        """The tools of STEPS one at a time, then the answer that the third tool output gave."""
+        seen[:] = [item["output"] for item in returned]
+        return [STEPS[len(returned)]] if len(returned) < len(STEPS) else "The answer is %s" % seen[2]
 
     async with (
         SandboxClient(base_url=served.base_url, api_key=served.api_key) as client,
         await client.create_session() as session,
     ):
-        model = ScriptedModel()
         agent = Agent(
             name="coder",
             instructions="Solve the task with the sandbox tools.",
             tools=sandbox_tools(session),
-            model=model,
+            model=scripted_model(next_turn),
             model_settings=ModelSettings(),
         )
         result = await Runner.run(agent, "Compute 6 * 7 with a program and tell me the answer.")
         assert result.final_output == "The answer is 42"
-        assert model.seen[0] == "wrote answer.py (%d bytes)" % len(PROGRAM)
-        assert model.seen[1] == "exit code 0\ncomputed\n"
-        assert model.seen[3] == "result: 42"
+        assert seen[0] == "wrote answer.py (%d bytes)" % len(PROGRAM)
+        assert seen[1] == "exit code 0\ncomputed\n"
+        assert seen[3] == "result: 42"
         assert await session.read("answer.txt") == "42"
+
+
+async def test_parallel_tool_calls_of_one_turn_all_run(served: Served) -> None:
+    """The OpenAI Agents SDK runs a turn's tool calls concurrently: the ones that find the shell busy run
+    beside it, none fails with shell_busy, and they overlap in time."""
+    from agents import Agent, ModelSettings, Runner
+
+    from sandkasten.tools.openai_agents import sandbox_tools
+
+    # Each prints when it began and ended (sandbox clock), and its own mark.
+    commands = ["date +%%s.%%N; sleep 1; echo mark-%d; date +%%s.%%N" % i for i in range(1, 4)]
+    calls: list[tuple[str, dict[str, str]]] = [("exec", {"command": c}) for c in commands]
+    calls.append(("write_file", {"path": "side.txt", "content": "written meanwhile"}))
+    outputs: dict[str, str] = {}
+
+    def next_turn(returned: list[dict[str, Any]]) -> list[tuple[str, dict[str, str]]] | str:
+        """One turn of four tool calls at once (call-1 to call-4), then an answer."""
+        outputs.update({item["call_id"]: item["output"] for item in returned})
+        return "%d results" % len(returned) if returned else calls
+
+    async with (
+        SandboxClient(base_url=served.base_url, api_key=served.api_key) as client,
+        await client.create_session() as session,
+    ):
+        agent = Agent(
+            name="parallel",
+            instructions="Run them all.",
+            tools=sandbox_tools(session),
+            model=scripted_model(next_turn),
+            model_settings=ModelSettings(parallel_tool_calls=True),
+        )
+        result = await Runner.run(agent, "Run three commands and write a file, all at once.")
+        assert result.final_output == "4 results"
+        assert not [o for o in outputs.values() if o.startswith("error:")], outputs  # shell_busy, say
+        spans = []
+        for n in range(1, 4):
+            text = outputs["call-%d" % n]
+            assert text.startswith("exit code 0"), text
+            began, mark, ended = text.splitlines()[1:]
+            assert mark == "mark-%d" % n
+            spans.append((float(began), float(ended)))
+        assert "ran beside the busy shell" in json.dumps(outputs)  # the shell had one, processes the rest
+        assert max(b for b, _ in spans) < min(e for _, e in spans), spans  # all three ran at the same time
+        assert outputs["call-4"] == "wrote side.txt (17 bytes)"
+        assert await session.read("side.txt") == "written meanwhile"
 
 
 def test_langchain_tools_in_a_tool_calling_loop(served: Served) -> None:

@@ -28,13 +28,18 @@ from ._models import (
     EgressPolicy,
     ExecResult,
     FileEntry,
+    ProcessEvent,
+    ProcessInfo,
+    ProcessResult,
     RichResult,
     SessionInfo,
     Snapshot,
     SnapshotWorkspace,
     WorkspaceInfo,
 )
+from ._processes import Process
 from ._sync_client import SyncExecStream, SyncSandboxClient, SyncSession
+from ._sync_processes import SyncProcess
 
 __version__ = "0.1.0"
 
@@ -49,6 +54,10 @@ __all__ = [
     "ExecTimeout",
     "FileEntry",
     "NotFoundError",
+    "Process",
+    "ProcessEvent",
+    "ProcessInfo",
+    "ProcessResult",
     "QuotaExceededError",
     "RichResult",
     "SandboxClient",
@@ -60,6 +69,7 @@ __all__ = [
     "Snapshot",
     "SnapshotWorkspace",
     "SyncExecStream",
+    "SyncProcess",
     "SyncSandboxClient",
     "SyncSession",
     "WorkspaceInfo",

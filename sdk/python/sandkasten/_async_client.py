@@ -2,62 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import contextlib
-import json
 import os
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import httpx
 
-from . import _calls
-from ._calls import Call, Network
-from ._exceptions import BadRequestError, NotFoundError, SandkastenConnectionError
-from ._models import CodeResult, ExecResult, FileEntry, SessionInfo, Snapshot, WorkspaceInfo
+from . import _calls, _processes
+from ._callbacks import CodeCallbacks, ErrorCallback, OutputCallback, ResultCallback
+from ._calls import Call, ExecOptions, IfBusy, Network, RetryPolicy
+from ._exceptions import BadRequestError, NotFoundError
+from ._models import (
+    CodeResult,
+    ExecResult,
+    FileEntry,
+    ProcessInfo,
+    ProcessResult,
+    SessionInfo,
+    Snapshot,
+    WorkspaceInfo,
+)
+from ._processes import Process
+from ._transport import Transport
 
 _Self = TypeVar("_Self", bound="_Releasing")
 
-
-class _Transport:
-    def __init__(self, base_url: str, api_key: str, timeout: float, http: httpx.AsyncClient | None) -> None:
-        self.http = http or httpx.AsyncClient(**_calls.client_options(base_url, api_key, timeout))
-
-    async def send(self, call: Call) -> Any:
-        """The reply's JSON (None when empty); raw bytes for non-JSON replies."""
-        response, body = await self._send(call)
-        _calls.check(response, body)
-        if response.headers.get("Content-Type", "").startswith("application/json"):
-            return json.loads(body)
-        return body
-
-    async def _send(self, call: Call) -> tuple[httpx.Response, bytes]:
-        delays = _calls.RETRY_DELAYS_S if call.retryable else ()
-        for attempt in range(len(delays) + 1):
-            try:
-                async with self.http.stream(call.method, call.path, **_calls.request_options(call)) as response:
-                    return response, await _calls.read_body(response)
-            except httpx.TransportError as exc:
-                if attempt == len(delays):
-                    raise SandkastenConnectionError(
-                        "cannot reach the Sandkasten server: %s" % (exc or type(exc).__name__)
-                    ) from exc
-                await asyncio.sleep(delays[attempt])
-        raise AssertionError("unreachable")
-
-    async def events(self, call: Call) -> AsyncIterator[dict[str, Any]]:
-        try:
-            async with self.http.stream(call.method, call.path, **_calls.request_options(call)) as response:
-                if response.status_code >= 400:
-                    _calls.check(response, await response.aread())
-                async for line in response.aiter_lines():
-                    event = _calls.stream_event(line.encode())
-                    if event is not None:
-                        yield event
-        except httpx.TransportError as exc:
-            raise SandkastenConnectionError("the stream from the Sandkasten server broke: %s" % exc) from exc
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # Python 3.11's typing.Unpack
 
 
 class ExecStream:
@@ -99,7 +73,7 @@ class _Releasing:
 class Session(_Releasing):
     """A sandbox: a persistent bash shell, a Jupyter kernel and /workspace. ``async with`` destroys it."""
 
-    def __init__(self, transport: _Transport, info: SessionInfo) -> None:
+    def __init__(self, transport: Transport, info: SessionInfo) -> None:
         self._transport = transport
         self.info = info
         self.id = info.id
@@ -162,18 +136,104 @@ class Session(_Releasing):
 
     # -- the shell ----------------------------------------------------------------------------
 
+    @overload
     async def exec(
         self,
         command: str,
         *,
+        background: Literal[True],
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
+        **options: Unpack[ExecOptions],
+    ) -> Process: ...
+
+    @overload
+    async def exec(
+        self,
+        command: str,
+        *,
+        background: Literal[False] = False,
+        on_stdout: OutputCallback,
+        on_stderr: OutputCallback | None = None,
+        **options: Unpack[ExecOptions],
+    ) -> ProcessResult: ...
+
+    @overload
+    async def exec(
+        self,
+        command: str,
+        *,
+        background: Literal[False] = False,
+        on_stdout: None = None,
+        on_stderr: OutputCallback,
+        **options: Unpack[ExecOptions],
+    ) -> ProcessResult: ...
+
+    @overload
+    async def exec(
+        self,
+        command: str,
+        *,
+        background: Literal[False] = False,
+        on_stdout: None = None,
+        on_stderr: None = None,
+        **options: Unpack[ExecOptions],
+    ) -> ExecResult: ...
+
+    async def exec(
+        self,
+        command: str,
+        *,
+        background: bool = False,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
+        **options: Unpack[ExecOptions],
+    ) -> ExecResult | ProcessResult | Process:
+        """Run ``command`` in the persistent shell; on timeout it is killed and its output so far returned.
+
+        ``if_busy="process"``: while another exec has the shell, run this one as a process beside it (in
+        /workspace or ``cwd``, without the shell's variables; ``result.ran_as == "process"``) rather than
+        raise ``BadRequestError`` with ``code == "shell_busy"``.
+
+        ``background=True``: start it as a process beside the shell and return its ``Process`` at once
+        (``wait()``, ``kill()``, ``send_stdin()``, its events); ``stdin=True`` keeps its stdin open, text is
+        written to it and then closed; ``tag`` labels it in ``processes()``.
+
+        ``on_stdout``/``on_stderr``: run it as a process beside the shell, calling back with its output as it
+        comes, and return a ``ProcessResult`` (stdout and stderr apart); with ``background=True`` a task of
+        the client calls them while the process runs.
+
+        A process starts in /workspace (or ``cwd``) and sees the sandbox's environment plus ``env``, not the
+        shell's directory or variables; ``timeout_ms`` kills it and everything it started.
+        """
+        return await self._exec(command, background, on_stdout, on_stderr, **options)
+
+    async def _exec(
+        self,
+        command: str,
+        background: bool,
+        on_stdout: OutputCallback | None,
+        on_stderr: OutputCallback | None,
+        *,
         timeout_ms: int | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
-        stdin: str | None = None,
+        stdin: str | bool | None = None,
         raise_on_timeout: bool = False,
-    ) -> ExecResult:
-        """Run ``command`` in the persistent shell; on timeout it is killed and its output so far returned."""
-        call = _calls.exec_call(self.id, command, timeout_ms, cwd, env, stdin)
+        if_busy: IfBusy | None = None,
+        tag: str | None = None,
+    ) -> ExecResult | ProcessResult | Process:
+        """``exec``, typed as one call (the synchronous session's way in)."""
+        plan = _calls.exec_plan(background, on_stdout, on_stderr, stdin, raise_on_timeout)
+        options = {"timeout_ms": timeout_ms, "cwd": cwd, "env": env, "tag": tag}
+        if plan == "background":
+            return await _processes.start(self._transport, self.id, command, options, stdin, on_stdout, on_stderr)
+        text = stdin if isinstance(stdin, str) else None
+        if plan == "process":
+            return await _processes.run(
+                self._transport, self.id, command, options, text, on_stdout, on_stderr, raise_on_timeout
+            )
+        call = _calls.exec_call(self.id, command, timeout_ms, cwd, env, text, if_busy=if_busy)
         return _calls.exec_result(await self._transport.send(call), raise_on_timeout)
 
     def exec_stream(
@@ -185,17 +245,48 @@ class Session(_Releasing):
         env: Mapping[str, str] | None = None,
         stdin: str | None = None,
         raise_on_timeout: bool = False,
+        if_busy: IfBusy | None = None,
     ) -> ExecStream:
         """Run ``command`` and iterate over its output as it comes; ``stream.result`` is set at the end."""
-        call = _calls.exec_call(self.id, command, timeout_ms, cwd, env, stdin, stream=True)
+        call = _calls.exec_call(self.id, command, timeout_ms, cwd, env, stdin, stream=True, if_busy=if_busy)
         return ExecStream(self._transport.events(call), raise_on_timeout)
+
+    # -- processes beside the shell -----------------------------------------------------------
+
+    async def processes(self) -> builtins.list[Process]:
+        """The session's processes, running and recently ended (the last 64), oldest first."""
+        reply = await self._transport.send(Call("GET", "sessions/%s/processes" % self.id))
+        return [Process(self._transport, self.id, ProcessInfo.from_json(p)) for p in reply["processes"]]
+
+    async def process(self, pid: int) -> Process:
+        """The process ``pid`` (running, or recently ended): to wait for it, follow it, signal it, ...
+        ``NotFoundError`` if the sandbox has no such process (any more)."""
+        reply = await self._transport.send(_calls.process_call("GET", self.id, pid))
+        return Process(self._transport, self.id, ProcessInfo.from_json(reply))
 
     # -- the kernel ---------------------------------------------------------------------------
 
-    async def run_code(self, code: str, *, timeout_ms: int | None = None, max_output: int | None = None) -> CodeResult:
+    async def run_code(
+        self,
+        code: str,
+        *,
+        timeout_ms: int | None = None,
+        max_output: int | None = None,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
+        on_result: ResultCallback | None = None,
+        on_error: ErrorCallback | None = None,
+    ) -> CodeResult:
         """Run ``code`` in the session's kernel. At most ``max_output`` bytes of output are kept (the server's
-        default: 1 MiB, as exec's); ``result.truncated`` says when more was dropped."""
-        call = _calls.code_call(self.id, code, timeout_ms, max_output)
+        default: 1 MiB, as exec's); ``result.truncated`` says when more was dropped.
+
+        With callbacks the outputs are streamed: ``on_stdout``/``on_stderr`` get the text as it is printed,
+        ``on_result`` each ``RichResult`` (a display, the last expression's value), ``on_error`` the
+        ``CodeError`` that ended the code; the ``CodeResult`` at the end has everything too."""
+        callbacks = CodeCallbacks(on_stdout, on_stderr, on_result, on_error)
+        call = _calls.code_call(self.id, code, timeout_ms, max_output, stream=bool(callbacks))
+        if callbacks:
+            return await callbacks.take(self._transport.events(call))
         return CodeResult.from_json(await self._transport.send(call))
 
     # -- files ----------------------------------------------------------------------------------
@@ -254,7 +345,7 @@ class Session(_Releasing):
 class Workspaces:
     """The server's named workspaces (``client.workspaces``)."""
 
-    def __init__(self, transport: _Transport) -> None:
+    def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
     async def list(self) -> list[WorkspaceInfo]:
@@ -270,7 +361,7 @@ class Workspaces:
 class Pool:
     """The server's warm pool of sandboxes (``client.pool``)."""
 
-    def __init__(self, transport: _Transport) -> None:
+    def __init__(self, transport: Transport) -> None:
         self._transport = transport
 
     async def status(self) -> dict[str, Any]:
@@ -280,7 +371,12 @@ class Pool:
 
 
 class SandboxClient(_Releasing):
-    """The asynchronous client. ``base_url`` is the server's root; ``api_key`` its token."""
+    """The asynchronous client. ``base_url`` is the server's root; ``api_key`` its token.
+
+    A request the server refuses with 503 or 429 and a ``Retry-After`` (its pool exhausted, say) is sent
+    again after that wait, up to ``max_retries`` times and ``max_retry_wait`` seconds in all; 0 retries
+    raises at once.
+    """
 
     def __init__(
         self,
@@ -289,10 +385,13 @@ class SandboxClient(_Releasing):
         *,
         timeout: float = 120.0,
         http_client: httpx.AsyncClient | None = None,
+        max_retries: int = RetryPolicy.max_retries,
+        max_retry_wait: float = RetryPolicy.max_wait,
     ) -> None:
         base_url = base_url or os.environ.get("SANDKASTEN_URL", "http://127.0.0.1:8080")
         api_key = api_key if api_key is not None else os.environ.get("SANDKASTEN_API_KEY", "")
-        self._transport = _Transport(base_url, api_key, timeout, http_client)
+        retry = RetryPolicy(max_retries, max_retry_wait)
+        self._transport = Transport(base_url, api_key, timeout, http_client, retry)
         self.workspaces = Workspaces(self._transport)
         self.pool = Pool(self._transport)
 
@@ -300,8 +399,8 @@ class SandboxClient(_Releasing):
         await self.close()
 
     async def close(self) -> None:
-        """Close the HTTP connections (sessions stay)."""
-        await self._transport.http.aclose()
+        """Close the HTTP connections (sessions and their processes stay); stop following processes."""
+        await self._transport.close()
 
     async def create_session(
         self,

@@ -6,13 +6,15 @@ paths, bodies, error mapping, retries and archives lives here once.
 
 from __future__ import annotations
 
+import email.utils
 import io
 import json
 import os
 import tarfile
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias, TypedDict
 from urllib.parse import quote
 
 import httpx
@@ -36,6 +38,27 @@ SAFE_TO_RETRY = frozenset({"GET", "DELETE"})
 BODY_PIECE = 1 << 20
 # What ``create_session(network=...)`` takes: network or not, or a domain policy ({"allow": [...], "deny": [...]}).
 Network: TypeAlias = bool | EgressPolicy | Mapping[str, Sequence[str]]
+# What an exec does while another exec has the shell: refuse (409 shell_busy), or run as a process beside it.
+IfBusy: TypeAlias = Literal["error", "process"]
+
+
+class ExecOptions(TypedDict, total=False):
+    """The options every form of ``session.exec`` takes, besides ``background`` and the callbacks."""
+
+    timeout_ms: int | None
+    cwd: str | None
+    env: Mapping[str, str] | None
+    stdin: str | bool | None
+    raise_on_timeout: bool
+    if_busy: IfBusy | None
+    tag: str | None
+
+
+# The statuses the server sends Retry-After with: it refused the request before acting on it.
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+# ... except for this 503, which also comes when the sandbox's runner went away after it got the request
+# (its connection broke mid-call): a POST refused with it may have been done, and is not sent again.
+MAYBE_DONE = frozenset({"sandbox_unavailable"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +76,52 @@ class Call:
     def retryable(self) -> bool:
         """Whether the request may be sent again after a connection error (GET and DELETE only)."""
         return self.method in SAFE_TO_RETRY
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and how long in all, to wait and send again a request refused with 503 or 429 and a
+    ``Retry-After``.
+
+    POST is retried too: the server sends these statuses (pool exhausted, engine starting, too many
+    processes) when it refused the request before acting on it, so nothing is done twice. The one
+    exception, ``MAYBE_DONE``, is not retried for a POST (``may_resend``). A wait longer than what is left
+    of ``max_wait`` is not waited for: the error is raised at once.
+    """
+
+    max_retries: int = 3
+    max_wait: float = 10.0  # seconds, all waits of one call together
+
+    def delay(self, status: int, retry_after: str | None, retries: int, waited: float) -> float | None:
+        """Seconds to wait before sending again, or None to raise the error now."""
+        if status not in RETRY_AFTER_STATUSES or retry_after is None or retries >= self.max_retries:
+            return None
+        seconds = retry_after_s(retry_after)
+        if seconds is None or waited + seconds > self.max_wait:
+            return None
+        return seconds
+
+
+def may_resend(method: str, code: str | None) -> bool:
+    """Whether a request refused with error ``code`` may be sent again: not a POST the sandbox may have done."""
+    return method != "POST" or code not in MAYBE_DONE
+
+
+def retry_after_s(value: str) -> float | None:
+    """A ``Retry-After`` header's wait in seconds: delay-seconds, or an HTTP date (None: neither)."""
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def present(**values: Any) -> dict[str, Any]:
+    """The values that are not None, by name: a request body's options, the rest left to the server."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def client_options(base_url: str, api_key: str, timeout: float) -> dict[str, Any]:
@@ -115,12 +184,6 @@ async def read_body(response: httpx.Response) -> bytes:
     return body.getvalue()
 
 
-def check(response: httpx.Response, body: bytes) -> None:
-    """Raise the matching ``SandkastenError`` if the response is an HTTP error."""
-    if response.status_code >= 400:
-        raise error_for(response.status_code, body)
-
-
 def file_path(session_id: str, remote: str, kind: str = "files") -> str:
     """The API path of ``remote`` in the session's ``files`` (or ``archive``) routes."""
     return "sessions/%s/%s/%s" % (session_id, kind, remote.lstrip("/") or ".")
@@ -141,18 +204,15 @@ def create_call(
 ) -> Call:
     """The call that creates a session (from one of your snapshots, if ``snapshot`` names one); options that
     are None are left to the server."""
-    body: dict[str, Any] = {}
-    for name, value in (
-        ("image", image),
-        ("workspace", workspace),
-        ("env", dict(env) if env else None),
-        ("limits", dict(limits) if limits else None),
-        ("network", network if network is None or isinstance(network, bool) else dict(network)),
-        ("ttl_s", ttl),
-        ("snapshot", snapshot),
-    ):
-        if value is not None:
-            body[name] = value
+    body = present(
+        image=image,
+        workspace=workspace,
+        env=dict(env) if env else None,
+        limits=dict(limits) if limits else None,
+        network=network if network is None or isinstance(network, bool) else dict(network),
+        ttl_s=ttl,
+        snapshot=snapshot,
+    )
     if with_kernel:
         body["with_kernel"] = True
     return Call("POST", "sessions", json=body)
@@ -173,17 +233,12 @@ def exec_call(
     env: Mapping[str, str] | None,
     stdin: str | None,
     stream: bool = False,
+    if_busy: IfBusy | None = None,
 ) -> Call:
     """The call that runs a shell command in the session (``stream``: output as NDJSON events)."""
-    body: dict[str, Any] = {"command": command}
-    for name, value in (
-        ("timeout_ms", timeout_ms),
-        ("cwd", cwd),
-        ("env", dict(env) if env else None),
-        ("stdin", stdin),
-    ):
-        if value is not None:
-            body[name] = value
+    body = present(
+        command=command, timeout_ms=timeout_ms, cwd=cwd, env=dict(env) if env else None, stdin=stdin, if_busy=if_busy
+    )
     if stream:
         body["stream"] = True
     return Call("POST", "sessions/%s/exec" % session_id, json=body, stream=stream)
@@ -193,14 +248,58 @@ def code_call(
     session_id: str, code: str, timeout_ms: int | None, max_output: int | None = None, stream: bool = False
 ) -> Call:
     """The call that runs code in the session's kernel (``stream``: output as NDJSON events)."""
-    body: dict[str, Any] = {"code": code}
-    if timeout_ms is not None:
-        body["timeout_ms"] = timeout_ms
-    if max_output is not None:
-        body["max_output"] = max_output
+    body = present(code=code, timeout_ms=timeout_ms, max_output=max_output)
     if stream:
         body["stream"] = True
     return Call("POST", "sessions/%s/run_code" % session_id, json=body, stream=stream)
+
+
+def exec_plan(
+    background: bool, on_stdout: object, on_stderr: object, stdin: str | bool | None, raise_on_timeout: bool
+) -> Literal["shell", "process", "background"]:
+    """How ``session.exec`` runs a command with these options: in the shell, as a process it follows to the
+    end (callbacks), or as a process it returns at once (``background``). Options that cannot go together
+    raise ``ValueError``."""
+    if background:
+        if raise_on_timeout:
+            raise ValueError("raise_on_timeout does not apply to background=True: see wait()'s result.timed_out")
+        return "background"
+    if stdin is True:
+        raise ValueError("stdin=True keeps a process's stdin open for send_stdin(): it needs background=True")
+    return "process" if on_stdout is not None or on_stderr is not None else "shell"
+
+
+def process_start_call(
+    session_id: str,
+    command: str,
+    timeout_ms: int | None,
+    cwd: str | None,
+    env: Mapping[str, str] | None,
+    stdin: bool,
+    tag: str | None,
+    stream: bool = False,
+) -> Call:
+    """The call that starts a process beside the shell (``stdin``: keep its stdin open; ``stream``: follow it
+    in the reply, as NDJSON events)."""
+    body = present(command=command, timeout_ms=timeout_ms, cwd=cwd, env=dict(env) if env else None, tag=tag)
+    if stdin:
+        body["stdin"] = True
+    if stream:
+        body["stream"] = True
+    return Call("POST", "sessions/%s/processes" % session_id, json=body, stream=stream)
+
+
+def process_call(
+    method: str,
+    session_id: str,
+    pid: int,
+    action: str = "",
+    body: Any = None,
+    params: Mapping[str, str] | None = None,
+) -> Call:
+    """A call on process ``pid``: itself (``action`` empty), or its ``events``, ``wait``, ``stdin``, ``signal``."""
+    path = "sessions/%s/processes/%d%s" % (session_id, pid, "/" + action if action else "")
+    return Call(method, path, json=body, params=params, stream=action == "events")
 
 
 def exec_result(data: dict[str, Any], raise_on_timeout: bool, output: str | None = None) -> ExecResult:

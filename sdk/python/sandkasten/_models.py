@@ -35,6 +35,7 @@ class ExecResult:
     shell_restarted: bool = False
     oom_killed: bool = False  # a process was killed for memory (the sandbox's limit) while it ran
     shell_exit: str | None = None  # why the shell was replaced, when shell_restarted
+    ran_as: str | None = None  # "shell", or "process": beside a busy shell (``if_busy="process"``)
 
     @property
     def ok(self) -> bool:
@@ -54,6 +55,7 @@ class ExecResult:
             shell_restarted=data.get("shell_restarted", False),
             oom_killed=data.get("oom_killed", False),
             shell_exit=data.get("shell_exit"),
+            ran_as=data.get("ran_as"),
         )
 
 
@@ -77,6 +79,11 @@ class RichResult:
         value = self.data.get("image/png")
         return base64.b64decode(value) if isinstance(value, str) else None
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RichResult:
+        """The rich output from the API's JSON (a result of a ``CodeResult``, or a streamed ``result`` event)."""
+        return cls(data.get("data", {}), data.get("metadata", {}), data.get("kind", "execute_result"))
+
 
 @dataclass(frozen=True)
 class CodeError:
@@ -85,6 +92,11 @@ class CodeError:
     ename: str
     evalue: str
     traceback: list[str]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CodeError:
+        """The error from the API's JSON (a ``CodeResult``'s, or a streamed ``error`` event)."""
+        return cls(data["ename"], data["evalue"], list(data["traceback"]))
 
 
 @dataclass(frozen=True)
@@ -116,11 +128,8 @@ class CodeResult:
         return cls(
             stdout=data["stdout"],
             stderr=data["stderr"],
-            results=[
-                RichResult(r.get("data", {}), r.get("metadata", {}), r.get("kind", "execute_result"))
-                for r in data["results"]
-            ],
-            error=CodeError(error["ename"], error["evalue"], list(error["traceback"])) if error else None,
+            results=[RichResult.from_json(r) for r in data["results"]],
+            error=CodeError.from_json(error) if error else None,
             timed_out=data.get("timed_out", False),
             kernel_restarted=data.get("kernel_restarted", False),
             execution_count=data.get("execution_count"),
@@ -175,6 +184,7 @@ class SessionInfo:
     egress_refused: int = 0  # connections the filtering proxy refused so far
     paused_at: float | None = None  # since when it is paused (``status == "paused"``); None while it runs
     paused_s: float = 0.0  # seconds it spent paused before (its ttl does not count them)
+    labels: dict[str, str] = field(default_factory=dict)  # its creator's names for it
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SessionInfo:
@@ -202,6 +212,7 @@ class SessionInfo:
             egress_refused=data.get("egress_refused", 0),
             paused_at=data.get("paused_at"),
             paused_s=data.get("paused_s", 0.0),
+            labels=dict(data.get("labels", {})),
         )
 
 
@@ -259,4 +270,99 @@ class Snapshot:
             limits=dict(data["limits"]),
             network=data["network"],
             frozen_ms=data["frozen_ms"],
+        )
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """A process beside the shell, as the sandbox last saw it (``session.exec(..., background=True)``)."""
+
+    pid: int  # its pid in the sandbox: the name every other call takes
+    command: str
+    cwd: str
+    running: bool
+    exit_code: int | None  # -N when killed by signal N; None while running or after a timeout
+    timed_out: bool  # killed at its ``timeout_ms``
+    started_at: float
+    stdin_open: bool  # ``send_stdin`` can still write
+    dropped_bytes: int  # output older than the last 1 MiB, no longer kept
+    last_seq: int  # the sequence number of its last output chunk (0: none yet)
+    tag: str | None = None
+    ended_at: float | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProcessInfo:
+        """The process from the API's JSON."""
+        return cls(
+            pid=data["pid"],
+            command=data["command"],
+            cwd=data["cwd"],
+            running=data["running"],
+            exit_code=data["exit_code"],
+            timed_out=data["timed_out"],
+            started_at=data["started_at"],
+            stdin_open=data["stdin_open"],
+            dropped_bytes=data["dropped_bytes"],
+            last_seq=data["last_seq"],
+            tag=data.get("tag"),
+            ended_at=data.get("ended_at"),
+        )
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """A process's output, stdout and stderr apart, and how it stands: ended, or ``running`` when a ``wait``
+    ran out first. The output is what the sandbox kept (the last 1 MiB of each)."""
+
+    process: ProcessInfo
+    stdout: str
+    stderr: str
+
+    @property
+    def exit_code(self) -> int | None:
+        """Its exit status; -N when a signal N killed it; None while it runs or after its timeout."""
+        return self.process.exit_code
+
+    @property
+    def timed_out(self) -> bool:
+        """It was killed at its ``timeout_ms``."""
+        return self.process.timed_out
+
+    @property
+    def running(self) -> bool:
+        """It has not ended (the wait ran out first)."""
+        return self.process.running
+
+    @property
+    def ok(self) -> bool:
+        """It exited with status 0."""
+        return self.exit_code == 0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProcessResult:
+        """The result from the API's JSON (a ``wait`` reply)."""
+        return cls(ProcessInfo.from_json(data["process"]), data["stdout"], data["stderr"])
+
+
+@dataclass(frozen=True)
+class ProcessEvent:
+    """One event of a followed process: ``started`` or ``exit`` (with ``process``), or ``output`` (``stream``
+    ``"stdout"`` or ``"stderr"``, its ``data`` as text, and its ``seq``: follow again from there)."""
+
+    type: str
+    process: ProcessInfo | None = None
+    stream: str | None = None
+    seq: int | None = None
+    data: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ProcessEvent:
+        """The event from one line of the API's stream."""
+        process = data.get("process")
+        return cls(
+            type=data["type"],
+            process=ProcessInfo.from_json(process) if process is not None else None,
+            stream=data.get("stream"),
+            seq=data.get("seq"),
+            data=data.get("data"),
         )

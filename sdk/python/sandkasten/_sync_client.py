@@ -6,42 +6,28 @@ thread, so the two can never behave differently.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import os
-import threading
-from collections.abc import Coroutine, Iterator, Mapping
-from concurrent.futures import Future
+from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from ._async_client import ExecStream, SandboxClient, Session
-from ._calls import Network
-from ._models import CodeResult, ExecResult, FileEntry, SessionInfo, Snapshot, WorkspaceInfo
+from ._callbacks import ErrorCallback, OutputCallback, ResultCallback
+from ._calls import ExecOptions, IfBusy, Network, RetryPolicy
+from ._loop import LoopThread
+from ._models import CodeResult, ExecResult, FileEntry, ProcessResult, SessionInfo, Snapshot, WorkspaceInfo
+from ._processes import Process
+from ._sync_processes import SyncProcess
 
-T = TypeVar("T")
-
-
-class _LoopThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="sandkasten-sync", daemon=True)
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        return future.result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        self.loop.close()
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # Python 3.11's typing.Unpack
 
 
 class SyncExecStream:
     """``for chunk in stream``: output text as it comes; then ``stream.result`` is set."""
 
-    def __init__(self, stream: ExecStream, runner: _LoopThread) -> None:
+    def __init__(self, stream: ExecStream, runner: LoopThread) -> None:
         self._stream = stream
         self._runner = runner
 
@@ -51,22 +37,13 @@ class SyncExecStream:
         return self._stream.result
 
     def __iter__(self) -> Iterator[str]:
-        chunks = self._stream.__aiter__()
-
-        async def next_chunk() -> str:
-            return await chunks.__anext__()
-
-        while True:
-            try:
-                yield self._runner.run(next_chunk())
-            except StopAsyncIteration:
-                return
+        return self._runner.iterate(self._stream)
 
 
 class SyncSession:
     """A sandbox: a persistent bash shell, a Jupyter kernel and /workspace. ``with`` destroys it."""
 
-    def __init__(self, session: Session, runner: _LoopThread) -> None:
+    def __init__(self, session: Session, runner: LoopThread) -> None:
         self._session = session
         self._run = runner.run
         self._runner = runner
@@ -110,22 +87,63 @@ class SyncSession:
         """Remove the sandbox (a named workspace stays). Destroying twice is not an error."""
         self._run(self._session.destroy())
 
+    @overload
     def exec(
         self,
         command: str,
         *,
-        timeout_ms: int | None = None,
-        cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-        stdin: str | None = None,
-        raise_on_timeout: bool = False,
-    ) -> ExecResult:
-        """Run ``command`` in the persistent shell, as ``Session.exec``."""
-        return self._run(
-            self._session.exec(
-                command, timeout_ms=timeout_ms, cwd=cwd, env=env, stdin=stdin, raise_on_timeout=raise_on_timeout
-            )
-        )
+        background: Literal[True],
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
+        **options: Unpack[ExecOptions],
+    ) -> SyncProcess: ...
+
+    @overload
+    def exec(
+        self,
+        command: str,
+        *,
+        background: Literal[False] = False,
+        on_stdout: OutputCallback,
+        on_stderr: OutputCallback | None = None,
+        **options: Unpack[ExecOptions],
+    ) -> ProcessResult: ...
+
+    @overload
+    def exec(
+        self,
+        command: str,
+        *,
+        background: Literal[False] = False,
+        on_stdout: None = None,
+        on_stderr: OutputCallback,
+        **options: Unpack[ExecOptions],
+    ) -> ProcessResult: ...
+
+    @overload
+    def exec(
+        self,
+        command: str,
+        *,
+        background: Literal[False] = False,
+        on_stdout: None = None,
+        on_stderr: None = None,
+        **options: Unpack[ExecOptions],
+    ) -> ExecResult: ...
+
+    def exec(
+        self,
+        command: str,
+        *,
+        background: bool = False,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
+        **options: Unpack[ExecOptions],
+    ) -> ExecResult | ProcessResult | SyncProcess:
+        """Run ``command`` in the persistent shell, or as a process beside it, as ``Session.exec``. Callbacks
+        run on the client's event loop thread."""
+        outcome = self._run(self._session._exec(command, background, on_stdout, on_stderr, **options))
+        return SyncProcess(outcome, self._runner) if isinstance(outcome, Process) else outcome
 
     def exec_stream(
         self,
@@ -136,16 +154,52 @@ class SyncSession:
         env: Mapping[str, str] | None = None,
         stdin: str | None = None,
         raise_on_timeout: bool = False,
+        if_busy: IfBusy | None = None,
     ) -> SyncExecStream:
         """Run ``command`` and iterate over its output as it comes, as ``Session.exec_stream``."""
         stream = self._session.exec_stream(
-            command, timeout_ms=timeout_ms, cwd=cwd, env=env, stdin=stdin, raise_on_timeout=raise_on_timeout
+            command,
+            timeout_ms=timeout_ms,
+            cwd=cwd,
+            env=env,
+            stdin=stdin,
+            raise_on_timeout=raise_on_timeout,
+            if_busy=if_busy,
         )
         return SyncExecStream(stream, self._runner)
 
-    def run_code(self, code: str, *, timeout_ms: int | None = None, max_output: int | None = None) -> CodeResult:
-        """Run ``code`` in the session's kernel, as ``Session.run_code``."""
-        return self._run(self._session.run_code(code, timeout_ms=timeout_ms, max_output=max_output))
+    def processes(self) -> builtins.list[SyncProcess]:
+        """The session's processes, running and recently ended, oldest first."""
+        return [SyncProcess(p, self._runner) for p in self._run(self._session.processes())]
+
+    def process(self, pid: int) -> SyncProcess:
+        """The process ``pid`` (running, or recently ended), as ``Session.process``."""
+        return SyncProcess(self._run(self._session.process(pid)), self._runner)
+
+    def run_code(
+        self,
+        code: str,
+        *,
+        timeout_ms: int | None = None,
+        max_output: int | None = None,
+        on_stdout: OutputCallback | None = None,
+        on_stderr: OutputCallback | None = None,
+        on_result: ResultCallback | None = None,
+        on_error: ErrorCallback | None = None,
+    ) -> CodeResult:
+        """Run ``code`` in the session's kernel, as ``Session.run_code``; callbacks run on the client's event
+        loop thread."""
+        return self._run(
+            self._session.run_code(
+                code,
+                timeout_ms=timeout_ms,
+                max_output=max_output,
+                on_stdout=on_stdout,
+                on_stderr=on_stderr,
+                on_result=on_result,
+                on_error=on_error,
+            )
+        )
 
     def write(self, path: str, data: str | bytes, *, mode: int | None = None) -> int:
         """Write ``data`` (text is UTF-8) to ``path`` under /workspace; parents are made. Returns the size."""
@@ -179,7 +233,7 @@ class SyncSession:
 class _SyncWorkspaces:
     """The server's named workspaces (``client.workspaces``), without ``await``."""
 
-    def __init__(self, client: SandboxClient, runner: _LoopThread) -> None:
+    def __init__(self, client: SandboxClient, runner: LoopThread) -> None:
         self._client, self._run = client, runner.run
 
     def list(self) -> list[WorkspaceInfo]:
@@ -194,7 +248,7 @@ class _SyncWorkspaces:
 class _SyncPool:
     """The server's warm pool of sandboxes (``client.pool``), without ``await``."""
 
-    def __init__(self, client: SandboxClient, runner: _LoopThread) -> None:
+    def __init__(self, client: SandboxClient, runner: LoopThread) -> None:
         self._client, self._run = client, runner.run
 
     def status(self) -> dict[str, Any]:
@@ -203,13 +257,23 @@ class _SyncPool:
 
 
 class SyncSandboxClient:
-    """The synchronous client: ``SandboxClient`` without ``await``."""
+    """The synchronous client: ``SandboxClient`` without ``await`` (retries as it does)."""
 
-    def __init__(self, base_url: str | None = None, api_key: str | None = None, *, timeout: float = 120.0) -> None:
-        self._runner = _LoopThread()
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 120.0,
+        max_retries: int = RetryPolicy.max_retries,
+        max_retry_wait: float = RetryPolicy.max_wait,
+    ) -> None:
+        self._runner = LoopThread()
 
         async def make() -> SandboxClient:  # httpx's client belongs to the loop it is made on
-            return SandboxClient(base_url, api_key, timeout=timeout)
+            return SandboxClient(
+                base_url, api_key, timeout=timeout, max_retries=max_retries, max_retry_wait=max_retry_wait
+            )
 
         self._client = self._runner.run(make())
         self.workspaces = _SyncWorkspaces(self._client, self._runner)

@@ -1,18 +1,26 @@
 /** `SandboxClient` and its `Session`. */
 
-import { BadRequestError, ExecTimeout, NotFoundError } from './errors.js';
+import { BadRequestError, ConnectionError, ExecTimeout, NotFoundError } from './errors.js';
 import { type Call, Transport } from './http.js';
+import { Process, processPath, runProcess, startProcess } from './processes.js';
 import type {
+  BackgroundExecOptions,
   ClientOptions,
+  CodeError,
   CodeResult,
   CreateSessionOptions,
   ExecOptions,
   ExecResult,
   FileEntry,
   PoolStatus,
+  ProcessInfo,
+  ProcessResult,
+  RichResult,
+  RunCodeOptions,
   SessionInfo,
   Snapshot,
   SnapshotOptions,
+  StreamedExecOptions,
   WorkspaceInfo,
 } from './types.js';
 
@@ -22,8 +30,24 @@ function execBody(command: string, options: ExecOptions, stream: boolean): Recor
   if (options.cwd !== undefined) body.cwd = options.cwd;
   if (options.env !== undefined) body.env = options.env;
   if (options.stdin !== undefined) body.stdin = options.stdin;
+  if (options.ifBusy !== undefined) body.if_busy = options.ifBusy;
   if (stream) body.stream = true;
   return body;
+}
+
+/** Call back for each event of a streamed `runCode`; the `CodeResult` its `done` event carries. */
+async function codeResult(
+  events: AsyncIterable<Record<string, unknown>>,
+  options: RunCodeOptions,
+): Promise<CodeResult> {
+  for await (const event of events) {
+    if (event.type === 'stdout') await options.onStdout?.(String(event.text));
+    else if (event.type === 'stderr') await options.onStderr?.(String(event.text));
+    else if (event.type === 'result') await options.onResult?.(event as unknown as RichResult);
+    else if (event.type === 'error') await options.onError?.(event as unknown as CodeError);
+    else if (event.type === 'done') return event as unknown as CodeResult;
+  }
+  throw new ConnectionError('the runCode stream ended before its result');
 }
 
 function checked(result: ExecResult, options: ExecOptions): ExecResult {
@@ -60,8 +84,6 @@ export class ExecStream implements AsyncIterable<string> {
         yield data;
       } else if (event.type === 'result') {
         this.result = checked({ ...(event as unknown as ExecResult), output: this.chunks.join('') }, this.options);
-      } else if (event.type === 'error') {
-        throw new BadRequestError(String(event.message), { code: String(event.error) });
       }
     }
   }
@@ -134,10 +156,31 @@ export class Session {
     }
   }
 
-  /** Run a command in the persistent shell: cd, variables and background jobs carry over. */
-  async exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
-    const call: Call = { method: 'POST', path: `sessions/${this.id}/exec`, json: execBody(command, options, false) };
-    return checked((await this.transport.send(call)) as ExecResult, options);
+  /**
+   * Run a command in the persistent shell: cd, variables and background jobs carry over. `ifBusy: 'process'`
+   * runs it beside the shell while another exec has it (`ran_as: 'process'`) instead of throwing `shell_busy`.
+   *
+   * `background: true` starts it as a process beside the shell and resolves to its `Process` at once
+   * (`wait()`, `kill()`, `sendStdin()`, its events). `onStdout`/`onStderr` run it as such a process, calling
+   * back as its output comes, and resolve to a `ProcessResult` (stdout and stderr apart); with `background`
+   * they are called while it runs. A process starts in /workspace (or `cwd`) with the sandbox's environment
+   * plus `env`, not the shell's directory or variables.
+   */
+  async exec(command: string, options: BackgroundExecOptions): Promise<Process>;
+  async exec(command: string, options: StreamedExecOptions): Promise<ProcessResult>;
+  async exec(command: string, options?: ExecOptions): Promise<ExecResult>;
+  async exec(
+    command: string,
+    options: ExecOptions | BackgroundExecOptions | StreamedExecOptions = {},
+  ): Promise<ExecResult | ProcessResult | Process> {
+    if ('background' in options && options.background) return startProcess(this.transport, this.id, command, options);
+    const streamed = options as StreamedExecOptions;
+    if (streamed.onStdout !== undefined || streamed.onStderr !== undefined) {
+      return runProcess(this.transport, this.id, command, streamed);
+    }
+    const plain = options as ExecOptions;
+    const call: Call = { method: 'POST', path: `sessions/${this.id}/exec`, json: execBody(command, plain, false) };
+    return checked((await this.transport.send(call)) as ExecResult, plain);
   }
 
   execStream(command: string, options: ExecOptions = {}): ExecStream {
@@ -145,15 +188,36 @@ export class Session {
     return new ExecStream(this.transport.events(call), options);
   }
 
+  /** The session's processes, running and recently ended (the last 64), oldest first. */
+  async processes(): Promise<Process[]> {
+    const reply = (await this.transport.send({ method: 'GET', path: `sessions/${this.id}/processes` })) as {
+      processes: ProcessInfo[];
+    };
+    return reply.processes.map((info) => new Process(this.transport, this.id, info));
+  }
+
+  /** The process `pid` (running, or recently ended); `NotFoundError` if the sandbox has no such process. */
+  async process(pid: number): Promise<Process> {
+    const info = (await this.transport.send({ method: 'GET', path: processPath(this.id, pid) })) as ProcessInfo;
+    return new Process(this.transport, this.id, info);
+  }
+
   /**
    * Run code in the session's Jupyter kernel (variables persist). At most `maxOutput` bytes of output are
    * kept (the server's default: 1 MiB, as exec's); `truncated` in the result says when more was dropped.
+   * With callbacks the outputs are streamed to them as they come: `onStdout`/`onStderr` the text,
+   * `onResult` each rich output, `onError` the exception that ended the code.
    */
-  async runCode(code: string, options: { timeoutMs?: number; maxOutput?: number } = {}): Promise<CodeResult> {
+  async runCode(code: string, options: RunCodeOptions = {}): Promise<CodeResult> {
+    const { onStdout, onStderr, onResult, onError } = options;
+    const stream = [onStdout, onStderr, onResult, onError].some((callback) => callback !== undefined);
     const json: Record<string, unknown> = { code };
     if (options.timeoutMs !== undefined) json.timeout_ms = options.timeoutMs;
     if (options.maxOutput !== undefined) json.max_output = options.maxOutput;
-    return (await this.transport.send({ method: 'POST', path: `sessions/${this.id}/run_code`, json })) as CodeResult;
+    if (stream) json.stream = true;
+    const call: Call = { method: 'POST', path: `sessions/${this.id}/run_code`, json };
+    if (stream) return codeResult(this.transport.events(call), options);
+    return (await this.transport.send(call)) as CodeResult;
   }
 
   /** Write text (UTF-8) or bytes under /workspace; parents are made. Returns the size. */

@@ -22,11 +22,11 @@ export class BadRequestError extends SandkastenError {}
 export class AuthenticationError extends SandkastenError {}
 /** 404: no such session (destroyed, reaped), file or workspace. */
 export class NotFoundError extends SandkastenError {}
-/** 429: over the server's session quota. */
+/** 429: over the server's quotas (sessions, workspaces, snapshots, processes). */
 export class QuotaExceededError extends SandkastenError {}
 /** 5xx: Docker or the engine is down, or the pool is exhausted (503). */
 export class ServerError extends SandkastenError {}
-/** The server cannot be reached (GET and DELETE were retried first). */
+/** The server cannot be reached (GET and DELETE were retried first), or a stream broke off. */
 export class ConnectionError extends SandkastenError {}
 
 /** A command ran past its timeout; thrown only with `raiseOnTimeout: true`. */
@@ -58,4 +58,10 @@ export function errorFor(status: number, body: string): SandkastenError {
   if (status >= 500) return new ServerError(text, options);
   if (status >= 400) return new BadRequestError(text, options);
   return new SandkastenError(text, options);
+}
+
+/** The error an API error event of a stream (`{type: 'error', error, message}`) stands for. */
+export function streamError(event: Record<string, unknown>): SandkastenError {
+  const status = event.error === 'not_found' ? 404 : 500;
+  return errorFor(status, JSON.stringify({ error: event.error, message: event.message }));
 }

@@ -8,6 +8,7 @@
  */
 
 export { ExecStream, SandboxClient, Session } from './client.js';
+export { Process } from './processes.js';
 export {
   AuthenticationError,
   BadRequestError,
@@ -19,6 +20,7 @@ export {
   ServerError,
 } from './errors.js';
 export type {
+  BackgroundExecOptions,
   ClientOptions,
   CodeError,
   CodeResult,
@@ -28,10 +30,17 @@ export type {
   ExecResult,
   FileEntry,
   Limits,
+  OutputCallback,
   PoolStatus,
+  ProcessEvent,
+  ProcessInfo,
+  ProcessOptions,
+  ProcessResult,
   RichResult,
+  RunCodeOptions,
   SessionInfo,
   Snapshot,
   SnapshotOptions,
+  StreamedExecOptions,
   WorkspaceInfo,
 } from './types.js';

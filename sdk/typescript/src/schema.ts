@@ -208,6 +208,160 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions/{session_id}/processes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        /** The session's processes, running and recently ended, oldest first */
+        get: operations["listProcesses"];
+        put?: never;
+        /**
+         * Start a command beside the shell, with its own stdout, stderr and stdin
+         * @description The command runs as `bash -l -c COMMAND` in a session of its own,
+         *     concurrently with execs and other processes, and outlives the request.
+         *     It starts in `/workspace` (or `cwd`) and sees the sandbox's environment
+         *     plus `env`, not the shell's variables. stdout and stderr are pipes, kept
+         *     apart; with `stdin: true` its stdin stays open for
+         *     `processes/{pid}/stdin`, otherwise it reads `/dev/null`.
+         *
+         *     The reply is the new `Process` (201). With `stream: true` the reply is
+         *     its events instead, as `events` gives them: `started`, `output`
+         *     (`{stream, seq, data}`), then `exit`. A client that leaves the stream
+         *     only stops following: the process runs on.
+         *
+         *     At most 64 processes run at once in a sandbox (429 `too_many_jobs`);
+         *     the runner keeps the last 1 MiB of each one's output and the 64 most
+         *     recently ended ones.
+         */
+        post: operations["startProcess"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{session_id}/processes/{pid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+                /** @description The process's pid in the sandbox, as `Process.pid` gives it */
+                pid: components["parameters"]["Pid"];
+            };
+            cookie?: never;
+        };
+        /** One process, as it stands */
+        get: operations["getProcess"];
+        put?: never;
+        post?: never;
+        /** SIGKILL to the process and every process it started (its session) */
+        delete: operations["killProcess"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{session_id}/processes/{pid}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+                /** @description The process's pid in the sandbox, as `Process.pid` gives it */
+                pid: components["parameters"]["Pid"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Follow a process, from any point of the output it keeps
+         * @description NDJSON (or SSE with `Accept: text/event-stream`) `ProcessEvent`s: `attached`
+         *     with the process, its `output` after sequence number `after` (0: all it
+         *     keeps), what it writes from then on, and `exit` once it has ended. Any
+         *     number of clients may follow one process; leaving stops only the
+         *     following. Output older than the last 1 MiB is gone (`dropped_bytes`).
+         */
+        get: operations["processEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{session_id}/processes/{pid}/wait": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+                /** @description The process's pid in the sandbox, as `Process.pid` gives it */
+                pid: components["parameters"]["Pid"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Wait for a process to end (or for timeout_ms); its output as kept, stdout and stderr apart */
+        post: operations["waitProcess"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{session_id}/processes/{pid}/stdin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+                /** @description The process's pid in the sandbox, as `Process.pid` gives it */
+                pid: components["parameters"]["Pid"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Text to a process's stdin (started with stdin true); eof closes it
+         * @description Refused with 409 `stdin_closed` when its stdin is closed or it has ended,
+         *     and with 409 `stdin_full` when it has not read its stdin for 20 s.
+         */
+        post: operations["sendProcessInput"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{session_id}/processes/{pid}/signal": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+                /** @description The process's pid in the sandbox, as `Process.pid` gives it */
+                pid: components["parameters"]["Pid"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A signal to a process and every process it started */
+        post: operations["signalProcess"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sessions/{session_id}/run_code": {
         parameters: {
             query?: never;
@@ -482,7 +636,10 @@ export interface paths {
         };
         /** The warm pool, per image */
         get: operations["poolStatus"];
-        /** Change the warm pool's target sizes (live; not written to sandkasten.yaml) */
+        /**
+         * Change the warm pool's target sizes (live; not written to sandkasten.yaml)
+         * @description With `pool.schedule`, a change holds until the next entry fires.
+         */
         put: operations["resizePool"];
         post?: never;
         delete?: never;
@@ -594,6 +751,12 @@ export interface components {
             /** @description `true`: network, as the configuration allows it (with `security.egress` set, its domain policy); `false`: none; left out: `defaults.network`. A policy (`{"allow": [...], "deny": [...]}`) gives the session network through the filtering proxy, reaching only what it allows. It may narrow `security.egress`, never widen it: an entry outside `security.egress.allow`, or inside its `deny`, is refused with 403 (`not_allowed`) naming the entry; a malformed entry is a 400 naming it. Without network allowed at all (`security.allow_network`), asking for any network is a 403 */
             network?: boolean | components["schemas"]["EgressPolicy"];
             ttl_s?: number;
+            /** @description Shorter than session.idle_timeout_s if you like; 0 (never idle out) only with a ttl: the session then lives until its ttl */
+            idle_timeout_s?: number;
+            /** @description Your own names for the session, shown in listings (E2B's metadata) */
+            labels?: {
+                [key: string]: string;
+            };
             /** @description One of your snapshots to start from: the session holds its home, /tmp and workspace, and gets its image, limits and network unless the request asks for others (`image` must then be the snapshot's). Its workspace goes to a new place: `workspace` if given (which must not exist: 409 `workspace_exists`), else a new named workspace `<name>-<6 hex>` when the snapshot's was a named one, else the sandbox's tmpfs */
             snapshot?: string;
             /** @description Start the session's Jupyter kernel now */
@@ -669,6 +832,10 @@ export interface components {
             paused_at?: number | null;
             /** @description Seconds it spent paused before (its ttl does not count them) */
             paused_s?: number;
+            /** @description The creator's names for it */
+            labels?: {
+                [key: string]: string;
+            };
             created_at: number;
             last_active: number;
             ttl_s?: number;
@@ -721,6 +888,84 @@ export interface components {
             max_output?: number;
             /** @default false */
             stream: boolean;
+            /**
+             * @description While another exec has the shell: `error` refuses with 409 `shell_busy`; `process` runs this one as a process beside the shell (in /workspace or cwd, without the shell's variables), stdout and stderr merged as the shell's are, and its result says `ran_as: process`
+             * @default error
+             * @enum {string}
+             */
+            if_busy: "error" | "process";
+        };
+        ProcessStart: {
+            command: string;
+            /** @description Working directory (default /workspace; relative: in /workspace) */
+            cwd?: string;
+            env?: {
+                [key: string]: string;
+            };
+            /**
+             * @description Keep stdin open for processes/{pid}/stdin (else /dev/null)
+             * @default false
+             */
+            stdin: boolean;
+            /** @description A label of the caller's, shown in listings */
+            tag?: string;
+            /** @description Kill it (and what it started) after this long; default: never */
+            timeout_ms?: number;
+            /**
+             * @description Reply with its events instead of the process
+             * @default false
+             */
+            stream: boolean;
+        };
+        Process: {
+            pid: number;
+            command: string;
+            cwd: string;
+            tag?: string | null;
+            running: boolean;
+            /** @description -N when killed by signal N; null while running or after a timeout */
+            exit_code: number | null;
+            timed_out: boolean;
+            /** @description Unix time */
+            started_at: number;
+            ended_at?: number | null;
+            stdin_open: boolean;
+            /** @description Output older than the 1 MiB kept, no longer available */
+            dropped_bytes: number;
+            /** @description Sequence number of its last output chunk (0: none yet) */
+            last_seq: number;
+        };
+        ProcessEvent: {
+            /** @enum {string} */
+            type: "started" | "attached" | "output" | "exit" | "error";
+            process?: components["schemas"]["Process"];
+            /** @enum {string} */
+            stream?: "stdout" | "stderr";
+            /** @description output: its sequence number (follow again with after=seq) */
+            seq?: number;
+            /** @description output: the text (UTF-8; invalid bytes replaced) */
+            data?: string;
+        };
+        ProcessWait: {
+            /** @description Default: until it ends */
+            timeout_ms?: number;
+        };
+        ProcessWaitResult: {
+            process: components["schemas"]["Process"];
+            stdout: string;
+            stderr: string;
+        };
+        ProcessInput: {
+            /** @default  */
+            data: string;
+            /**
+             * @description Close its stdin after the data
+             * @default false
+             */
+            eof: boolean;
+        };
+        ProcessSignal: {
+            signal: string | number;
         };
         ExecResult: {
             output: string;
@@ -733,6 +978,11 @@ export interface components {
             shell_exit?: string | null;
             /** @description A process of the sandbox was killed for memory (the memory limit) while the command ran */
             oom_killed?: boolean;
+            /**
+             * @description process: the shell was busy (if_busy)
+             * @enum {string}
+             */
+            ran_as?: "shell" | "process";
         };
         ExecEvent: {
             /** @enum {string} */
@@ -903,6 +1153,29 @@ export interface components {
             images: {
                 [key: string]: components["schemas"]["PoolImage"];
             };
+            /** @description pool.schedule: the entry whose sizes hold now and the next change; null without a schedule */
+            schedule?: components["schemas"]["PoolSchedule"] | null;
+        };
+        PoolSchedule: {
+            /** @description What the cron expressions are read in (pool.schedule_timezone) */
+            timezone: string;
+            /** @description The entry that fired last (looking back 7 days), `since` when; null if none has */
+            current: components["schemas"]["PoolScheduleEntry"] | null;
+            /** @description The next entry to fire (looking ahead 7 days), `at` when; null if none does */
+            next: components["schemas"]["PoolScheduleEntry"] | null;
+        };
+        PoolScheduleEntry: {
+            /** @description Its place in pool.schedule, from 0 */
+            index: number;
+            cron: string;
+            /** @description image name -> the size it sets, as written in sandkasten.yaml */
+            images: {
+                [key: string]: components["schemas"]["PoolSize"];
+            };
+            /** @description current only: the minute it fired (seconds since the epoch) */
+            since?: number;
+            /** @description next only: the minute it fires (seconds since the epoch) */
+            at?: number;
         };
         PoolTargets: {
             /** @description image name -> warm sandboxes to keep: a count, or a floor and a ceiling the pool moves between with demand (pool.images in sandkasten.yaml) */
@@ -1029,6 +1302,8 @@ export interface components {
     };
     parameters: {
         SessionId: string;
+        /** @description The process's pid in the sandbox, as `Process.pid` gives it */
+        Pid: string;
         /** @description Path relative to /workspace ("." is /workspace itself) */
         FilePath: string;
     };
@@ -1304,6 +1579,263 @@ export interface operations {
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listProcesses: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The processes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        processes: components["schemas"]["Process"][];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    startProcess: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProcessStart"];
+            };
+        };
+        responses: {
+            /** @description The process, started */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Process"];
+                    "application/x-ndjson": components["schemas"]["ProcessEvent"];
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["Quota"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getProcess: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+                /** @description The process's pid in the sandbox, as `Process.pid` gives it */
+                pid: components["parameters"]["Pid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The process */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Process"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    killProcess: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+                /** @description The process's pid in the sandbox, as `Process.pid` gives it */
+                pid: components["parameters"]["Pid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The process (it may take a moment to show as ended) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Process"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    processEvents: {
+        parameters: {
+            query?: {
+                after?: number;
+            };
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+                /** @description The process's pid in the sandbox, as `Process.pid` gives it */
+                pid: components["parameters"]["Pid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": components["schemas"]["ProcessEvent"];
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    waitProcess: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+                /** @description The process's pid in the sandbox, as `Process.pid` gives it */
+                pid: components["parameters"]["Pid"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ProcessWait"];
+            };
+        };
+        responses: {
+            /** @description The process (`running` if the wait timed out) and its output */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProcessWaitResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    sendProcessInput: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+                /** @description The process's pid in the sandbox, as `Process.pid` gives it */
+                pid: components["parameters"]["Pid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProcessInput"];
+            };
+        };
+        responses: {
+            /** @description The process */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Process"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    signalProcess: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+                /** @description The process's pid in the sandbox, as `Process.pid` gives it */
+                pid: components["parameters"]["Pid"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProcessSignal"];
+            };
+        };
+        responses: {
+            /** @description The process */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Process"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             503: components["responses"]["Unavailable"];
         };
     };

@@ -28,7 +28,8 @@ TIMEOUT_MS = 60_000
 
 DESCRIPTIONS = {
     "exec": "Run a bash command in the sandbox's persistent shell (cd, variables and background jobs persist "
-    "between calls; files live in /workspace). Returns the exit code and the output.",
+    "between calls; files live in /workspace). Calls made at the same time run side by side: the ones that find "
+    "the shell busy run in /workspace without its variables. Returns the exit code and the output.",
     "write_file": "Write text to a file in /workspace (parent directories are created). Returns the path and size.",
     "read_file": "Read a text file from /workspace.",
     "run_python": "Run Python code in the sandbox's Jupyter kernel (variables persist between calls). Returns "
@@ -49,6 +50,8 @@ def exec_text(result: ExecResult, limit: int = MAX_CHARS) -> str:
         head = "timed out after %.0f ms (the command was stopped; the shell keeps its state)" % result.duration_ms
     else:
         head = "exit code %s" % result.exit_code
+    if result.ran_as == "process":
+        head += " (ran beside the busy shell: in /workspace, without the shell's directory and variables)"
     if result.truncated:
         head += " (the sandbox kept only part of %d bytes of output)" % result.output_bytes
     return "%s\n%s" % (head, clip(result.output, limit)) if result.output else head + "\n(no output)"
@@ -97,9 +100,11 @@ class SandboxTools:
         self.max_chars = max_chars
 
     async def exec(self, command: str) -> str:
-        """Run ``command`` in the shell; the outcome as text."""
+        """Run ``command`` in the shell (beside it, as a process, while another call has it: an agent's
+        parallel tool calls never fail with ``shell_busy``); the outcome as text."""
         try:
-            return exec_text(await _call(self.session, "exec", command, timeout_ms=self.timeout_ms), self.max_chars)
+            result = await _call(self.session, "exec", command, timeout_ms=self.timeout_ms, if_busy="process")
+            return exec_text(result, self.max_chars)
         except SandkastenError as exc:
             return "error: %s" % exc.message
 
