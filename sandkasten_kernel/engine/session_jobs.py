@@ -74,7 +74,9 @@ class SessionProcesses:
                 yield event
 
     async def follow(self, session_id: str, pid: int, after: int = 0) -> AsyncGenerator[ProcessEvent, None]:
-        """The output of process ``pid`` after sequence number ``after``, what follows, then its final info."""
+        """Process ``pid`` as it stands, its output after sequence number ``after`` and what follows, then its
+        final info."""
+        yield await self.get(session_id, pid)  # how it stands as the following begins
         async with self._following(session_id) as runner:
             async for event in runner_jobs.attach(runner, pid, after):
                 yield event

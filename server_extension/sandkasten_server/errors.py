@@ -38,6 +38,10 @@ from sandkasten_kernel.engine import (
 )
 
 RETRY_AFTER_S = 1
+# Refusals made before anything was done, which may pass in a moment: only these say Retry-After. A
+# runner that stopped answering mid-call (sandbox_unavailable) may have acted, and a missing image
+# stays missing.
+RETRYABLE = (PoolExhausted, DockerUnavailable, StoreError)
 
 
 class ApiError(web.HTTPError):
@@ -110,7 +114,7 @@ def api_error(exc: EngineError) -> ApiError:
         return ApiError(_RUNNER_CODES.get(exc.code, 502), exc.code, exc.message)
     for cls, status, code in _ENGINE_ERRORS:
         if isinstance(exc, cls):
-            headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+            headers = {"Retry-After": str(RETRY_AFTER_S)} if isinstance(exc, RETRYABLE) else None
             return ApiError(status, code, str(exc), headers)
     return ApiError(400, "bad_request", str(exc))  # the engine's plain EngineError is refused input
 

@@ -209,7 +209,7 @@ def test_the_sync_twin(served: Served) -> None:
         assert process.wait(timeout=20).stdout == "Ab\nbA\n"
         outputs = [e for e in process if e.type == "output"]
         assert "".join(e.data or "" for e in outputs) == "Ab\nbA\n"
-        assert [e.type for e in process.events(after=outputs[-1].seq or 0)] == ["exit"]
+        assert [e.type for e in process.events(after=outputs[-1].seq or 0)] == ["attached", "exit"]
         assert process.pid in [p.pid for p in session.processes()]
         assert session.process(process.pid).info.exit_code == 0
 

@@ -95,10 +95,12 @@ async def events(
             yield {"event": {"start": {"pid": event.pid}}}
             if not event.running:
                 yield end_event(event)
+                return
         elif not event.running:
             if event.timed_out:
                 raise RpcError("deadline_exceeded", "context deadline exceeded")
             yield end_event(event)
+            return  # the end is said once (a follow starts with the process as it stands, ended or not)
 
 
 async def start(call: RpcCall, message: Message) -> AsyncGenerator[Message, None]:

@@ -65,7 +65,7 @@ async def process_events(
             if isinstance(event, ProcessOutput):
                 yield {"type": "output", "stream": event.stream, "seq": event.seq, "data": texts.decode(event)}
                 continue
-            yield {"type": kind if event.running else "exit", "process": process_json(event)}
+            yield {"type": kind, "process": process_json(event)}
             kind = "exit"
 
 
