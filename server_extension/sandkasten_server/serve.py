@@ -120,6 +120,23 @@ def banner(root: str, config_path: str, token: str | None = None) -> str:
     )
 
 
+# The server extensions `sandkasten serve` runs; any other one enabled in the environment (nbgrader's
+# formgrader, a language server proxy) would hand the API key's holder something of the host.
+OUR_EXTENSIONS = ("sandkasten_server", "jupyterlab")
+
+
+def only_our_extensions() -> dict[str, bool]:
+    """Our extensions on, every other one the environment enables off (explicit keys win over config files)."""
+    from jupyter_core.paths import jupyter_config_path
+    from jupyter_server.extension.config import ExtensionConfigManager
+
+    manager = ExtensionConfigManager(read_config_path=jupyter_config_path())
+    found = manager.get_jpserver_extensions()  # type: ignore[no-untyped-call]
+    chosen = {name: False for name in found}
+    chosen.update({name: True for name in OUR_EXTENSIONS if name == "sandkasten_server" or name in found})
+    return chosen
+
+
 def server_config(config_path: str, extra: list[str]) -> Config:
     settings = load_settings(config_path)  # a bad file stops here, naming the key
     attach_catalog(settings)  # the added images with ipykernel are kernelspecs too
@@ -143,7 +160,7 @@ def server_config(config_path: str, extra: list[str]) -> Config:
     home = os.path.join(settings.server.state_dir, "home")
     os.makedirs(home, exist_ok=True)
     config.ServerApp.root_dir = home
-    config.ServerApp.jpserver_extensions = {"sandkasten_server": True}
+    config.ServerApp.jpserver_extensions = only_our_extensions()
     config.ServerApp.max_body_size = (settings.quota.max_body_mb + 1) << 20
     config.IdentityProvider.token = settings.server.api_key
     config.SandkastenApp.sandkasten_config = os.path.abspath(config_path)

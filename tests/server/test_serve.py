@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandkasten_server.launcher import free_port
+from sandkasten_server.launcher import Served, free_port
 from tests.conftest import short_tempdir
 
 pytestmark = pytest.mark.docker
@@ -100,3 +100,13 @@ def test_a_bad_config_is_named_not_a_traceback(tmp_path: Path) -> None:
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 1
     assert "pool.images" in output and str(bad) in output and "Traceback" not in output
+
+
+def test_only_our_server_extensions_run(served: Served) -> None:
+    """Other extensions the environment enables (nbgrader's formgrader, a language server proxy) stay off:
+    the API key opens sandboxes, not the host."""
+    for path in ("/formgrader", "/lsp/status", "/tree", "/terminals/websocket/1"):
+        request = urllib.request.Request(served.base_url + path, headers=served.headers)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+        assert refused.value.code == 404, path
