@@ -193,7 +193,7 @@ async def _execute(url: str, token: str, code: str, timeout: float) -> str:
     return "".join(out)
 
 
-def start_hub(state_dir: Path, sandkasten: dict[str, Any]) -> Hub:
+def start_hub(state_dir: Path, sandkasten: dict[str, Any], students: tuple[str, ...] = STUDENTS) -> Hub:
     """JupyterHub from examples/jupyterhub on free ports, with ``sandkasten`` (sandkasten.yaml) as its service's."""
     proxy = install_proxy()
     hub_port, service_port = free_port(), free_port()
@@ -209,7 +209,7 @@ def start_hub(state_dir: Path, sandkasten: dict[str, Any]) -> Hub:
         HUB_PROXY_COMMAND=proxy,
         HUB_STATE_DIR=str(state_dir),
         HUB_ADMIN_TOKEN=admin_token,
-        HUB_STUDENTS=",".join(STUDENTS),
+        HUB_STUDENTS=",".join(students),
         HUB_INSTRUCTORS=INSTRUCTOR,
         SANDKASTEN_CONFIG=str(state_dir / "sandkasten.yaml"),
         SANDKASTEN_SERVICE_URL="http://127.0.0.1:%d" % service_port,
