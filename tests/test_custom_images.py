@@ -29,7 +29,7 @@ from sandkasten_kernel.engine import ConfigError, Engine, EngineError, attach_ca
 from sandkasten_kernel.engine.dockerfile_sources import DockerfileSources, base_images
 from sandkasten_kernel.engine.image_catalog import check_name
 from sandkasten_kernel.engine.image_leftovers import remove_dangling_descendants
-from sandkasten_kernel.engine.store import ImageRow, Store
+from sandkasten_kernel.engine.store import SCHEMA_VERSION, ImageRow, Store
 from sandkasten_kernel.kernelspecs import allowed_images
 from sandkasten_server.serve import build_images
 from tests.conftest import ADDED_JQ, ADDED_NOPY, BOOTSTRAP, AddedImages, sandkasten_cli, short_tempdir
@@ -133,7 +133,7 @@ def test_the_store_gains_the_images_table_from_version_4(tmp_path: Path) -> None
     store = Store(str(path))
     assert store.list_images() == []
     store.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 5
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_store_open_twice_in_one_process_keeps_its_locks(tmp_path: Path) -> None:

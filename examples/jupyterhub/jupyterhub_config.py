@@ -34,6 +34,7 @@ c.Authenticator.admin_users = set(env("HUB_INSTRUCTORS", "teacher").split(","))
 c.JupyterHub.spawner_class = env("HUB_SPAWNER", "simple")
 c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(env("HUB_STATE_DIR", "/tmp"), "home-{username}")
 c.Spawner.environment = {"JUPYTER_CONFIG_PATH": os.path.join(HERE, "singleuser")}
+c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]  # the Hub's own environment, PATH or not
 c.Spawner.http_timeout = 90  # a Jupyter server with many extensions on a busy machine
 if c.JupyterHub.spawner_class == "simple" and os.geteuid() == 0:
     c.Spawner.args = ["--ServerApp.allow_root=True"]  # the test spawner runs servers as the Hub's own user

@@ -141,7 +141,12 @@ class Course:
         done = subprocess.run(
             [sys.executable, "-m", "nbgrader", *args],
             cwd=self.root,
-            env={**os.environ, **(env or {})},
+            # nbgrader runs `alembic` by name: the environment's own, activated or not.
+            env={
+                **os.environ,
+                "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+                **(env or {}),
+            },
             capture_output=True,
             text=True,
             timeout=timeout,

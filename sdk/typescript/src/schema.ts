@@ -1626,6 +1626,16 @@ export interface operations {
             };
         };
         responses: {
+            /** @description With stream: true, its events (started, output, exit) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": components["schemas"]["ProcessEvent"];
+                    "text/event-stream": string;
+                };
+            };
             /** @description The process, started */
             201: {
                 headers: {
@@ -1633,8 +1643,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Process"];
-                    "application/x-ndjson": components["schemas"]["ProcessEvent"];
-                    "text/event-stream": string;
                 };
             };
             400: components["responses"]["BadRequest"];

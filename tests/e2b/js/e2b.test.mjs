@@ -14,8 +14,13 @@ test('a sandbox: commands, files, metadata, kill', async () => {
 
     await assert.rejects(sbx.commands.run('exit 4'), (error) => error instanceof CommandExitError && error.exitCode === 4);
 
+    // Output comes a moment after the start: the SDK takes the start event with an iterator of its own,
+    // and once (CI, a loaded machine) a start and the output read in one piece lost the callbacks.
     const seen = [];
-    await sbx.commands.run('for i in 1 2 3; do echo $i; done', { onStdout: (data) => seen.push(data) });
+    const counted = await sbx.commands.run('sleep 0.2; for i in 1 2 3; do echo $i; done', {
+      onStdout: (data) => seen.push(data),
+    });
+    assert.equal(counted.stdout, '1\n2\n3\n');
     assert.equal(seen.join(''), '1\n2\n3\n');
 
     const started = Date.now();
