@@ -183,3 +183,12 @@ def test_the_first_api_version_and_e2b_shaped_errors(served: Served) -> None:
     assert raw(served, "DELETE", "/e2b/sandboxes/%s" % sandbox_id, None, key)[0] == 204
     status, body = raw(served, "GET", "/e2b/sandbox/health", None, {**traffic, **token})
     assert status == 502 and "was not found" in body["message"]
+
+
+def test_http_1_1_when_asked(e2b_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``E2B_HTTP_VERSION=1.1``, as well as the default ("2", which is HTTP/1.1 to an http:// URL too)."""
+    monkeypatch.setenv("E2B_HTTP_VERSION", "1.1")
+    with Sandbox.create() as sbx:
+        assert sbx.commands.run("echo over 1.1").stdout == "over 1.1\n"
+        sbx.files.write("/home/user/http.txt", "1.1")
+        assert sbx.files.read("/home/user/http.txt") == "1.1"
