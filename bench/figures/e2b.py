@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from bench.context import Run, timed
+from bench.figures import first_exec
 from bench.report import speedup, summary
 
 COMMANDS = 5
@@ -47,22 +48,6 @@ async def _e2b_first_command(run: Run, n: int) -> list[float]:
         ms, sandbox = await timed(create_and_run)
         samples.append(ms)
         await sandbox.kill()
-    return samples
-
-
-async def _own_first_exec(run: Run, n: int) -> list[float]:
-    samples = []
-    for _ in range(n):
-        await run.pool_ready()
-
-        async def create_and_exec() -> Any:
-            session = await run.sdk.create_session()
-            assert (await session.exec("echo hi")).output == "hi\n"
-            return session
-
-        ms, session = await timed(create_and_exec)
-        samples.append(ms)
-        await session.destroy()
     return samples
 
 
@@ -106,10 +91,10 @@ async def measure(run: Run) -> dict[str, Any]:
     _point_e2b_at(run)
     n = run.sizes.creates
     await _e2b_first_command(run, 1)  # untimed: imports, the server's first E2B request
-    await _own_first_exec(run, 1)
+    await first_exec.sandkasten(run, 1, warm=True)
     figures: dict[str, Any] = {
         "e2b_create_to_first_command": summary(await _e2b_first_command(run, n)),
-        "sdk_create_to_first_exec": summary(await _own_first_exec(run, n)),
+        "sdk_create_to_first_exec": summary(await first_exec.sandkasten(run, n, warm=True)),
     }
     five = await _five(run, max(2, run.sizes.snapshot_repeats))
     five_ms = figures["five_commands"] = {name: summary(values) for name, values in five.items()}

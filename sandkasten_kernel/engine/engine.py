@@ -516,11 +516,15 @@ class Engine:
         self.touch(session_id, calls=1)
 
     def _beside_env(self, session_id: str, options: dict[str, Any]) -> dict[str, Any]:
-        """Exec options; one that may run beside a busy shell carries the session's environment, which
-        only the shell has exported."""
+        """Exec options; one that may run beside a busy shell carries the session's environment."""
         if options.get("if_busy") != "process":
             return options
-        return {**options, "env": {**self.get_session(session_id).env, **(options.get("env") or {})}}
+        return {**options, "env": self.session_env(session_id, options.get("env"))}
+
+    def session_env(self, session_id: str, env: dict[str, str] | None) -> dict[str, str]:
+        """The session's environment with ``env`` over it: what a process beside the shell needs,
+        since only the shell has the session's variables exported."""
+        return {**self.get_session(session_id).env, **(env or {})}
 
     async def usage(self, session_id: str) -> dict[str, Any]:
         """The sandbox's processes, memory and cumulative CPU time (for the dashboard; not use of the session).

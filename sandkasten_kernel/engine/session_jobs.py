@@ -56,8 +56,8 @@ class SessionProcesses:
         return info
 
     def _spawn_args(self, session_id: str, command: str, options: dict[str, Any]) -> dict[str, Any]:
-        """The spawn's arguments; its environment has the session's (which the shell has exported) under its own."""
-        env = {**self._engine.get_session(session_id).env, **(options.pop("env", None) or {})}
+        """The spawn's arguments, its environment the session's with its own over it."""
+        env = self._engine.session_env(session_id, options.pop("env", None))
         return runner_jobs.spawn_args(command, env=env, **options)
 
     async def start_and_follow(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Any
 
 from tornado import web
@@ -47,12 +47,21 @@ class EventStream:
         self.handler.finish(set_content_type=self.content_type)  # type: ignore[call-arg]
 
     async def relay(self, events: AsyncGenerator[dict[str, Any], None]) -> None:
-        """Send every event, then finish. A client that leaves closes ``events`` (which stops what
-        made them); an engine error once the stream has begun is its last event."""
-        try:
+        """Send every event, then finish (``complete``); a client that leaves closes ``events``, which
+        stops what made them."""
+
+        async def send_all() -> None:
             async with contextlib.aclosing(events) as source:
                 async for event in source:
                     await self.send(event)
+
+        await self.complete(send_all())
+
+    async def complete(self, sending: Awaitable[None]) -> None:
+        """Await ``sending`` (which sends the events), then finish. A client that leaves ends it; an
+        engine error once the stream has begun is its last event (before, it is the reply's status)."""
+        try:
+            await sending
         except StreamClosedError:
             return
         except EngineError as exc:

@@ -8,13 +8,12 @@ from typing import Any
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
-from tornado.iostream import StreamClosedError
 
 from sandkasten_kernel.engine import Engine, EngineError, SessionNotFound, SessionRecord
 
 from ..errors import ApiError
 from ..session_kernels import DEFAULT_MAX_OUTPUT, SessionKernels
-from ..streaming import EventStream, error_event
+from ..streaming import EventStream
 from .base import SandkastenHandler
 
 DEFAULT_CODE_TIMEOUT_MS = 60_000
@@ -133,13 +132,9 @@ class RunCodeHandler(SandkastenHandler):
             self.reply(result.as_json())
             return
         stream = EventStream(self)
-        try:
+
+        async def run_and_send() -> None:
             result = await kernels.run(record, body["code"], timeout_s, emit=stream.send, max_output=max_output)
             await stream.send({"type": "done", **result.as_json()})
-        except StreamClosedError:
-            return
-        except EngineError as exc:
-            if not stream.started:
-                raise
-            await stream.send(error_event(exc))
-        stream.finish()
+
+        await stream.complete(run_and_send())
