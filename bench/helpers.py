@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import docker
 from jupyter_client.manager import AsyncKernelManager
 from traitlets.config import Config
 
@@ -20,6 +21,7 @@ from bench.context import POOL_IMAGE, Run, timed_sync
 from sandkasten_kernel.engine.config import load_settings
 from sandkasten_kernel.engine.engine import Engine
 from sandkasten_kernel.engine.run_dirs import unmount_all_under
+from sandkasten_kernel.engine.sandbox_cgroup import container_cgroup_dir
 from sandkasten_kernel.kernelspecs import kernel_name, kernelspec
 
 
@@ -95,13 +97,13 @@ async def stop_kernel(manager: AsyncKernelManager, client: Any) -> None:
 
 def cgroup_memory(container_id: str) -> int:
     """The container's working set from the host's cgroup files (v1 or v2), as ``docker stats`` counts it."""
-    for base, usage_name, stat_name, inactive_key in (
-        ("/sys/fs/cgroup/memory/docker/%s", "memory.usage_in_bytes", "memory.stat", "total_inactive_file"),
-        ("/sys/fs/cgroup/system.slice/docker-%s.scope", "memory.current", "memory.stat", "inactive_file"),
-    ):
-        folder = base % container_id
-        if os.path.isdir(folder):
-            usage = int(Path(folder, usage_name).read_text())
-            stats = dict(line.split() for line in Path(folder, stat_name).read_text().splitlines())
-            return usage - int(stats.get(inactive_key, 0))
-    return -1
+    folder = container_cgroup_dir(docker.from_env(), container_id, "memory")
+    if folder is None:
+        return -1
+    unified = os.path.exists(os.path.join(folder, "memory.current"))
+    usage_name, inactive_key = (
+        ("memory.current", "inactive_file") if unified else ("memory.usage_in_bytes", "total_inactive_file")
+    )
+    usage = int(Path(folder, usage_name).read_text())
+    stats = dict(line.split() for line in Path(folder, "memory.stat").read_text().splitlines())
+    return usage - int(stats.get(inactive_key, 0))

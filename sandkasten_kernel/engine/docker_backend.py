@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ import requests
 from docker.models.containers import Container
 
 from .errors import DockerUnavailable, EngineError, ImageError
+from .sandbox_cgroup import sandbox_cgroup_parent
 from .sandbox_network import EgressPolicy, ensure_sandbox_network
 from .sandbox_spec import SandboxSpec, container_options, prepare_run_dir
 
@@ -41,6 +43,9 @@ def start_sandbox(client: docker.DockerClient, spec: SandboxSpec, egress: Egress
     volumes = image_volumes(client, spec.image)
     prepare_run_dir(spec.run_dir)
     options: dict[str, Any] = container_options(spec, volumes)
+    cgroup_parent = sandbox_cgroup_parent(client)
+    if cgroup_parent is not None:
+        options["cgroup_parent"] = cgroup_parent
     if spec.egress is not None:  # the proxy's network (made ready by the caller), at a fixed address
         endpoint = client.api.create_endpoint_config(ipv4_address=spec.egress.ip)
         options["networking_config"] = {spec.egress.network: endpoint}
@@ -109,11 +114,14 @@ def _info(container: Container) -> ContainerInfo:
     )
 
 
+FREEZE_ATTEMPTS = 3
+
+
 def set_paused(client: docker.DockerClient, container_id: str, paused: bool) -> None:
     """Freeze (``docker pause``) or thaw the container; one already so is left as it is."""
     try:
         if paused:
-            client.api.pause(container_id)
+            _freeze(client, container_id)
         else:
             client.api.unpause(container_id)
     except docker.errors.NotFound:
@@ -125,6 +133,20 @@ def set_paused(client: docker.DockerClient, container_id: str, paused: bool) -> 
             what = "pause" if paused else "resume"
             problem = exc.explanation or exc
             raise EngineError("docker could not %s %s: %s" % (what, container_id[:12], problem)) from None
+
+
+def _freeze(client: docker.DockerClient, container_id: str) -> None:
+    """``docker pause``, tried again when runc gives up: a freeze needs every process in the sandbox to run
+    once, and on a busy host runc's few hundred milliseconds of trying can pass first ("unable to freeze";
+    runc thaws the container then, so trying again is safe)."""
+    for attempt in range(1, FREEZE_ATTEMPTS + 1):
+        try:
+            client.api.pause(container_id)
+            return
+        except docker.errors.APIError as exc:
+            if attempt == FREEZE_ATTEMPTS or "unable to freeze" not in str(exc.explanation or exc):
+                raise
+            time.sleep(0.05 * attempt)
 
 
 def frozen_usage(client: docker.DockerClient, container_id: str) -> dict[str, Any]:

@@ -25,6 +25,8 @@ import pytest
 
 from bench.boundary import HealthProbe, bzip2_bomb
 from sandkasten import SyncSandboxClient, SyncSession
+from sandkasten_kernel.engine import sandbox_cgroup
+from sandkasten_kernel.engine.sandbox_cgroup import container_cgroup_dir
 from sandkasten_server.launcher import Served
 from tests.conftest import serving
 from tests.server.test_files import tar_of
@@ -111,16 +113,30 @@ def _exec_p99_ms(session: SyncSession, n: int) -> float:
 
 def test_a_cpu_spin_on_every_core_leaves_the_neighbours_exec_latency_within_3x(sessions: Sessions) -> None:
     spinner, neighbour = sessions(), sessions()
-    baseline = statistics.median(_exec_p99_ms(neighbour, 100) for _ in range(3))
+    baseline = statistics.median(_exec_p99_ms(neighbour, 300) for _ in range(3))
     cores = os.cpu_count() or 2
     spinner.exec("for i in $(seq %d); do (while :; do :; done) & done" % (2 * cores))
     try:
         time.sleep(1)
-        loaded = statistics.median(_exec_p99_ms(neighbour, 100) for _ in range(3))
+        loaded = statistics.median(_exec_p99_ms(neighbour, 300) for _ in range(3))
     finally:
         spinner.exec("kill $(jobs -p)")
     # A floor of 5 ms keeps a sub-millisecond baseline from turning scheduler noise into a failure.
     assert loaded <= 3 * max(baseline, 5.0), "exec p99 %.1f ms under load, %.1f ms before" % (loaded, baseline)
+
+
+def test_sandboxes_share_one_parent_cgroup_that_weighs_less_than_a_host_process(
+    sessions: Sessions, docker_client: Any
+) -> None:
+    if docker_client.info().get("CgroupDriver") != "cgroupfs" or os.geteuid() != 0:
+        pytest.skip("sandboxes stay in Docker's cgroups without the cgroupfs driver and root")
+    folder = container_cgroup_dir(docker_client, sessions().info.raw["container_id"], "cpu")
+    assert folder is not None and os.path.basename(os.path.dirname(folder)) == sandbox_cgroup.PARENT
+    unified = os.path.exists(os.path.join(folder, "cpu.weight"))
+    weight_file, weight = (
+        ("cpu.weight", sandbox_cgroup.V2_WEIGHT) if unified else ("cpu.shares", sandbox_cgroup.V1_SHARES)
+    )
+    assert int(Path(os.path.dirname(folder), weight_file).read_text()) == weight
 
 
 def test_a_gigabyte_of_output_is_capped_and_streamed_in_bounded_memory(
