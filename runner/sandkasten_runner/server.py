@@ -102,6 +102,7 @@ class Runner:
             "kernel_status": lambda r: (self.kernels.status(r.arg("name", str, "")), b""),
             "terminal": self._terminal,
             "restore": self._restore,
+            "set_env": self._set_env,
             # Cheap, unlike health (which waits for kernel ops): the dashboard polls it.
             "usage": lambda r: (dict(sandbox_usage(), sampled_at=time.time()), b""),
             **self._job_ops.table(),
@@ -268,6 +269,12 @@ class Runner:
         result["named_kernels"] = self.kernels.named_status()
         result["processes_running"] = len(self.jobs.running_pids())
         return result, b""
+
+    def _set_env(self, request: Request) -> Reply:
+        """The session's variables, over the runner's own, for what it starts from now on (section 17)."""
+        env = request.env()
+        self._env.update(env)  # the dict the kernels, processes and terminals start with
+        return {"variables": len(env)}, b""
 
     def _exec(self, request: Request) -> Reply:
         command = request.arg("command", str, required=True)

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import math
 import os
-import shlex
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -51,6 +50,7 @@ from .sandbox_network import EgressPolicy
 from .sandbox_spec import EgressAttachment, SandboxLimits
 from .sandboxes import LABEL_SESSION, Sandbox, SandboxFactory, new_sandbox_id
 from .session_ask import LIMIT_NAMES, SessionAsk, check_ask, checked_ttl, default_limits
+from .session_env import give_session_env
 from .session_jobs import SessionProcesses
 from .snapshot_files import remove_tree
 from .snapshots import Capture, Snapshots
@@ -365,20 +365,12 @@ class Engine:
                         # It started before the restored packages were there (Python looks for the user's
                         # site-packages once, at start): it starts again when first used, finding them.
                         await runner.kernel_shutdown()
-            if sandbox.warm and env:
-                await self._export(sandbox, env)  # after the restore: a restored home restarts the shell
+            if sandbox.warm and env:  # after the restore: a restored home restarts the shell
+                async with await sandbox.connect() as runner:
+                    await give_session_env(runner, sandbox.kernel, env)
         except BaseException:
             await asyncio.shield(self.factory.destroy(sandbox))
             raise
-
-    @staticmethod
-    async def _export(sandbox: Sandbox, env: dict[str, str]) -> None:
-        """Session env for a warm sandbox: exported in its shell (the kernel started earlier)."""
-        command = "export " + " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in env.items())
-        async with await sandbox.connect() as runner:
-            result = await runner.exec(command, env=None)
-        if result.exit_code != 0:
-            raise EngineError("could not set the session's environment: %s" % result.output.strip())
 
     def note_egress_refusals(self) -> None:
         """Bring the sessions' counts of refused connections up to date (the reaper does it every round)."""

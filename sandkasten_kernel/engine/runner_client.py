@@ -414,6 +414,10 @@ class RunnerClient:
         """The kernel's status: whether it started and is alive, its pid, restarts and exit."""
         return (await self.request("kernel_status"))[0]
 
+    async def set_env(self, env: Mapping[str, str]) -> dict[str, Any]:
+        """Put ``env`` over the runner's environment for what it starts from now on (PROTOCOL.md section 17)."""
+        return (await self.request("set_env", {"env": dict(env)}))[0]
+
     async def restore(self, target: str, pieces: AsyncIterator[bytes]) -> dict[str, Any]:
         """Unpack a tar archive, sent as ``pieces``, into the sandbox's ``target`` (home, tmp or workspace).
 

@@ -59,10 +59,16 @@ def test_the_pitch_snippet_runs_verbatim(served: Served) -> None:
 async def test_every_session_call(served: Served, tmp_path: Path) -> None:
     async with SandboxClient(base_url=served.base_url, api_key=served.api_key) as client:
         session = await client.create_session(
-            image="python", env={"GREETING": "hi"}, limits={"memory_mb": 256}, ttl=300
+            image="python",
+            env={"GREETING": "hi"},
+            limits={"memory_mb": 256},
+            ttl=300,
+            idle_timeout=120,
+            labels={"agent": "a-1"},
         )
         async with session:
             assert session.info.limits["memory_mb"] == 256 and session.info.image == "sandkasten/runtime:python"
+            assert (session.info.labels, session.info.idle_timeout_s) == ({"agent": "a-1"}, 120)
             assert (await client.get_session(session.id)).info.id == session.id
             assert session.id in [s.id for s in await client.list_sessions()]
 

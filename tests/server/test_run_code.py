@@ -86,6 +86,28 @@ def test_with_kernel_at_create(api: Api) -> None:
     assert run_code(api, created.json["id"], "1")["kernel_id"] == kernel["id"]
 
 
+def test_a_warm_sessions_env_reaches_its_running_kernel_and_what_starts_later(api: Api, jp_fetch: Any) -> None:
+    # The warm sandbox's kernel started before the session, with none of these; a cold one inherits them.
+    api.wait_warm()
+    env = {"SK_GREETING": "hi there", "SK_QUOTED": 'it\'s "x" $HOME \\n'}
+    created = api.post("sessions", {"env": env, "with_kernel": True})
+    assert created.status == 201 and created.json["warm"]
+    session_id, kernel_id = created.json["id"], created.json["kernel"]["id"]
+    code = (
+        "import os, subprocess\n"
+        "print(os.environ['SK_GREETING'], os.environ['SK_QUOTED'])\n"
+        "print(subprocess.run('echo $SK_GREETING', shell=True, capture_output=True, text=True).stdout, end='')\n"
+        "print('_sk_os' in dir())"
+    )
+    expected = "hi there %s\nhi there\nFalse\n" % env["SK_QUOTED"]
+    assert run_code(api, session_id, code)["stdout"] == expected
+    assert api.exec(session_id, "echo $SK_GREETING")["output"] == "hi there\n"
+
+    # A restarted kernel is the runner's start, from the environment the session's were given to.
+    api.run(jp_fetch("api", "kernels", kernel_id, "restart", method="POST", body=b""))
+    assert run_code(api, session_id, code)["stdout"] == expected
+
+
 def test_timeout_interrupts_and_keeps_state(api: Api) -> None:
     session_id = api.session()
     run_code(api, session_id, "kept = 'still here'")

@@ -411,6 +411,8 @@ class SandboxClient(_Releasing):
         limits: Mapping[str, Any] | None = None,
         network: Network | None = None,
         ttl: int | None = None,
+        idle_timeout: int | None = None,
+        labels: Mapping[str, str] | None = None,
         with_kernel: bool = False,
         snapshot: str | None = None,
     ) -> Session:
@@ -425,8 +427,14 @@ class SandboxClient(_Releasing):
         limits and network unless asked for others (``image``, if given, must be the snapshot's); its
         workspace goes to a new place: ``workspace`` if given (which must not exist yet), else a new named
         workspace when the snapshot's was one, else the sandbox's own.
+
+        ``ttl``: seconds until the session is destroyed. ``idle_timeout``: seconds without a call after which
+        it is destroyed, at most the server's ``session.idle_timeout_s``; 0 (never) only with a ``ttl``.
+        ``labels``: your own names for the session (up to 64), in ``info.labels`` and listings.
         """
-        call = _calls.create_call(image, workspace, env, limits, network, ttl, with_kernel, snapshot)
+        call = _calls.create_call(
+            image, workspace, env, limits, network, ttl, with_kernel, snapshot, labels=labels, idle_timeout=idle_timeout
+        )
         return Session(self._transport, SessionInfo.from_json(await self._transport.send(call)))
 
     async def get_session(self, session_id: str) -> Session:

@@ -201,6 +201,8 @@ def create_call(
     ttl: int | None,
     with_kernel: bool,
     snapshot: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    idle_timeout: int | None = None,
 ) -> Call:
     """The call that creates a session (from one of your snapshots, if ``snapshot`` names one); options that
     are None are left to the server."""
@@ -211,6 +213,8 @@ def create_call(
         limits=dict(limits) if limits else None,
         network=network if network is None or isinstance(network, bool) else dict(network),
         ttl_s=ttl,
+        idle_timeout_s=idle_timeout,
+        labels=dict(labels) if labels else None,
         snapshot=snapshot,
     )
     if with_kernel:

@@ -299,6 +299,8 @@ class SyncSandboxClient:
         limits: Mapping[str, Any] | None = None,
         network: Network | None = None,
         ttl: int | None = None,
+        idle_timeout: int | None = None,
+        labels: Mapping[str, str] | None = None,
         with_kernel: bool = False,
         snapshot: str | None = None,
     ) -> SyncSession:
@@ -312,6 +314,8 @@ class SyncSandboxClient:
                 limits=limits,
                 network=network,
                 ttl=ttl,
+                idle_timeout=idle_timeout,
+                labels=labels,
                 with_kernel=with_kernel,
                 snapshot=snapshot,
             )

@@ -294,9 +294,10 @@ export class SandboxClient {
   }
 
   async createSession(options: CreateSessionOptions = {}): Promise<Session> {
-    const { ttl, withKernel, ...rest } = options;
+    const { ttl, idleTimeout, withKernel, ...rest } = options;
     const json: Record<string, unknown> = { ...rest };
     if (ttl !== undefined) json.ttl_s = ttl;
+    if (idleTimeout !== undefined) json.idle_timeout_s = idleTimeout;
     if (withKernel) json.with_kernel = true;
     return new Session(this.transport, (await this.transport.send({ method: 'POST', path: 'sessions', json })) as SessionInfo);
   }

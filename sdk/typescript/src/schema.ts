@@ -744,6 +744,7 @@ export interface components {
             image?: string;
             /** @description A named workspace of yours to mount at /workspace (created if missing, within quota.max_workspaces_per_user and quota.max_workspaces_total_mb). Names are per user: another user's workspace of the same name is a different one */
             workspace?: string | null;
+            /** @description Variables for everything in the sandbox: the shell, the kernel (a warm one's too), processes and terminals */
             env?: {
                 [key: string]: string;
             };

@@ -54,6 +54,13 @@ export interface CreateSessionOptions {
   network?: boolean | EgressPolicy;
   /** Seconds until the session is destroyed. */
   ttl?: number;
+  /**
+   * Seconds without a call after which the session is destroyed: at most the server's
+   * `session.idle_timeout_s`; 0 (never) only with a `ttl`.
+   */
+  idleTimeout?: number;
+  /** Your own names for the session (up to 64), in its `labels` and in listings. */
+  labels?: Record<string, string>;
   /** Start the session's Jupyter kernel now. */
   withKernel?: boolean;
   /**

@@ -31,8 +31,17 @@ test('the README snippet', async () => {
 });
 
 test('sessions: create with options, get, list, destroy', async () => {
-  const session = await client.createSession({ image: 'base', env: { GREETING: 'hi' }, limits: { memory_mb: 256 }, ttl: 120 });
+  const session = await client.createSession({
+    image: 'base',
+    env: { GREETING: 'hi' },
+    limits: { memory_mb: 256 },
+    ttl: 120,
+    idleTimeout: 60,
+    labels: { agent: 'a-1' },
+  });
   assert.equal(session.info.image, 'sandkasten/runtime:base');
+  assert.deepEqual(session.info.labels, { agent: 'a-1' });
+  assert.equal(session.info.idle_timeout_s, 60);
   assert.equal((await client.getSession(session.id)).id, session.id);
   assert.ok((await client.listSessions()).some((s) => s.id === session.id));
   assert.equal((await session.exec('echo $GREETING')).output, 'hi\n');
