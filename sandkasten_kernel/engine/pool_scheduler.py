@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from .config import Settings
 from .errors import EngineError
 from .pool_demand import PoolSize
-from .pool_schedule import LOOK_AHEAD_S, LOOK_BACK_S, MINUTE_S, Firing, minute_of, scheduled_size
+from .pool_schedule import LOOK_AHEAD_S, LOOK_BACK_S, MINUTE_S, Firing, Schedule, minute_of, scheduled_size
 
 log = logging.getLogger("sandkasten.pool")
 BOUNDARY_SLACK_S = 0.05  # wake this long after a minute boundary, so the clock reads the new minute
@@ -144,15 +144,23 @@ class PoolScheduler:
     def status(self) -> dict[str, Any] | None:
         """The schedule's time zone, the entry that holds now and the next change, for the pool's status
         (None without a schedule). Without a pool to follow it for, what would hold now."""
-        if not self.schedule.entries:
-            return None
-        current, upcoming = self._current, self._next
         if self._task is None:
-            now = self.clock()
-            current = self.schedule.latest(now, now - LOOK_BACK_S)
-            upcoming = self.schedule.first(now + MINUTE_S, now + LOOK_AHEAD_S)
-        return {
-            "timezone": self.schedule.zone_name,
-            "current": {**current.entry.describe(), "since": current.at} if current else None,
-            "next": {**upcoming.entry.describe(), "at": upcoming.at} if upcoming else None,
-        }
+            return schedule_status(self.schedule, self.clock())
+        return _described(self.schedule, self._current, self._next)
+
+
+def schedule_status(schedule: Schedule, now: float) -> dict[str, Any] | None:
+    """What ``schedule`` says at ``now``: its time zone, the entry that holds and the next change within a week
+    (None without entries), as ``GET pool`` and ``sandkasten pool status`` show it."""
+    current = schedule.latest(now, now - LOOK_BACK_S)
+    return _described(schedule, current, schedule.first(now + MINUTE_S, now + LOOK_AHEAD_S))
+
+
+def _described(schedule: Schedule, current: Firing | None, upcoming: Firing | None) -> dict[str, Any] | None:
+    if not schedule.entries:
+        return None
+    return {
+        "timezone": schedule.zone_name,
+        "current": {**current.entry.describe(), "since": current.at} if current else None,
+        "next": {**upcoming.entry.describe(), "at": upcoming.at} if upcoming else None,
+    }

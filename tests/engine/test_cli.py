@@ -69,6 +69,18 @@ def test_pool_status_and_errors(state_dir: str, tmp_path: Path, docker_client: A
     status = sandkasten(config, "pool", "status", "--json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout) == [{"image": "sandkasten/runtime:node", "min": 2, "max": 2, "ready": 0}]
+    assert "schedule" not in sandkasten(config, "pool", "status").stdout
+
+    # A schedule: the sizes its entry sets now, and the entry with the next change, in its time zone.
+    schedule = '[{cron: "* * * * *", images: {node: 3}}, {cron: "0 0 1 1 *", images: {node: {min: 0, max: 1}}}]'
+    config.write_text(
+        "state_dir: %s\npool: {images: {node: 2}, schedule: %s, schedule_timezone: Asia/Tokyo}\n"
+        % (state_dir, schedule)
+    )
+    table = sandkasten(config, "pool", "status").stdout.splitlines()
+    assert table[1].split() == ["sandkasten/runtime:node", "3", "3", "0"] and table[3] == "schedule, in Asia/Tokyo:"
+    assert table[4].startswith("  now   entry 0 (* * * * *) {node: 3}, since ")
+    assert table[5].startswith("  next  entry 0 (* * * * *) {node: 3}, at ")
     missing = sandkasten(config, "sessions", "destroy", "nope")
     assert missing.returncode == 1 and "no session 'nope'" in missing.stderr
     config.write_text("pool: {imgs: 1}\n")
