@@ -139,6 +139,7 @@ class SessionKernels:
         # drops a peer that sends more than this in one message, before it is received whole.
         kernel_manager.context.setsockopt(zmq.MAXMSGSIZE, max_message_bytes)
         self._clients: dict[str, Any] = {}
+        self._started_by: dict[str, Any] = {}  # kernel id -> the start (its manager's ``ready``) its client knew
         # One execution at a time per session: they share one IOPub reader.
         self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
         self._letting_go: set[asyncio.Task[None]] = set()  # kernel managers letting go of destroyed sessions
@@ -212,21 +213,28 @@ class SessionKernels:
         return started
 
     async def _client(self, kernel_id: str) -> Any:
+        manager = self.kernel_manager.get_kernel(kernel_id)
+        if self._started_by.get(kernel_id) is not manager.ready:
+            # Restarted since (through /api/kernels, or by Jupyter's restarter): a client of the old process
+            # would reconnect on its own, but its iopub socket later than its shell socket, losing the output
+            # of the first execution. Its manager's ``ready`` is a new future at every (re)start.
+            self.forget(kernel_id)
         client = self._clients.get(kernel_id)
         if client is None:
             # The kernel manager's context: its sockets carry the cap on one message (see __init__).
-            client = self.kernel_manager.get_kernel(kernel_id).client(context=self.kernel_manager.context)
+            client = manager.client(context=self.kernel_manager.context)
             client.start_channels()
             try:
                 await client.wait_for_ready(timeout=60)
             except RuntimeError:
                 client.stop_channels()
                 raise
-            self._clients[kernel_id] = client
+            self._clients[kernel_id], self._started_by[kernel_id] = client, manager.ready
         return client
 
     def forget(self, kernel_id: str | None) -> None:
         client = self._clients.pop(kernel_id or "", None)
+        self._started_by.pop(kernel_id or "", None)
         if client is not None:
             client.stop_channels()
 

@@ -67,10 +67,10 @@ class Context(abc.ABC):
         if current is not None:
             await current.end_with(name, value)
 
-    def setup(self, record: SessionRecord) -> tuple[dict[str, str], str | None]:
-        """What the first execution in this kernel process sets first, once: the session's env (a warm
-        sandbox's kernel started before the session had one) and the directory to change to, if any."""
-        return dict(record.env), None
+    def first_cwd(self) -> str | None:
+        """The directory the first execution in this kernel process changes to first, once (None: stay).
+        The session's env needs no such step: every kernel in the sandbox has it (``engine.session_env``)."""
+        return None
 
     def close(self) -> None:
         """The sandbox has ended: let go of what the host holds of the context."""

@@ -25,7 +25,7 @@ from ..errors import ApiError
 from ..session_kernels import INTERRUPT_GRACE_S, MAX_OUTPUT_LIMIT, CodeResult
 from .base import E2BError, status_and_message
 from .code_contexts import Context
-from .code_lines import END, KEEPALIVE, error_line, line_of, now_iso, setup_prelude
+from .code_lines import END, KEEPALIVE, cwd_prelude, error_line, line_of, now_iso
 
 KEEPALIVE_S = 5.0
 log = logging.getLogger("sandkasten.e2b")
@@ -93,7 +93,7 @@ class Execution:
                 self.context.current = self
                 code = self.code
                 if not self.context.set_up:  # the first execution in this kernel process
-                    code = setup_prelude(*self.context.setup(self.record), code)
+                    code = cwd_prelude(self.context.first_cwd(), code)
                     self.context.set_up = True
                 try:
                     self._run = asyncio.ensure_future(self.context.run(self.record, code, self._emit))
@@ -108,6 +108,9 @@ class Execution:
         except (EngineError, ApiError, E2BError) as exc:
             status, message = status_and_message(exc, 500, "the execution failed")
             self._put(error_line("SandkastenError", "%s (%d)" % (message, status), []))
+        except Exception:  # a bug: the client hears of it, rather than of an execution with no outcome
+            log.exception("E2B execution in context %s failed", self.context.id)
+            self._put(error_line("SandkastenError", "the execution failed: an internal error (500)", []))
         finally:
             self.lines.put_nowait(None)
 

@@ -10,8 +10,8 @@ Code run with ``env_vars`` gets one line put before it (``env_prelude``) that
 sets them in the kernel's process and restores them when the cell has run,
 error or not (IPython's ``post_run_cell``), so they hold for that execution
 only and it stays one execution (one execution count, as E2B's server does).
-A kernel's first execution gets one more (``setup_prelude``): the session's
-env, and the context's directory.
+A context's first execution gets one more (``cwd_prelude``) when it was made
+with a directory other than the home: the change to it.
 """
 
 from __future__ import annotations
@@ -102,11 +102,9 @@ def env_prelude(env_vars: dict[str, str], code: str) -> str:
     return _prepend("exec(%r, {'get_ipython': get_ipython, 'new': %r})" % (_ENV_ONCE, env_vars), code)
 
 
-def setup_prelude(env: dict[str, str], cwd: str | None, code: str) -> str:
-    """``code`` with ``env`` set and the directory changed to ``cwd`` (if given) before it, for good."""
-    steps = ["__import__('os').environ.update(%r)" % env] if env else []
-    steps += ["__import__('os').chdir(%r)" % cwd] if cwd is not None else []
-    return _prepend("; ".join(steps), code) if steps else code
+def cwd_prelude(cwd: str | None, code: str) -> str:
+    """``code`` with the directory changed to ``cwd`` before it, for good (None: ``code`` as it is)."""
+    return code if cwd is None else _prepend("__import__('os').chdir(%r)" % cwd, code)
 
 
 def _prepend(prelude: str, code: str) -> str:

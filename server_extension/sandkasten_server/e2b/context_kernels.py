@@ -75,9 +75,8 @@ class KernelContext(Context):
         self.kernels.forget(self.key)
         await restart_named_kernel(self.engine, self.session_id, self.id)
 
-    def setup(self, record: SessionRecord) -> tuple[dict[str, str], str | None]:
-        env, _ = super().setup(record)
-        return env, None if self.cwd == E2B_HOME else to_sandbox(self.cwd)
+    def first_cwd(self) -> str | None:
+        return None if self.cwd == E2B_HOME else to_sandbox(self.cwd)
 
     async def remove(self) -> None:
         """Stop the kernel; an execution under way ends with an error."""
@@ -107,6 +106,7 @@ class NamedKernel:
     """What ``SessionKernels`` asks of one of a kernel manager's kernels."""
 
     last_activity = None  # E2B's sandboxes do not idle out (their ttl ends them)
+    ready = None  # its restarts forget their client themselves (``KernelContext._restart``)
 
     def __init__(self, context: KernelContext, info: dict[str, Any]) -> None:
         self.context = context
