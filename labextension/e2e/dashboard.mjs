@@ -132,8 +132,12 @@ try {
     throw new Error(`session ${sessionId} is still there`);
   }
 
-  step('edit the pool target in place');
+  step('edit the pool target in place, below it the schedule');
   await panel.locator('[data-tab="Pool"]').click();
+  const schedule = panel.locator('.jp-Sandkasten-schedule');
+  await schedule.locator('h4', { hasText: 'Schedule (UTC)' }).waitFor();
+  await schedule.locator('p', { hasText: /^Now: python 1, since \w{3} 03:00 \(entry 0: 0 3 \* \* \*\)$/ }).waitFor();
+  await schedule.locator('p', { hasText: /^Next: python 1, at \w{3} 03:00 \(entry 0: 0 3 \* \* \*\)$/ }).waitFor();
   const target = panel.locator(`tr[data-image="${PYTHON_IMAGE}"] input.jp-Sandkasten-target`);
   await target.fill('2');
   await target.press('Enter');

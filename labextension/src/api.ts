@@ -63,9 +63,27 @@ export interface PoolImage {
   history: [number, number][];
 }
 
+/** A `pool.schedule` entry as the pool's status shows it: sizes by image name (a count, or min and max). */
+export interface ScheduleEntry {
+  index: number;
+  cron: string;
+  images: Record<string, number | { min: number; max: number }>;
+}
+
+export interface PoolSchedule {
+  /** An IANA name, or "local (UTC)" for the server's own zone. */
+  timezone: string;
+  /** The entry that holds now, since (epoch seconds) it fired; null: none within the last week. */
+  current: (ScheduleEntry & { since: number }) | null;
+  /** The next change (epoch seconds); null: none within a week. */
+  next: (ScheduleEntry & { at: number }) | null;
+}
+
 export interface Pool {
   enabled: boolean;
   images: Record<string, PoolImage>;
+  /** null or absent: no `pool.schedule`. */
+  schedule?: PoolSchedule | null;
 }
 
 export interface Workspace {

@@ -3,7 +3,7 @@
  * Pure functions (no JupyterLab imports), so the unit tests run them in node.
  */
 
-import type { Session } from './api';
+import type { PoolSchedule, ScheduleEntry, Session } from './api';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
@@ -126,4 +126,37 @@ export function networkSummary(session: Pick<Session, 'network' | 'egress' | 'eg
     return { label: 'open', title: 'no domain policy: filtered by IP ranges only', refused };
   }
   return { label: 'off', title: 'no network', refused };
+}
+
+/** "python 30, node 1–4": an entry's sizes. */
+export function scheduleSizes(entry: ScheduleEntry): string {
+  return Object.entries(entry.images)
+    .map(([image, size]) => `${image} ${typeof size === 'number' ? size : `${size.min}–${size.max}`}`)
+    .join(', ');
+}
+
+/** Epoch seconds as "Tue 08:00" in the schedule's zone (the browser's own when the server's is "local"). */
+export function scheduleTime(epochSeconds: number, timezone: string): string {
+  const options: Intl.DateTimeFormatOptions = { weekday: 'short', hour: '2-digit', minute: '2-digit', hour12: false };
+  let format: Intl.DateTimeFormat;
+  try {
+    format = new Intl.DateTimeFormat('en-GB', { ...options, timeZone: timezone });
+  } catch {
+    format = new Intl.DateTimeFormat('en-GB', options);
+  }
+  return format.format(new Date(epochSeconds * 1000));
+}
+
+/** The schedule's two lines for the Pool tab: the entry that holds now, and the next change. */
+export function scheduleLines(schedule: PoolSchedule): [string, string] {
+  const { current, next, timezone } = schedule;
+  const describe = (entry: ScheduleEntry): string => `entry ${entry.index}: ${entry.cron}`;
+  return [
+    current
+      ? `Now: ${scheduleSizes(current)}, since ${scheduleTime(current.since, timezone)} (${describe(current)})`
+      : 'Now: the configured sizes (no entry fired in the last week)',
+    next
+      ? `Next: ${scheduleSizes(next)}, at ${scheduleTime(next.at, timezone)} (${describe(next)})`
+      : 'Next: no change within a week'
+  ];
 }

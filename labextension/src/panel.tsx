@@ -19,6 +19,7 @@ import {
   imageName,
   memoryFraction,
   networkSummary,
+  scheduleLines,
   secondsSince,
   shortId
 } from './format';
@@ -403,6 +404,14 @@ function PoolTab(props: { model: DashboardModel }): JSX.Element {
               ))}
             </tbody>
           </table>
+          {pool.schedule && (
+            <div className="jp-Sandkasten-schedule">
+              <h4>Schedule ({pool.schedule.timezone})</h4>
+              {scheduleLines(pool.schedule).map(line => (
+                <p key={line}>{line}</p>
+              ))}
+            </div>
+          )}
         </>
       )}
     </Loaded>

@@ -8,6 +8,8 @@ import {
   imageName,
   memoryFraction,
   networkSummary,
+  scheduleLines,
+  scheduleTime,
   secondsSince,
   shortId
 } from '../src/format';
@@ -98,5 +100,34 @@ describe('networkSummary', () => {
   it('reads a server that predates domain policies', () => {
     expect(networkSummary({})).toEqual({ label: 'off', title: 'no network', refused: 0 });
     expect(networkSummary({ network: true }).label).toBe('open');
+  });
+});
+
+describe('scheduleLines', () => {
+  const morning = { index: 0, cron: '0 8 * * 1-5', images: { python: 30 } };
+  const later = { index: 1, cron: '0 10 * * 1-5', images: { python: { min: 1, max: 4 }, node: 2 } };
+  // Tuesday 2026-12-01 07:00 and 09:00 UTC: 08:00 and 10:00 in Berlin.
+  const schedule = {
+    timezone: 'Europe/Berlin',
+    current: { ...morning, since: Date.UTC(2026, 11, 1, 7) / 1000 },
+    next: { ...later, at: Date.UTC(2026, 11, 1, 9) / 1000 }
+  };
+
+  it('says what holds now and what changes next, in the schedule\'s zone', () => {
+    expect(scheduleLines(schedule)).toEqual([
+      'Now: python 30, since Tue 08:00 (entry 0: 0 8 * * 1-5)',
+      'Next: python 1–4, node 2, at Tue 10:00 (entry 1: 0 10 * * 1-5)'
+    ]);
+  });
+
+  it('says so when no entry holds or none comes within a week', () => {
+    expect(scheduleLines({ ...schedule, current: null, next: null })).toEqual([
+      'Now: the configured sizes (no entry fired in the last week)',
+      'Next: no change within a week'
+    ]);
+  });
+
+  it('falls back to the browser\'s zone for the server\'s local one', () => {
+    expect(scheduleTime(schedule.next.at, 'local (UTC)')).toMatch(/^Tue \d\d:00$/);
   });
 });

@@ -26,7 +26,10 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="module")
 def lab(built: Path, docker_client: object) -> Iterator[Served]:
     """``sandkasten serve`` with JupyterLab, serving this checkout's build of the dashboard."""
-    with lab_server(built, {"pool": {"images": {"python": 1}}, "session": {"ttl_s": 600}}) as server:
+    # The schedule's one entry keeps the pool as configured (a firing at 03:00 would undo the e2e's target edit).
+    schedule = [{"cron": "0 3 * * *", "images": {"python": 1}}]
+    pool = {"images": {"python": 1}, "schedule": schedule, "schedule_timezone": "UTC"}
+    with lab_server(built, {"pool": pool, "session": {"ttl_s": 600}}) as server:
         yield server
 
 
