@@ -514,8 +514,9 @@ class Engine:
         return {**options, "env": self.session_env(session_id, options.get("env"))}
 
     def session_env(self, session_id: str, env: dict[str, str] | None) -> dict[str, str]:
-        """The session's environment with ``env`` over it: what a process beside the shell needs,
-        since only the shell has the session's variables exported."""
+        """The session's environment with ``env`` over it, for a process beside the shell. Said outright,
+        though the runner starts processes with it already (the container's, or ``set_env``'s): a sandbox
+        claimed by a server from before ``set_env`` has it only in its shell."""
         return {**self.get_session(session_id).env, **(env or {})}
 
     async def usage(self, session_id: str) -> dict[str, Any]:

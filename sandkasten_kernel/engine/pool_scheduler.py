@@ -145,18 +145,18 @@ class PoolScheduler:
         """The schedule's time zone, the entry that holds now and the next change, for the pool's status
         (None without a schedule). Without a pool to follow it for, what would hold now."""
         if self._task is None:
-            return schedule_status(self.schedule, self.clock())
-        return _described(self.schedule, self._current, self._next)
+            return describe_schedule(self.schedule, *schedule_now(self.schedule, self.clock()))
+        return describe_schedule(self.schedule, self._current, self._next)
 
 
-def schedule_status(schedule: Schedule, now: float) -> dict[str, Any] | None:
-    """What ``schedule`` says at ``now``: its time zone, the entry that holds and the next change within a week
-    (None without entries), as ``GET pool`` and ``sandkasten pool status`` show it."""
-    current = schedule.latest(now, now - LOOK_BACK_S)
-    return _described(schedule, current, schedule.first(now + MINUTE_S, now + LOOK_AHEAD_S))
+def schedule_now(schedule: Schedule, now: float) -> tuple[Firing | None, Firing | None]:
+    """The entry that holds at ``now`` (fired within the last week) and the next change (within a week)."""
+    return schedule.latest(now, now - LOOK_BACK_S), schedule.first(now + MINUTE_S, now + LOOK_AHEAD_S)
 
 
-def _described(schedule: Schedule, current: Firing | None, upcoming: Firing | None) -> dict[str, Any] | None:
+def describe_schedule(schedule: Schedule, current: Firing | None, upcoming: Firing | None) -> dict[str, Any] | None:
+    """The schedule's time zone, ``current`` and ``upcoming`` as ``GET pool`` and ``sandkasten pool status``
+    show them (None without entries)."""
     if not schedule.entries:
         return None
     return {

@@ -81,13 +81,13 @@ def cgroup_dir(pid: int, controller: str) -> str | None:
             lines = f.read().splitlines()
     except OSError:
         return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
+    entries = [line.split(":", 2)[1:] for line in lines]  # [controllers, path]; v2's has no controllers
+    for controllers, path in entries:
         if controller in controllers.split(","):
             for mount in (os.path.join(ROOT, controller), os.path.join(ROOT, controllers)):
                 if os.path.isdir(mount + path):
                     return mount + path
-    unified = [path for _, controllers, path in (line.split(":", 2) for line in lines) if controllers == ""]
+    unified = [path for controllers, path in entries if controllers == ""]
     if unified and os.path.isdir(ROOT + unified[0]) and os.path.exists(os.path.join(ROOT, "cgroup.controllers")):
         return ROOT + unified[0]
     return None

@@ -26,12 +26,10 @@ KERNEL_REPLY_TIMEOUT_S = 10.0
 async def give_session_env(runner: RunnerClient, kernel: dict[str, Any] | None, env: dict[str, str]) -> None:
     """Export ``env`` in the shell, give it to the runner, and set it in the running kernel (``kernel``: its
     host-side connection info, None when none was started). The kernel's part runs beside the runner's."""
-    kernel_alive = kernel is not None and (await runner.kernel_status())["alive"]
-    to_runner = _give_runner(runner, env)
-    if kernel is not None and kernel_alive:
-        await asyncio.gather(to_runner, _set_in_kernel(kernel, env))
+    if kernel is not None and (await runner.kernel_status())["alive"]:
+        await asyncio.gather(_give_runner(runner, env), _set_in_kernel(kernel, env))
     else:
-        await to_runner
+        await _give_runner(runner, env)
 
 
 async def _give_runner(runner: RunnerClient, env: dict[str, str]) -> None:

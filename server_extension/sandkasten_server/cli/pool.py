@@ -10,8 +10,7 @@ from typing import Any
 
 from sandkasten_kernel.engine import Engine
 from sandkasten_kernel.engine.pool_demand import PoolSize
-from sandkasten_kernel.engine.pool_schedule import LOOK_BACK_S
-from sandkasten_kernel.engine.pool_scheduler import schedule_status, scheduled_sizes
+from sandkasten_kernel.engine.pool_scheduler import describe_schedule, schedule_now, scheduled_sizes
 
 from .common import add_command, add_group, has_state, print_table, settings, with_engine
 
@@ -31,8 +30,9 @@ def _status(options: argparse.Namespace) -> int:
     config = settings(options)
 
     ready = with_engine(config, Engine.warm_in_docker) if has_state(config) else {}
-    schedule, now = config.pool_schedule(), time.time()
-    sizes = scheduled_sizes(config, schedule.latest(now, now - LOOK_BACK_S))  # pool.images, or the entry's now
+    schedule = config.pool_schedule()
+    current, upcoming = schedule_now(schedule, time.time())
+    sizes = scheduled_sizes(config, current)  # pool.images, with the entry's that holds now over it
     rows = [
         {"image": image, "min": size.min, "max": size.max, "ready": ready.get(image, 0)}
         for image, size in ((image, sizes.get(image, PoolSize(0, 0))) for image in sorted(set(sizes) | set(ready)))
@@ -40,7 +40,7 @@ def _status(options: argparse.Namespace) -> int:
     if not options.json and not config.pool.enabled:
         print("the pool is disabled in the configuration (pool.enabled: false)")
     print_table(rows, ["image", "min", "max", "ready"], options.json, "no pool images configured")
-    status = schedule_status(schedule, now)
+    status = describe_schedule(schedule, current, upcoming)
     if status is not None and not options.json:
         print("\nschedule, in %s:" % status["timezone"])
         for label, firing, key in (("now ", status["current"], "since"), ("next", status["next"], "at")):
